@@ -1,0 +1,29 @@
+# Every target creates the virtualenv it needs (Python 3.11 unless PYTHON says otherwise).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint install clean
+
+demo: $(STAMP)  ## the end-to-end demo against the embedded sandbox
+	$(BIN)/python -m hubspot_tx.demo
+
+test: $(STAMP)  ## the test suite (real servers on loopback)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)  ## ruff + mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+clean:
+	rm -rf .venv .venv-* dist build .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,97 @@
+"""The :class:`HubSpot` client: one aiohttp session, the resources hanging off it."""
+
+from __future__ import annotations
+
+import os
+import ssl as ssl_module
+from types import TracebackType
+from typing import Self
+
+from ._auth import AuthProvider, StaticToken
+from ._config import DEFAULT_BASE_URL, DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy, Timeout
+from ._http import HTTPClient
+from ._secret import Secret
+from .resources import SendStatuses, SingleSend, SmtpTokens
+
+__all__ = ["HubSpot"]
+
+ACCESS_TOKEN_ENV = "HUBSPOT_ACCESS_TOKEN"
+BASE_URL_ENV = "HUBSPOT_BASE_URL"
+
+
+class HubSpot:
+    """Async client of HubSpot's transactional-email REST API.
+
+    Use one client per application and share it between tasks; close it with ``async with`` or
+    :meth:`aclose`.
+
+    Example:
+        >>> async with HubSpot(access_token="pat-...") as hs:
+        ...     token = await hs.smtp_tokens.create(campaign_name="Receipts")
+        ...     status = await hs.single_send.send(email_id=123, to="a@example.com")
+        ...     final = await hs.send_status.wait(status)
+
+    Args:
+        access_token: a private-app or OAuth access token, a :class:`Secret`, or an
+            :class:`AuthProvider`. Defaults to ``$HUBSPOT_ACCESS_TOKEN``.
+        base_url: the API root; ``$HUBSPOT_BASE_URL`` or ``https://api.hubapi.com``.
+        timeout: per-attempt limits, a :class:`Timeout` or a total in seconds.
+        retry: a :class:`RetryPolicy`, or ``None`` to never retry.
+        ssl: ``True`` (verify against the system's trust store), an ``ssl.SSLContext`` (e.g.
+            the sandbox's), or ``False`` to disable verification (not recommended).
+        trust_env: read proxy settings and ``.netrc`` from the environment.
+        max_connections: the most simultaneous connections to HubSpot.
+    """
+
+    def __init__(
+        self,
+        access_token: str | Secret | AuthProvider | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: Timeout | float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = DEFAULT_RETRY,
+        ssl: ssl_module.SSLContext | bool = True,
+        trust_env: bool = False,
+        max_connections: int = 100,
+    ) -> None:
+        if access_token is None:
+            access_token = os.environ.get(ACCESS_TOKEN_ENV)
+            if not access_token:
+                raise ValueError(f"no access_token given and ${ACCESS_TOKEN_ENV} is not set")
+        auth = access_token if isinstance(access_token, AuthProvider) else StaticToken(access_token)
+        self.base_url = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
+        if not self.base_url.startswith(("https://", "http://")):
+            raise ValueError(f"base_url must start with https:// or http://, got {self.base_url!r}")
+        self._http = HTTPClient(
+            base_url=self.base_url,
+            auth=auth,
+            timeout=timeout if isinstance(timeout, Timeout) else Timeout(total=timeout),
+            retry=retry or RetryPolicy.disabled(),
+            ssl=ssl,
+            trust_env=trust_env,
+            max_connections=max_connections,
+        )
+        self.smtp_tokens = SmtpTokens(self._http)
+        """SMTP API tokens: list, get, create, delete, reset_password."""
+        self.single_send = SingleSend(self._http)
+        """Single-send API (v3)."""
+        self.send_status = SendStatuses(self._http)
+        """Send statuses: get, wait."""
+
+    async def aclose(self) -> None:
+        """Close the HTTP session. Idempotent."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<HubSpot base_url={self.base_url!r}>"

@@ -1,0 +1,181 @@
+"""The exceptions hubspot-tx raises. Catch :class:`HubSpotError` to catch them all.
+
+```
+HubSpotError
+├── APIError                      HubSpot answered with an error status
+│   ├── BadRequestError           400 / 422 (category VALIDATION_ERROR and friends)
+│   ├── AuthenticationError       401
+│   ├── PermissionDeniedError     403 (missing scope, add-on not purchased)
+│   ├── NotFoundError             404
+│   ├── ConflictError             409
+│   ├── RateLimitError            429, with ``retry_after`` and ``policy_name``
+│   └── ServerError               5xx
+├── APIConnectionError            (also ConnectionError) the request did not complete
+│   └── APITimeoutError           (also TimeoutError)
+├── ResponseDecodeError           a 2xx body that is not the documented shape
+├── PaginationError               a list cursor that does not advance
+└── SendStatusTimeout             (also TimeoutError) ``send_status.wait`` gave up
+```
+
+No exception carries a header, a request body or a credential: only what HubSpot's error body says
+(``category``, ``correlation_id``, ``message``, ...), the HTTP method and the URL path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models.errors import ErrorDetail
+    from .models.single_send import SendStatus
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "HubSpotError",
+    "NotFoundError",
+    "PaginationError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ResponseDecodeError",
+    "SendStatusTimeout",
+    "ServerError",
+]
+
+
+class HubSpotError(Exception):
+    """Root of every error raised by hubspot-tx."""
+
+
+class APIError(HubSpotError):
+    """HubSpot answered with a non-success status.
+
+    Attributes:
+        status: the HTTP status code.
+        message: HubSpot's human-readable message.
+        category: HubSpot's error category, e.g. ``VALIDATION_ERROR``.
+        sub_category: the finer category, when given.
+        correlation_id: quote this to HubSpot support.
+        errors: per-field details of a validation error.
+        context: HubSpot's ``context`` map.
+        method: the HTTP method of the request.
+        path: the URL path of the request (never the query string).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        category: str | None = None,
+        sub_category: str | None = None,
+        correlation_id: str | None = None,
+        errors: Sequence[ErrorDetail] = (),
+        context: Mapping[str, Sequence[str]] | None = None,
+        method: str = "",
+        path: str = "",
+    ) -> None:
+        self.message = message
+        self.status = status
+        self.category = category
+        self.sub_category = sub_category
+        self.correlation_id = correlation_id
+        self.errors = tuple(errors)
+        self.context = dict(context or {})
+        self.method = method
+        self.path = path
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        head = f"{self.status} {self.category or 'error'}"
+        where = f" ({self.method} {self.path})" if self.path else ""
+        cid = f" [correlation_id={self.correlation_id}]" if self.correlation_id else ""
+        return f"{head}: {self.message}{where}{cid}"
+
+
+class BadRequestError(APIError):
+    """400 or 422: the request was invalid (``errors`` says which field)."""
+
+
+class AuthenticationError(APIError):
+    """401: the access token is missing, expired or wrong."""
+
+
+class PermissionDeniedError(APIError):
+    """403: the token lacks a scope, or the account lacks the transactional add-on."""
+
+
+class NotFoundError(APIError):
+    """404: no such object."""
+
+
+class ConflictError(APIError):
+    """409: the request conflicts with the object's current state."""
+
+
+class RateLimitError(APIError):
+    """429: a HubSpot rate limit was hit.
+
+    Attributes:
+        retry_after: seconds to wait, from ``Retry-After`` or HubSpot's interval header.
+        policy_name: ``TEN_SECONDLY_ROLLING``, ``SECONDLY``, ``DAILY``, ... when given.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        policy_name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.retry_after = retry_after
+        self.policy_name = policy_name
+        super().__init__(message, **kwargs)
+
+    @property
+    def is_daily(self) -> bool:
+        """True for the daily limit, which resets at midnight in the account's time zone."""
+        return self.policy_name == "DAILY"
+
+
+class ServerError(APIError):
+    """5xx: HubSpot failed; the request may or may not have been carried out."""
+
+
+class APIConnectionError(HubSpotError, ConnectionError):
+    """The request did not complete (connection refused, reset, TLS failure, ...)."""
+
+    def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
+        self.method = method
+        self.path = path
+        super().__init__(f"{message} ({method} {path})" if path else message)
+
+
+class APITimeoutError(APIConnectionError, TimeoutError):
+    """The request timed out."""
+
+
+class ResponseDecodeError(HubSpotError):
+    """A success response whose body is not the documented shape."""
+
+
+class PaginationError(HubSpotError):
+    """A list endpoint returned a cursor that does not advance; iteration stopped."""
+
+
+class SendStatusTimeout(HubSpotError, TimeoutError):
+    """``send_status.wait`` ran out of time before the send reached a terminal state.
+
+    Attributes:
+        last: the last status seen (``None`` if none was read).
+    """
+
+    def __init__(self, message: str, *, last: SendStatus | None) -> None:
+        self.last = last
+        super().__init__(message)

@@ -1,0 +1,270 @@
+"""The one place where REST calls are made, retried and turned into typed errors."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import ssl as ssl_module
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import aiohttp
+from multidict import CIMultiDictProxy
+
+from ._auth import AuthProvider
+from ._config import RetryPolicy, Timeout
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+)
+from ._version import __version__
+from .models.errors import error_body_decoder
+
+__all__ = ["HTTPClient", "Replay", "Response"]
+
+logger = logging.getLogger("hubspot_tx.http")
+
+USER_AGENT = (
+    f"hubspot-tx/{__version__} python/{sys.version_info.major}.{sys.version_info.minor} "
+    f"aiohttp/{aiohttp.__version__}"
+)
+
+_STATUS_ERRORS: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: BadRequestError,
+    429: RateLimitError,
+}
+
+
+class Replay(Enum):
+    """Whether a request may be sent again after a failure."""
+
+    #: Repeating it cannot do harm (GET, DELETE, a single-send carrying a ``sendId``):
+    #: retried on 429, 5xx, timeouts and connection errors.
+    SAFE = "safe"
+    #: It may create something twice (token create, password reset): retried only on a 429
+    #: or when the connection could not be opened, i.e. the request provably never left.
+    UNSAFE = "unsafe"
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A finished HTTP exchange (only 2xx ones, and those ``ok_on_retry`` lets through)."""
+
+    status: int
+    headers: CIMultiDictProxy[str]
+    content: bytes
+    attempts: int
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from ``Retry-After`` (delta or HTTP date), else HubSpot's interval header."""
+    value = headers.get("Retry-After")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                when = None
+            if when is not None:
+                return max(0.0, when.timestamp() - time.time())
+    interval = headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
+    if interval:
+        try:
+            return max(0.0, float(interval) / 1000)
+        except ValueError:
+            return None
+    return None
+
+
+def _status_error(
+    status: int, headers: Mapping[str, str], content: bytes, method: str, path: str
+) -> APIError:
+    """Translate an error response into its typed exception (never carrying headers)."""
+    cls = _STATUS_ERRORS.get(status, ServerError if status >= 500 else APIError)
+    try:
+        body = error_body_decoder.decode(content) if content else None
+    except Exception:  # a proxy's HTML page, a truncated body: keep the status, drop the body
+        body = None
+    common: dict[str, Any] = {"status": status, "method": method, "path": path}
+    if body is None:
+        message = f"HTTP {status} with a body that is not HubSpot's error JSON"
+    else:
+        message = body.message or f"HTTP {status}"
+        common.update(
+            category=body.category or body.error_type,
+            sub_category=body.sub_category,
+            correlation_id=body.correlation_id,
+            errors=body.errors,
+            context=body.context,
+        )
+    if cls is RateLimitError:
+        return RateLimitError(
+            message,
+            retry_after=_retry_after(headers),
+            policy_name=body.policy_name if body else None,
+            **common,
+        )
+    return cls(message, **common)
+
+
+class HTTPClient:
+    """Owns the aiohttp session; sends requests with retries; raises typed errors.
+
+    The session is created lazily inside the running event loop, so a client can be built at
+    import time or in a synchronous factory and used later.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        auth: AuthProvider,
+        timeout: Timeout,
+        retry: RetryPolicy,
+        ssl: ssl_module.SSLContext | bool,
+        trust_env: bool,
+        max_connections: int,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth
+        self.timeout = timeout
+        self.retry = retry
+        self._ssl = ssl
+        self._trust_env = trust_env
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("this HubSpot client is closed")
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections,
+                ssl=True if self._ssl is True else self._ssl,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(
+                    total=self.timeout.total, sock_connect=self.timeout.connect
+                ),
+                trust_env=self._trust_env,
+                headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+                raise_for_status=False,
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        """Close the session and its connections. Idempotent."""
+        self._closed = True
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        replay: Replay,
+        params: Mapping[str, str] | None = None,
+        json: bytes | None = None,
+        ok_on_retry: frozenset[int] = frozenset(),
+    ) -> Response:
+        """Send one logical request, retrying as ``replay`` and the retry policy allow.
+
+        ``ok_on_retry`` lists statuses accepted as success on a retry only: a DELETE whose
+        first attempt may have succeeded finds nothing on the second.
+        """
+        session = self._get_session()
+        url = self.base_url + path
+        policy = self.retry
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + policy.max_elapsed
+        headers = {"Content-Type": "application/json"} if json is not None else {}
+        attempt = 0
+        while True:
+            attempt += 1
+            started = loop.time()
+            wait: float | None = None
+            headers["Authorization"] = await self.auth.authorization()
+            try:
+                async with session.request(
+                    method, url, params=params, data=json, headers=headers, allow_redirects=False
+                ) as resp:
+                    content = await resp.read()
+            except TimeoutError:
+                error: Exception = APITimeoutError("request timed out", method=method, path=path)
+                retryable = replay is Replay.SAFE
+            except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
+                # A TLS failure will not fix itself by retrying.
+                raise APIConnectionError(
+                    f"TLS failure: {type(exc).__name__}", method=method, path=path
+                ) from exc
+            except aiohttp.ClientConnectorError as exc:
+                error = APIConnectionError(
+                    f"cannot connect: {exc.os_error.strerror or type(exc.os_error).__name__}",
+                    method=method,
+                    path=path,
+                )
+                retryable = True  # the request never left this machine
+            except aiohttp.ClientError as exc:
+                error = APIConnectionError(
+                    f"connection failed: {type(exc).__name__}", method=method, path=path
+                )
+                retryable = replay is Replay.SAFE
+            else:
+                status = resp.status
+                logger.debug(
+                    "%s %s -> %d in %.1f ms (attempt %d)",
+                    method,
+                    path,
+                    status,
+                    (loop.time() - started) * 1000,
+                    attempt,
+                )
+                if status < 400 or (attempt > 1 and status in ok_on_retry):
+                    return Response(status, resp.headers, content, attempt)
+                error = _status_error(status, resp.headers, content, method, path)
+                if isinstance(error, RateLimitError):
+                    retryable = not error.is_daily
+                    wait = error.retry_after
+                    if wait is not None and wait > policy.max_retry_after:
+                        retryable = False
+                else:
+                    retryable = status >= 500 and replay is Replay.SAFE
+            if not retryable or attempt > policy.max_retries:
+                raise error
+            delay = policy.backoff(attempt - 1) if wait is None else wait
+            if loop.time() + delay > deadline:
+                raise error
+            logger.info(
+                "%s %s failed (%s); retry %d/%d in %.2f s",
+                method,
+                path,
+                type(error).__name__,
+                attempt,
+                policy.max_retries,
+                delay,
+            )
+            await asyncio.sleep(delay)

@@ -1,0 +1,28 @@
+"""The sandbox: a faithful local emulator of HubSpot's transactional-email services.
+
+Needs the ``sandbox`` extra: ``pip install 'hubspot-tx[sandbox]'``.
+"""
+
+try:
+    import trustme  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "hubspot_tx.sandbox needs the 'sandbox' extra: pip install 'hubspot-tx[sandbox]'"
+    ) from exc
+
+from ._faults import Faults, RestFault
+from ._rest import RequestRecord
+from ._rules import single_send_result
+from ._server import Sandbox
+from ._state import SandboxState
+from ._tls import SandboxCA
+
+__all__ = [
+    "Faults",
+    "RequestRecord",
+    "RestFault",
+    "Sandbox",
+    "SandboxCA",
+    "SandboxState",
+    "single_send_result",
+]

@@ -1,0 +1,116 @@
+"""Faults the sandbox injects on request, so that error handling can be tested for real."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["Faults", "RestFault"]
+
+RestAction = Literal["error", "commit_then_error", "rate_limit", "delay"]
+
+
+@dataclass(slots=True)
+class RestFault:
+    """One armed REST fault. ``times=None`` keeps it armed until :meth:`Faults.clear`."""
+
+    action: RestAction
+    status: int = 500
+    times: int | None = 1
+    method: str | None = None
+    path: str | None = None
+    seconds: float = 0.0
+    policy_name: str = "TEN_SECONDLY_ROLLING"
+    retry_after: float | None = None
+    interval_ms: int = 10_000
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.times is not None and self.hits >= self.times:
+            return False
+        if self.method is not None and self.method != method:
+            return False
+        return self.path is None or path.startswith(self.path)
+
+
+class Faults:
+    """The armed faults. Each ``rest_*`` call arms one fault and returns it (see ``hits``).
+
+    ``method`` (e.g. ``"POST"``) and ``path`` (a prefix) narrow which requests it hits.
+    """
+
+    def __init__(self) -> None:
+        self.rest: list[RestFault] = []
+
+    def _arm(self, fault: RestFault) -> RestFault:
+        self.rest.append(fault)
+        return fault
+
+    def rest_error(
+        self,
+        status: int = 500,
+        *,
+        times: int | None = 1,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> RestFault:
+        """Answer ``status`` (with HubSpot's error body) without doing the request."""
+        return self._arm(RestFault("error", status, times, method, path))
+
+    def rest_commit_then_error(
+        self,
+        status: int = 502,
+        *,
+        times: int | None = 1,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> RestFault:
+        """Carry the request out, then answer ``status``: the client cannot tell it worked."""
+        return self._arm(RestFault("commit_then_error", status, times, method, path))
+
+    def rest_429(
+        self,
+        *,
+        times: int | None = 1,
+        policy_name: str = "TEN_SECONDLY_ROLLING",
+        retry_after: float | None = None,
+        interval_ms: int = 10_000,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> RestFault:
+        """Answer 429 with HubSpot's rate-limit body and headers (``Retry-After`` if given)."""
+        return self._arm(
+            RestFault(
+                "rate_limit",
+                429,
+                times,
+                method,
+                path,
+                policy_name=policy_name,
+                retry_after=retry_after,
+                interval_ms=interval_ms,
+            )
+        )
+
+    def rest_slow(
+        self,
+        seconds: float,
+        *,
+        times: int | None = 1,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> RestFault:
+        """Wait ``seconds`` before handling the request."""
+        return self._arm(RestFault("delay", 200, times, method, path, seconds=seconds))
+
+    def take_rest(self, method: str, path: str) -> RestFault | None:
+        """The first armed fault matching this request, counted as hit."""
+        for fault in self.rest:
+            if fault.matches(method, path):
+                fault.hits += 1
+                return fault
+        return None
+
+    def clear(self) -> None:
+        """Disarm every fault."""
+        self.rest.clear()

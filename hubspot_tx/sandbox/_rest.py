@@ -1,0 +1,281 @@
+"""The sandbox's REST half: HubSpot's transactional-email endpoints over one shared state."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
+
+import msgspec
+from aiohttp import web
+
+from .._secret import Secret
+from ..models.single_send import SingleSendRequest
+from ..models.smtp_tokens import (
+    NextPage,
+    Paging,
+    SmtpTokenCreateRequest,
+    SmtpTokenPage,
+    SmtpTokenWithPassword,
+)
+from ._faults import Faults, RestFault
+from ._state import CursorError, SandboxState, TokenRecord
+
+__all__ = ["RequestRecord", "build_app"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+TOKENS = "/marketing/v3/transactional/smtp-tokens"
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 100
+
+STATE_KEY = web.AppKey("state", SandboxState)
+FAULTS_KEY = web.AppKey("faults", Faults)
+TOKEN_KEY = web.AppKey("access_token", Secret)
+LOG_KEY = web.AppKey("requests", deque["RequestRecord"])
+
+
+class RequestRecord(NamedTuple):
+    """One request the sandbox answered (for tests asserting what the client sent)."""
+
+    method: str
+    path: str
+    status: int
+
+
+def _reveal(obj: Any) -> Any:
+    # The sandbox is HubSpot's side: it must put the password on the wire.
+    if isinstance(obj, Secret):
+        return obj.get_secret_value()
+    raise NotImplementedError
+
+
+_encoder = msgspec.json.Encoder(enc_hook=_reveal)
+_create_decoder = msgspec.json.Decoder(SmtpTokenCreateRequest)
+_send_decoder = msgspec.json.Decoder(SingleSendRequest)
+
+
+def _json(obj: object, status: int = 200) -> web.Response:
+    return web.Response(body=_encoder.encode(obj), status=status, content_type="application/json")
+
+
+def error_response(
+    status: int,
+    category: str | None,
+    message: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> web.Response:
+    """A response carrying HubSpot's error body."""
+    body = {"status": "error", "message": message, "correlationId": str(uuid.uuid4())}
+    if category is not None:
+        body["category"] = category
+    body.update(extra)
+    return web.Response(
+        body=_encoder.encode(body),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def _validation_error(message: str, field: str | None = None) -> web.Response:
+    errors = [{"message": message, "in": field, "code": "INVALID"}] if field else []
+    return error_response(400, "VALIDATION_ERROR", message, errors=errors)
+
+
+def _not_found(what: str, ident: str) -> web.Response:
+    return error_response(404, "OBJECT_NOT_FOUND", f"{what} {ident} does not exist")
+
+
+def _rate_limited(fault: RestFault) -> web.Response:
+    daily = fault.policy_name == "DAILY"
+    limit = "daily" if daily else fault.policy_name.lower()
+    headers = {
+        "X-HubSpot-RateLimit-Daily": "250000",
+        "X-HubSpot-RateLimit-Daily-Remaining": "0" if daily else "1000",
+        "X-HubSpot-RateLimit-Interval-Milliseconds": str(fault.interval_ms),
+        "X-HubSpot-RateLimit-Max": "190",
+        "X-HubSpot-RateLimit-Remaining": "100" if daily else "0",
+    }
+    if fault.retry_after is not None:
+        headers["Retry-After"] = f"{fault.retry_after:g}"
+    return error_response(
+        429,
+        None,  # HubSpot's documented 429 body has errorType, not category
+        f"You have reached your {limit} limit.",
+        headers=headers,
+        errorType="RATE_LIMIT",
+        policyName=fault.policy_name,
+        requestId=str(uuid.uuid4()),
+    )
+
+
+# -- middlewares (outermost first) ------------------------------------------------------------
+@web.middleware
+async def _record(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    request.app[LOG_KEY].append(RequestRecord(request.method, request.path, response.status))
+    return response
+
+
+@web.middleware
+async def _hubspot_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return error_response(404, "OBJECT_NOT_FOUND", f"no route for {request.path}")
+    except web.HTTPMethodNotAllowed:
+        return error_response(405, "METHOD_NOT_ALLOWED", f"{request.method} not allowed here")
+
+
+@web.middleware
+async def _bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    expected = request.app[TOKEN_KEY].get_secret_value()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
+        return error_response(
+            401,
+            "INVALID_AUTHENTICATION",
+            "Authentication credentials not found. This API supports OAuth 2.0 authentication "
+            "and private app access tokens.",
+        )
+    return await handler(request)
+
+
+@web.middleware
+async def _inject_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
+    fault = request.app[FAULTS_KEY].take_rest(request.method, request.path)
+    if fault is None:
+        return await handler(request)
+    if fault.action == "delay":
+        await asyncio.sleep(fault.seconds)
+        return await handler(request)
+    if fault.action == "rate_limit":
+        return _rate_limited(fault)
+    if fault.action == "commit_then_error":
+        await handler(request)
+    return error_response(fault.status, "INTERNAL_ERROR", "internal error (injected fault)")
+
+
+# -- handlers ---------------------------------------------------------------------------------
+def _state(request: web.Request) -> SandboxState:
+    return request.app[STATE_KEY]
+
+
+def _with_password(record: TokenRecord, password: str) -> SmtpTokenWithPassword:
+    view = record.view()
+    return SmtpTokenWithPassword(
+        **{f: getattr(view, f) for f in view.__struct_fields__}, password=Secret(password)
+    )
+
+
+async def list_tokens(request: web.Request) -> web.Response:
+    state = _state(request)
+    query = request.query
+    campaign_name = query.get("campaignName")
+    email_campaign_id = query.get("emailCampaignId")
+    try:
+        limit = int(query.get("limit", DEFAULT_LIMIT))
+    except ValueError:
+        return _validation_error("limit must be an integer", "limit")
+    if not 1 <= limit <= MAX_LIMIT:
+        return _validation_error(f"limit must be between 1 and {MAX_LIMIT}", "limit")
+    scope = f"{campaign_name!r}|{email_campaign_id!r}"
+    after_seq = 0
+    if "after" in query:
+        try:
+            after_seq = state.read_cursor(query["after"], scope)
+        except CursorError as exc:
+            return _validation_error(f"Invalid 'after' cursor: {exc}", "after")
+    page: list[TokenRecord] = []
+    more = False
+    for record in state.list_tokens(
+        campaign_name=campaign_name, email_campaign_id=email_campaign_id, after_seq=after_seq
+    ):
+        if len(page) == limit:
+            more = True
+            break
+        page.append(record)
+    paging = None
+    if more:
+        after = state.make_cursor(page[-1].seq, scope)
+        link = str(request.url.with_query({**query, "after": after}))
+        paging = Paging(next=NextPage(after=after, link=link))
+    return _json(SmtpTokenPage(results=[r.view() for r in page], paging=paging))
+
+
+async def create_token(request: web.Request) -> web.Response:
+    try:
+        body = _create_decoder.decode(await request.read())
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+        return _validation_error(f"Invalid input JSON: {exc}", "body")
+    if not body.campaign_name.strip():
+        return _validation_error("campaignName must not be empty", "campaignName")
+    record, password = _state(request).create_token(body.campaign_name, body.create_contact)
+    return _json(_with_password(record, password), status=201)
+
+
+async def get_token(request: web.Request) -> web.Response:
+    token_id = request.match_info["tokenId"]
+    record = _state(request).tokens.get(token_id)
+    if record is None:
+        return _not_found("SMTP token", token_id)
+    return _json(record.view())
+
+
+async def delete_token(request: web.Request) -> web.Response:
+    token_id = request.match_info["tokenId"]
+    if not _state(request).delete_token(token_id):
+        return _not_found("SMTP token", token_id)
+    return web.Response(status=204)
+
+
+async def reset_password(request: web.Request) -> web.Response:
+    token_id = request.match_info["tokenId"]
+    result = _state(request).reset_password(token_id)
+    if result is None:
+        return _not_found("SMTP token", token_id)
+    return _json(_with_password(*result))
+
+
+async def single_send(request: web.Request) -> web.Response:
+    try:
+        body = _send_decoder.decode(await request.read())
+    except msgspec.DecodeError as exc:
+        return _validation_error(f"Invalid input JSON: {exc}", "body")
+    state = _state(request)
+    return _json(state.send_status(state.single_send(body)))
+
+
+async def send_status(request: web.Request) -> web.Response:
+    state = _state(request)
+    status_id = request.match_info["statusId"]
+    record = state.sends.get(status_id)
+    if record is None:
+        return _not_found("send status", status_id)
+    return _json(state.send_status(record))
+
+
+def build_app(
+    state: SandboxState, faults: Faults, access_token: Secret, *, log_size: int = 10_000
+) -> web.Application:
+    """The REST application over ``state``, accepting ``Bearer <access_token>``."""
+    app = web.Application(middlewares=[_record, _hubspot_errors, _bearer_auth, _inject_faults])
+    app[STATE_KEY] = state
+    app[FAULTS_KEY] = faults
+    app[TOKEN_KEY] = access_token
+    app[LOG_KEY] = deque(maxlen=log_size)
+    app.router.add_get(TOKENS, list_tokens)
+    app.router.add_post(TOKENS, create_token)
+    app.router.add_get(TOKENS + "/{tokenId}", get_token)
+    app.router.add_delete(TOKENS + "/{tokenId}", delete_token)
+    app.router.add_post(TOKENS + "/{tokenId}/password-reset", reset_password)
+    app.router.add_post("/marketing/v3/transactional/single-email/send", single_send)
+    app.router.add_get("/marketing/v3/email/send-statuses/{statusId}", send_status)
+    return app

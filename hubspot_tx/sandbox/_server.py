@@ -1,0 +1,169 @@
+""":class:`Sandbox`: the emulator's listeners, started in-process on loopback."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import ssl
+from collections import deque
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any, Self
+
+from aiohttp import web
+
+from .._client import HubSpot
+from .._secret import Secret
+from ._faults import Faults
+from ._rest import LOG_KEY, RequestRecord, build_app
+from ._state import DEFAULT_EMAIL_IDS, SandboxState
+from ._tls import SandboxCA
+
+__all__ = ["Sandbox"]
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.setblocking(False)
+    return sock
+
+
+def _url(scheme: str, host: str, port: int) -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+class Sandbox:
+    """A local, stateful emulator of HubSpot's transactional-email REST API.
+
+    It serves plain HTTP and HTTPS (a throwaway CA, see :attr:`ca_file` and
+    :meth:`ssl_context`) on loopback, on ephemeral ports unless told otherwise.
+
+    Example:
+        >>> async with Sandbox() as sb, sb.client() as hs:
+        ...     token = await hs.smtp_tokens.create(campaign_name="tests")
+
+    Args:
+        host: the address to bind (loopback by default; ``"::1"`` for IPv6).
+        http_port: the plain-HTTP port (0 = ephemeral).
+        https_port: the HTTPS port (0 = ephemeral).
+        access_token: the bearer token to accept (random if not given).
+        email_ids: the single-send email ids that exist (others give ``MISSING_CONTENT``).
+        pending_seconds: how long a single-send stays ``PENDING``.
+        processing_seconds: how long it then stays ``PROCESSING``.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        http_port: int = 0,
+        https_port: int = 0,
+        access_token: str | None = None,
+        email_ids: Iterable[int] = DEFAULT_EMAIL_IDS,
+        pending_seconds: float = 0.05,
+        processing_seconds: float = 0.1,
+    ) -> None:
+        self.host = host
+        self._ports = (http_port, https_port)
+        self._access_token = Secret(access_token or f"pat-sandbox-{secrets.token_hex(16)}")
+        self.state = SandboxState(
+            email_ids=email_ids,
+            pending_seconds=pending_seconds,
+            processing_seconds=processing_seconds,
+        )
+        self.faults = Faults()
+        self._app = build_app(self.state, self.faults, self._access_token)
+        self._runner: web.AppRunner | None = None
+        self._ca: SandboxCA | None = None
+        self.http_port = 0
+        self.https_port = 0
+
+    @property
+    def access_token(self) -> str:
+        """The bearer token the sandbox accepts (a test credential, shown in clear)."""
+        return self._access_token.get_secret_value()
+
+    @property
+    def base_url(self) -> str:
+        """The plain-HTTP API root."""
+        return _url("http", self.host, self.http_port)
+
+    @property
+    def https_url(self) -> str:
+        """The HTTPS API root (trust :attr:`ca_file` or :meth:`ssl_context`)."""
+        return _url("https", self.host, self.https_port)
+
+    @property
+    def ca(self) -> SandboxCA:
+        if self._ca is None:
+            raise RuntimeError("the sandbox is not running")
+        return self._ca
+
+    @property
+    def ca_file(self) -> str:
+        """Path of the PEM file of the sandbox's CA (exists while it runs)."""
+        return str(self.ca.ca_file)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A verifying client context that trusts the sandbox's CA."""
+        return self.ca.client_context()
+
+    @property
+    def requests(self) -> deque[RequestRecord]:
+        """The requests answered so far, oldest first (the last 10 000)."""
+        return self._app[LOG_KEY]
+
+    def client(self, *, https: bool = False, **kwargs: Any) -> HubSpot:
+        """A :class:`HubSpot` client pointed at this sandbox (HTTPS with verification if
+        ``https``); ``kwargs`` go to :class:`HubSpot`."""
+        if https:
+            kwargs.setdefault("ssl", self.ssl_context())
+        return HubSpot(
+            self._access_token, base_url=self.https_url if https else self.base_url, **kwargs
+        )
+
+    async def start(self) -> None:
+        """Bind and start the listeners."""
+        if self._runner is not None:
+            raise RuntimeError("the sandbox is already running")
+        self._ca = SandboxCA()
+        runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
+        await runner.setup()
+        self._runner = runner
+        try:
+            http_sock = _bind(self.host, self._ports[0])
+            https_sock = _bind(self.host, self._ports[1])
+            self.http_port = http_sock.getsockname()[1]
+            self.https_port = https_sock.getsockname()[1]
+            await web.SockSite(runner, http_sock).start()
+            await web.SockSite(runner, https_sock, ssl_context=self._ca.server_context()).start()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Stop the listeners and remove the CA file. Idempotent."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        if self._ca is not None:
+            self._ca.cleanup()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        state = "running" if self._runner else "stopped"
+        return f"<Sandbox {state} http={self.base_url} https={self.https_url}>"

@@ -1,0 +1,232 @@
+"""The sandbox's in-memory state, shared by its REST app and (later) its SMTP server."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import itertools
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ..models.single_send import EventId, SendResult, SendState, SendStatus, SingleSendRequest
+from ..models.smtp_tokens import SmtpToken
+from ._rules import single_send_result
+
+__all__ = ["CursorError", "SandboxState", "SendRecord", "TokenRecord"]
+
+DEFAULT_EMAIL_IDS = (12345678, 1001)
+
+
+class CursorError(ValueError):
+    """An ``after`` cursor that was not issued by this sandbox, or was altered."""
+
+
+def _hash_password(password: str, salt: bytes) -> bytes:
+    return hashlib.blake2b(password.encode(), key=salt, digest_size=32).digest()
+
+
+@dataclass(slots=True)
+class TokenRecord:
+    """A token as the sandbox stores it: the password only as a keyed hash."""
+
+    seq: int
+    id: str
+    campaign_name: str
+    email_campaign_id: str
+    create_contact: bool
+    created_at: datetime
+    created_by: str
+    salt: bytes
+    password_hash: bytes
+
+    def view(self) -> SmtpToken:
+        return SmtpToken(
+            id=self.id,
+            campaign_name=self.campaign_name,
+            email_campaign_id=self.email_campaign_id,
+            create_contact=self.create_contact,
+            created_at=self.created_at,
+            created_by=self.created_by,
+        )
+
+
+@dataclass(slots=True)
+class SendRecord:
+    """One accepted single-send request and the outcome it is heading for."""
+
+    status_id: str
+    request: SingleSendRequest
+    requested_at: float
+    result: SendResult
+    duplicate: bool = False
+    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+class SandboxState:
+    """Tokens, single-sends and their statuses.
+
+    Time comes from ``clock`` (seconds since the epoch) so tests may drive it. A send is
+    ``PENDING`` for ``pending_seconds``, then ``PROCESSING`` for ``processing_seconds``, then
+    ``COMPLETE`` with the result the recipient rules give.
+    """
+
+    def __init__(
+        self,
+        *,
+        email_ids: Iterable[int] = DEFAULT_EMAIL_IDS,
+        pending_seconds: float = 0.05,
+        processing_seconds: float = 0.1,
+        created_by: str = "sandbox@hubspot-tx.invalid",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.email_ids = set(email_ids)
+        self.pending_seconds = pending_seconds
+        self.processing_seconds = processing_seconds
+        self.created_by = created_by
+        self.clock = clock
+        self.tokens: dict[str, TokenRecord] = {}
+        self.sends: dict[str, SendRecord] = {}
+        self._send_ids: dict[str, str] = {}
+        self._seq = itertools.count(1)
+        self._campaign_ids = itertools.count(14862038)
+        self._cursor_key = secrets.token_bytes(32)
+
+    # -- tokens -------------------------------------------------------------------------------
+    def create_token(self, campaign_name: str, create_contact: bool) -> tuple[TokenRecord, str]:
+        """Create a token; return it and its password (which is not kept in clear)."""
+        password = secrets.token_urlsafe(24)
+        salt = secrets.token_bytes(16)
+        record = TokenRecord(
+            seq=next(self._seq),
+            id=secrets.token_hex(8),
+            campaign_name=campaign_name,
+            email_campaign_id=str(next(self._campaign_ids)),
+            create_contact=create_contact,
+            created_at=datetime.fromtimestamp(self.clock(), UTC),
+            created_by=self.created_by,
+            salt=salt,
+            password_hash=_hash_password(password, salt),
+        )
+        self.tokens[record.id] = record
+        return record, password
+
+    def reset_password(self, token_id: str) -> tuple[TokenRecord, str] | None:
+        """Give the token a new password; the old one fails from now on."""
+        record = self.tokens.get(token_id)
+        if record is None:
+            return None
+        password = secrets.token_urlsafe(24)
+        record.salt = secrets.token_bytes(16)
+        record.password_hash = _hash_password(password, record.salt)
+        return record, password
+
+    def check_login(self, token_id: str, password: str) -> TokenRecord | None:
+        """The token if ``password`` is its current password (constant-time compare)."""
+        record = self.tokens.get(token_id)
+        if record is None:
+            return None
+        if not hmac.compare_digest(_hash_password(password, record.salt), record.password_hash):
+            return None
+        return record
+
+    def delete_token(self, token_id: str) -> bool:
+        return self.tokens.pop(token_id, None) is not None
+
+    def list_tokens(
+        self, *, campaign_name: str | None, email_campaign_id: str | None, after_seq: int
+    ) -> Iterator[TokenRecord]:
+        """Tokens in creation order after ``after_seq`` (keyset paging: deletions between
+        pages neither repeat nor skip a token)."""
+        for record in self.tokens.values():
+            if record.seq <= after_seq:
+                continue
+            if campaign_name is not None and record.campaign_name != campaign_name:
+                continue
+            if email_campaign_id is not None and record.email_campaign_id != email_campaign_id:
+                continue
+            yield record
+
+    # -- cursors ------------------------------------------------------------------------------
+    def _mac(self, payload: bytes) -> bytes:
+        return hmac.new(self._cursor_key, payload, hashlib.sha256).digest()[:12]
+
+    def make_cursor(self, seq: int, scope: str) -> str:
+        """An opaque cursor: the last seq seen, bound to the listing's filters, signed."""
+        payload = f"{seq}:{scope}".encode()
+        return base64.urlsafe_b64encode(payload + self._mac(payload)).decode().rstrip("=")
+
+    def read_cursor(self, cursor: str, scope: str) -> int:
+        """The seq inside ``cursor``; :class:`CursorError` if forged, altered or re-scoped."""
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        except ValueError:
+            raise CursorError("malformed cursor") from None
+        payload, mac = raw[:-12], raw[-12:]
+        if len(raw) <= 12 or not hmac.compare_digest(mac, self._mac(payload)):
+            raise CursorError("cursor was altered or not issued by this server")
+        seq, _, cursor_scope = payload.decode().partition(":")
+        if cursor_scope != scope:
+            raise CursorError("cursor belongs to a listing with other filters")
+        return int(seq)
+
+    # -- single-send --------------------------------------------------------------------------
+    def single_send(self, request: SingleSendRequest) -> SendRecord:
+        """Accept a send. A ``sendId`` seen before sends nothing and ends ``IDEMPOTENT_IGNORE``."""
+        status_id = str(uuid.uuid4())
+        send_id = request.message.send_id
+        duplicate = send_id is not None and send_id in self._send_ids
+        if duplicate:
+            result = SendResult.IDEMPOTENT_IGNORE
+        elif request.email_id not in self.email_ids:
+            result = SendResult.MISSING_CONTENT
+        else:
+            result = single_send_result(request.message.to, request.message.from_)
+        record = SendRecord(status_id, request, self.clock(), result, duplicate)
+        self.sends[status_id] = record
+        if send_id is not None and not duplicate:
+            self._send_ids[send_id] = status_id
+        return record
+
+    @property
+    def sent_emails(self) -> list[SendRecord]:
+        """Single-sends that really went out (duplicates and refusals excluded)."""
+        return [r for r in self.sends.values() if not r.duplicate]
+
+    def send_status(self, record: SendRecord) -> SendStatus:
+        """The status of ``record`` now, moving PENDING -> PROCESSING -> COMPLETE with time."""
+        requested = record.requested_at
+        started = requested + self.pending_seconds
+        completed = started + self.processing_seconds
+        now = self.clock()
+
+        def at(t: float) -> datetime:
+            return datetime.fromtimestamp(t, UTC)
+
+        if record.duplicate or now >= completed:
+            done = requested if record.duplicate else completed
+            return SendStatus(
+                status_id=record.status_id,
+                status=SendState.COMPLETE,
+                send_result=record.result,
+                requested_at=at(requested),
+                started_at=at(min(started, done)),
+                completed_at=at(done),
+                event_id=EventId(id=record.event_id, created=at(done))
+                if record.result.is_sent
+                else None,
+            )
+        if now >= started:
+            return SendStatus(
+                status_id=record.status_id,
+                status=SendState.PROCESSING,
+                requested_at=at(requested),
+                started_at=at(started),
+            )
+        return SendStatus(
+            status_id=record.status_id, status=SendState.PENDING, requested_at=at(requested)
+        )

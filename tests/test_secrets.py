@@ -1,0 +1,128 @@
+"""No secret in a repr, a str, an encoded model, an exception or a log line."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import logging
+import pickle
+import traceback
+import urllib.parse
+
+import msgspec
+import pytest
+
+from hubspot_tx import (
+    AuthenticationError,
+    HubSpot,
+    HubSpotError,
+    NotFoundError,
+    RateLimitError,
+    Secret,
+    ServerError,
+    SmtpTokenWithPassword,
+    StaticToken,
+)
+from hubspot_tx.models import encode
+from hubspot_tx.sandbox import Sandbox
+
+from .conftest import FAST_RETRY
+
+
+def forms(secret: str) -> list[str]:
+    """The secret as it could leak: clear, base64 (as in AUTH PLAIN / Basic), URL-encoded."""
+    raw = secret.encode()
+    return [
+        secret,
+        base64.b64encode(raw).decode(),
+        base64.b64encode(b"\0user\0" + raw).decode()[8:],  # its tail inside an AUTH PLAIN blob
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote_plus(secret),
+    ]
+
+
+def assert_absent(secret: str, *texts: str) -> None:
+    for text in texts:
+        for form in forms(secret):
+            assert form not in text, f"secret leaked as {form!r}"
+
+
+def test_secret_type() -> None:
+    s = Secret("hunter2-value")
+    assert repr(s) == "Secret('**********')"
+    assert str(s) == f"{s}" == "**********"
+    assert s.get_secret_value() == "hunter2-value"
+    assert s == Secret("hunter2-value")
+    assert s != Secret("other")
+    assert s != "hunter2-value"  # only another Secret compares equal
+    assert Secret(s).get_secret_value() == "hunter2-value"
+    assert copy.deepcopy(s) is s
+    with pytest.raises(TypeError, match="pickled"):
+        pickle.dumps(s)
+    with pytest.raises(TypeError):
+        Secret(123)  # type: ignore[arg-type]
+
+
+async def test_nothing_leaks_from_a_real_session(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    access = sandbox.access_token
+    texts: list[str] = []
+    async with sandbox.client(https=True, retry=FAST_RETRY) as hs:
+        texts += [repr(hs), str(hs), repr(hs._http.auth)]
+        token = await hs.smtp_tokens.create(campaign_name="leak-check")
+        password = token.password.get_secret_value()
+        texts += [repr(token), str(token), encode(token).decode(), repr(token.password)]
+        texts.append(repr(msgspec.structs.asdict(token)))
+        with pytest.raises(TypeError) as plain:  # plain msgspec refuses, revealing nothing
+            msgspec.json.encode(token)
+        texts.append(str(plain.value))
+        reset = await hs.smtp_tokens.reset_password(token.id)
+        new_password = reset.password.get_secret_value()
+        texts += [repr(reset), encode(reset).decode()]
+
+        errors: list[HubSpotError] = []
+        sandbox.faults.rest_429(times=None, retry_after=0.001)
+        with pytest.raises(RateLimitError) as e1:
+            await hs.smtp_tokens.get(token.id)
+        errors.append(e1.value)
+        sandbox.faults.clear()
+        sandbox.faults.rest_error(500, times=None)
+        with pytest.raises(ServerError) as e2:
+            await hs.smtp_tokens.list()
+        errors.append(e2.value)
+        sandbox.faults.clear()
+        with pytest.raises(NotFoundError) as e3:
+            await hs.smtp_tokens.get("missing")
+        errors.append(e3.value)
+    async with HubSpot(access + "x", base_url=sandbox.base_url) as bad:
+        texts.append(repr(bad))
+        with pytest.raises(AuthenticationError) as e4:
+            await bad.smtp_tokens.list()
+        errors.append(e4.value)
+    for err in errors:
+        texts += [str(err), repr(err), "".join(traceback.format_exception(err))]
+        texts.append(repr(vars(err)))
+    texts += [r.getMessage() for r in caplog.records]
+    texts.append(caplog.text)
+    assert any("retry" in r.getMessage() for r in caplog.records)  # the logs were captured
+    for secret in (access, password, new_password):
+        assert_absent(secret, *texts)
+
+
+def test_token_model_encodes_masked() -> None:
+    token = msgspec.json.decode(
+        b'{"id": "t", "password": "pw-123456789"}',
+        type=SmtpTokenWithPassword,
+        dec_hook=lambda t, v: Secret(v),
+    )
+    assert b"pw-123456789" not in encode(token)
+    assert b'"password":"**********"' in encode(token)
+
+
+def test_static_token_repr() -> None:
+    auth = StaticToken("pat-na1-abcdef")
+    assert_absent("pat-na1-abcdef", repr(auth), str(auth))
+    with pytest.raises(ValueError, match="empty"):
+        StaticToken("")
