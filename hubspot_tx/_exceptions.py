@@ -14,8 +14,24 @@ HubSpotError
 │   └── APITimeoutError           (also TimeoutError)
 ├── ResponseDecodeError           a 2xx body that is not the documented shape
 ├── PaginationError               a list cursor that does not advance
-└── SendStatusTimeout             (also TimeoutError) ``send_status.wait`` gave up
+├── SendStatusTimeout             (also TimeoutError) ``send_status.wait`` gave up
+└── SmtpError                     the SMTP bridge
+    ├── SmtpConnectError          (also ConnectionError) no session could be opened
+    │   └── SmtpTLSError          TLS handshake or certificate verification failed (fatal)
+    ├── SmtpAuthError             the server refused the credentials (fatal)
+    ├── InsecureAuthError         AUTH would cross an unencrypted connection (fatal)
+    ├── PoolClosedError           the pool is closed or closing
+    └── DeliveryError             raised by ``Outcome.raise_for_status()``
+        ├── RecipientsRefusedError every recipient refused (``refused`` has each code)
+        ├── MessageRejectedError  the server refused the message (5xx)
+        ├── TemporaryFailureError 4xx until the retries ran out
+        ├── DeliveryUnknownError  the connection died after the final "."
+        └── InvalidMessageError   (also ValueError) not a sendable message
 ```
+
+A *fatal* SMTP error (``SmtpTLSError``, ``SmtpAuthError``, ``InsecureAuthError``) stops a bulk
+relay: it takes no more input and, after every taken message got its outcome, raises the error
+with ``consumed`` set to the number of messages it took.
 
 No exception carries a header, a request body or a credential: only what HubSpot's error body says
 (``category``, ``correlation_id``, ``message``, ...), the HTTP method and the URL path.
@@ -29,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .models.errors import ErrorDetail
     from .models.single_send import SendStatus
+    from .smtp.outcome import Outcome
 
 __all__ = [
     "APIConnectionError",
@@ -37,14 +54,26 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
+    "DeliveryError",
+    "DeliveryUnknownError",
     "HubSpotError",
+    "InsecureAuthError",
+    "InvalidMessageError",
+    "MessageRejectedError",
     "NotFoundError",
     "PaginationError",
     "PermissionDeniedError",
+    "PoolClosedError",
     "RateLimitError",
+    "RecipientsRefusedError",
     "ResponseDecodeError",
     "SendStatusTimeout",
     "ServerError",
+    "SmtpAuthError",
+    "SmtpConnectError",
+    "SmtpError",
+    "SmtpTLSError",
+    "TemporaryFailureError",
 ]
 
 
@@ -179,3 +208,83 @@ class SendStatusTimeout(HubSpotError, TimeoutError):
     def __init__(self, message: str, *, last: SendStatus | None) -> None:
         self.last = last
         super().__init__(message)
+
+
+class SmtpError(HubSpotError):
+    """Root of the SMTP bridge's errors.
+
+    Attributes:
+        code: the SMTP reply code, when there was one.
+        consumed: set when raised out of a bulk relay: how many messages it took from its input
+            (each of them has an outcome).
+    """
+
+    fatal: bool = False
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        self.code = code
+        self.consumed: int | None = None
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.consumed is not None:
+            text += f" (relay stopped after taking {self.consumed} message(s) from its input)"
+        return text
+
+
+class SmtpConnectError(SmtpError, ConnectionError):
+    """No SMTP session could be opened (refused, reset, timeout, 421 greeting)."""
+
+
+class SmtpTLSError(SmtpConnectError):
+    """TLS failed: certificate not trusted or for another host, or no STARTTLS offered."""
+
+    fatal = True
+
+
+class SmtpAuthError(SmtpError):
+    """The server refused the credentials (535): a wrong, reset or deleted token."""
+
+    fatal = True
+
+
+class InsecureAuthError(SmtpError):
+    """The password would cross an unencrypted connection; pass ``allow_plaintext_auth=True``
+    to allow it (only ever on a trusted network)."""
+
+    fatal = True
+
+
+class PoolClosedError(SmtpError):
+    """The pool is closed, or closing and taking no new messages."""
+
+
+class DeliveryError(SmtpError):
+    """A message was not (certainly) delivered. ``outcome`` holds the details (``None`` when
+    the message was refused before any outcome existed, e.g. while parsing it)."""
+
+    def __init__(self, message: str, *, outcome: Outcome | None = None) -> None:
+        self.outcome = outcome
+        super().__init__(message, code=outcome.code if outcome is not None else None)
+
+
+class RecipientsRefusedError(DeliveryError):
+    """Every recipient was refused; ``outcome.refused`` lists each with its code."""
+
+
+class MessageRejectedError(DeliveryError):
+    """The server refused the message itself (5xx to MAIL, DATA or the end of data)."""
+
+
+class TemporaryFailureError(DeliveryError):
+    """The server kept answering 4xx until the retries ran out."""
+
+
+class DeliveryUnknownError(DeliveryError):
+    """The connection died after the final "." and before the reply: the message may or may not
+    have been accepted. It is never retried automatically (that could send it twice)."""
+
+
+class InvalidMessageError(DeliveryError, ValueError):
+    """The message cannot be sent as given (no recipients, no sender, not RFC 5322)."""

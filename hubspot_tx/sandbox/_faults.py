@@ -5,9 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Faults", "RestFault"]
+__all__ = ["Faults", "RestFault", "SmtpFault", "SmtpStage"]
 
 RestAction = Literal["error", "commit_then_error", "rate_limit", "delay"]
+SmtpStage = Literal["connect", "mail", "rcpt", "data", "end", "stored"]
+"""Where an SMTP fault strikes: the greeting, MAIL, RCPT, the DATA command (before 354), the
+end of data (after the final ".", before storing), or after storing (before the reply)."""
+SmtpAction = Literal["reply", "drop", "delay"]
 
 
 @dataclass(slots=True)
@@ -33,14 +37,77 @@ class RestFault:
         return self.path is None or path.startswith(self.path)
 
 
-class Faults:
-    """The armed faults. Each ``rest_*`` call arms one fault and returns it (see ``hits``).
+@dataclass(slots=True)
+class SmtpFault:
+    """One armed SMTP fault; ``recipient`` narrows an ``rcpt`` fault to one address."""
 
-    ``method`` (e.g. ``"POST"``) and ``path`` (a prefix) narrow which requests it hits.
+    stage: SmtpStage
+    action: SmtpAction
+    code: int = 451
+    text: str = ""
+    recipient: str | None = None
+    times: int | None = 1
+    seconds: float = 0.0
+    hits: int = 0
+
+    def matches(self, stage: str, address: str | None) -> bool:
+        if self.times is not None and self.hits >= self.times:
+            return False
+        if self.stage != stage:
+            return False
+        return self.recipient is None or (
+            address is not None and address.lower() == self.recipient.lower()
+        )
+
+
+class Faults:
+    """The armed faults. Each ``rest_*`` / ``smtp_*`` call arms one fault and returns it (its
+    ``hits`` counts the times it struck).
+
+    REST faults: ``method`` (e.g. ``"POST"``) and ``path`` (a prefix) narrow which requests they
+    hit. SMTP faults strike at a ``stage`` (see :data:`SmtpStage`), the first ``times`` times.
     """
 
     def __init__(self) -> None:
         self.rest: list[RestFault] = []
+        self.smtp: list[SmtpFault] = []
+
+    def smtp_reply(
+        self,
+        stage: SmtpStage,
+        code: int,
+        text: str = "",
+        *,
+        recipient: str | None = None,
+        times: int | None = 1,
+    ) -> SmtpFault:
+        """Answer ``code`` at ``stage`` (e.g. 421 at ``connect``, 451/550 at ``rcpt``)."""
+        text = text or ("Service not available, closing" if code == 421 else "injected fault")
+        fault = SmtpFault(stage, "reply", code, text, recipient, times)
+        self.smtp.append(fault)
+        return fault
+
+    def smtp_drop(
+        self, stage: SmtpStage, *, recipient: str | None = None, times: int | None = 1
+    ) -> SmtpFault:
+        """Drop the connection at ``stage`` without a reply (``stored``: after storing)."""
+        fault = SmtpFault(stage, "drop", recipient=recipient, times=times)
+        self.smtp.append(fault)
+        return fault
+
+    def smtp_slow(self, stage: SmtpStage, seconds: float, *, times: int | None = 1) -> SmtpFault:
+        """Wait ``seconds`` before answering at ``stage``."""
+        fault = SmtpFault(stage, "delay", times=times, seconds=seconds)
+        self.smtp.append(fault)
+        return fault
+
+    def take_smtp(self, stage: str, address: str | None = None) -> SmtpFault | None:
+        """The first armed SMTP fault for ``stage`` (and ``address``), counted as hit."""
+        for fault in self.smtp:
+            if fault.matches(stage, address):
+                fault.hits += 1
+                return fault
+        return None
 
     def _arm(self, fault: RestFault) -> RestFault:
         self.rest.append(fault)
@@ -114,3 +181,4 @@ class Faults:
     def clear(self) -> None:
         """Disarm every fault."""
         self.rest.clear()
+        self.smtp.clear()

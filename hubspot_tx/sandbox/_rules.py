@@ -10,13 +10,17 @@
 | anything else                             | ``SENT``                           |
 
 A ``from`` override that is not ``local@domain`` gives ``INVALID_FROM_ADDRESS``.
+
+Messages relayed over SMTP are accepted for every recipient (unless a fault says otherwise) and
+become events per recipient: ``PROCESSED``, then ``BOUNCE`` for a local part starting
+``bounce``, ``DROPPED`` for ``blocked.example``, else ``DELIVERED``.
 """
 
 from __future__ import annotations
 
 from ..models.single_send import SendResult
 
-__all__ = ["is_address", "single_send_result"]
+__all__ = ["is_address", "single_send_result", "smtp_delivery_event"]
 
 
 def is_address(value: str) -> bool:
@@ -41,3 +45,13 @@ def single_send_result(to: str, from_: str | None) -> SendResult:
     if local.startswith("unsubscribed"):
         return SendResult.PREVIOUSLY_UNSUBSCRIBED_MESSAGE
     return SendResult.SENT
+
+
+def smtp_delivery_event(recipient: str) -> str:
+    """The event type that follows ``PROCESSED`` for a message relayed to ``recipient``."""
+    local, _, domain = recipient.lower().rpartition("@")
+    if domain == "blocked.example" or domain.endswith(".blocked.example"):
+        return "DROPPED"
+    if local.startswith("bounce"):
+        return "BOUNCE"
+    return "DELIVERED"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import socket
 import ssl
@@ -14,8 +15,11 @@ from aiohttp import web
 
 from .._client import HubSpot
 from .._secret import Secret
+from ..models.smtp_tokens import SmtpTokenWithPassword
+from ..smtp import SmtpCredentials, SmtpPool, TlsMode
 from ._faults import Faults
 from ._rest import LOG_KEY, RequestRecord, build_app
+from ._smtp import SmtpHandler, smtp_factory
 from ._state import DEFAULT_EMAIL_IDS, SandboxState
 from ._tls import SandboxCA
 
@@ -36,10 +40,12 @@ def _url(scheme: str, host: str, port: int) -> str:
 
 
 class Sandbox:
-    """A local, stateful emulator of HubSpot's transactional-email REST API.
+    """A local, stateful emulator of HubSpot's transactional-email REST API and SMTP server.
 
-    It serves plain HTTP and HTTPS (a throwaway CA, see :attr:`ca_file` and
-    :meth:`ssl_context`) on loopback, on ephemeral ports unless told otherwise.
+    It serves plain HTTP and HTTPS, and SMTP with STARTTLS and with implicit TLS (one
+    throwaway CA for all, see :attr:`ca_file` and :meth:`ssl_context`), on loopback, on
+    ephemeral ports unless told otherwise. REST and SMTP share one state: a token created
+    over REST logs in over SMTP at once; a reset password or a deleted token fails at once.
 
     Example:
         >>> async with Sandbox() as sb, sb.client() as hs:
@@ -53,6 +59,9 @@ class Sandbox:
         email_ids: the single-send email ids that exist (others give ``MISSING_CONTENT``).
         pending_seconds: how long a single-send stays ``PENDING``.
         processing_seconds: how long it then stays ``PROCESSING``.
+        smtp_port: the STARTTLS SMTP port (0 = ephemeral; HubSpot's is 587).
+        smtps_port: the implicit-TLS SMTP port (0 = ephemeral; HubSpot's is 465).
+        smtp_pipelining: advertise PIPELINING (RFC 2920) in the EHLO reply.
     """
 
     def __init__(
@@ -65,9 +74,12 @@ class Sandbox:
         email_ids: Iterable[int] = DEFAULT_EMAIL_IDS,
         pending_seconds: float = 0.05,
         processing_seconds: float = 0.1,
+        smtp_port: int = 0,
+        smtps_port: int = 0,
+        smtp_pipelining: bool = False,
     ) -> None:
         self.host = host
-        self._ports = (http_port, https_port)
+        self._ports = (http_port, https_port, smtp_port, smtps_port)
         self._access_token = Secret(access_token or f"pat-sandbox-{secrets.token_hex(16)}")
         self.state = SandboxState(
             email_ids=email_ids,
@@ -76,10 +88,14 @@ class Sandbox:
         )
         self.faults = Faults()
         self._app = build_app(self.state, self.faults, self._access_token)
+        self.smtp_handler = SmtpHandler(self.state, self.faults, pipelining=smtp_pipelining)
         self._runner: web.AppRunner | None = None
+        self._smtp_servers: list[asyncio.AbstractServer] = []
         self._ca: SandboxCA | None = None
         self.http_port = 0
         self.https_port = 0
+        self.smtp_port = 0
+        self.smtps_port = 0
 
     @property
     def access_token(self) -> str:
@@ -116,6 +132,21 @@ class Sandbox:
         """The requests answered so far, oldest first (the last 10 000)."""
         return self._app[LOG_KEY]
 
+    def smtp_pool(
+        self,
+        credentials: SmtpCredentials | SmtpTokenWithPassword | None,
+        *,
+        tls: TlsMode = "starttls",
+        **kwargs: Any,
+    ) -> SmtpPool:
+        """An :class:`SmtpPool` for this sandbox's STARTTLS (or ``implicit``) port, trusting
+        its CA; ``kwargs`` go to :class:`SmtpPool`."""
+        if isinstance(credentials, SmtpTokenWithPassword):
+            credentials = SmtpCredentials.from_token(credentials)
+        kwargs.setdefault("ssl_context", self.ssl_context())
+        port = self.smtps_port if tls == "implicit" else self.smtp_port
+        return SmtpPool(self.host, port, credentials=credentials, tls=tls, **kwargs)
+
     def client(self, *, https: bool = False, **kwargs: Any) -> HubSpot:
         """A :class:`HubSpot` client pointed at this sandbox (HTTPS with verification if
         ``https``); ``kwargs`` go to :class:`HubSpot`."""
@@ -134,18 +165,36 @@ class Sandbox:
         await runner.setup()
         self._runner = runner
         try:
-            http_sock = _bind(self.host, self._ports[0])
-            https_sock = _bind(self.host, self._ports[1])
+            http_sock, https_sock, smtp_sock, smtps_sock = (
+                _bind(self.host, port) for port in self._ports
+            )
             self.http_port = http_sock.getsockname()[1]
             self.https_port = https_sock.getsockname()[1]
+            self.smtp_port = smtp_sock.getsockname()[1]
+            self.smtps_port = smtps_sock.getsockname()[1]
+            server_ctx = self._ca.server_context()
             await web.SockSite(runner, http_sock).start()
-            await web.SockSite(runner, https_sock, ssl_context=self._ca.server_context()).start()
+            await web.SockSite(runner, https_sock, ssl_context=server_ctx).start()
+            loop = asyncio.get_running_loop()
+            starttls = smtp_factory(self.smtp_handler, starttls_context=server_ctx, implicit=False)
+            implicit = smtp_factory(self.smtp_handler, starttls_context=None, implicit=True)
+            self._smtp_servers = [
+                await loop.create_server(starttls, sock=smtp_sock),
+                await loop.create_server(implicit, sock=smtps_sock, ssl=server_ctx),
+            ]
         except BaseException:
             await self.aclose()
             raise
 
     async def aclose(self) -> None:
         """Stop the listeners and remove the CA file. Idempotent."""
+        servers, self._smtp_servers = self._smtp_servers, []
+        for server in servers:
+            server.close()
+            if hasattr(server, "close_clients"):  # Python 3.13+: end live SMTP sessions too
+                server.close_clients()
+        for server in servers:
+            await server.wait_closed()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -166,4 +215,7 @@ class Sandbox:
 
     def __repr__(self) -> str:
         state = "running" if self._runner else "stopped"
-        return f"<Sandbox {state} http={self.base_url} https={self.https_url}>"
+        return (
+            f"<Sandbox {state} http={self.base_url} https={self.https_url} "
+            f"smtp={self.host}:{self.smtp_port} smtps={self.host}:{self.smtps_port}>"
+        )

@@ -15,9 +15,16 @@ from datetime import UTC, datetime
 
 from ..models.single_send import EventId, SendResult, SendState, SendStatus, SingleSendRequest
 from ..models.smtp_tokens import SmtpToken
-from ._rules import single_send_result
+from ._rules import single_send_result, smtp_delivery_event
 
-__all__ = ["CursorError", "SandboxState", "SendRecord", "TokenRecord"]
+__all__ = [
+    "CursorError",
+    "SandboxEvent",
+    "SandboxState",
+    "SendRecord",
+    "StoredMessage",
+    "TokenRecord",
+]
 
 DEFAULT_EMAIL_IDS = (12345678, 1001)
 
@@ -67,6 +74,37 @@ class SendRecord:
     event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
+@dataclass(slots=True, frozen=True)
+class StoredMessage:
+    """A message accepted over SMTP, exactly as received (append-only; never merged).
+
+    ``arrival`` is 1 for the first message with its Message-ID, 2 for a duplicate, ...
+    """
+
+    seq: int
+    received_at: float
+    session_id: int
+    token_id: str | None
+    email_campaign_id: str | None
+    mail_from: str
+    rcpt_to: tuple[str, ...]
+    data: bytes
+    message_id: str | None
+    arrival: int
+
+
+@dataclass(slots=True, frozen=True)
+class SandboxEvent:
+    """An email event for a campaign (``PROCESSED``, ``DELIVERED``, ``BOUNCE``, ...)."""
+
+    id: str
+    type: str
+    recipient: str
+    email_campaign_id: str | None
+    created: float
+    smtp_id: str | None
+
+
 class SandboxState:
     """Tokens, single-sends and their statuses.
 
@@ -95,6 +133,74 @@ class SandboxState:
         self._seq = itertools.count(1)
         self._campaign_ids = itertools.count(14862038)
         self._cursor_key = secrets.token_bytes(32)
+        self.messages: list[StoredMessage] = []
+        self.arrivals: dict[str, int] = {}
+        self.events: list[SandboxEvent] = []
+        self.smtp_sessions_open = 0
+        self.smtp_sessions_peak = 0
+        self.smtp_sessions_total = 0
+        self._session_ids = itertools.count(1)
+
+    # -- SMTP ---------------------------------------------------------------------------------
+    def session_opened(self) -> int:
+        """Count an SMTP session; return its id."""
+        self.smtp_sessions_open += 1
+        self.smtp_sessions_total += 1
+        self.smtp_sessions_peak = max(self.smtp_sessions_peak, self.smtp_sessions_open)
+        return next(self._session_ids)
+
+    def session_closed(self) -> None:
+        self.smtp_sessions_open -= 1
+
+    def store_message(
+        self,
+        *,
+        session_id: int,
+        token_id: str | None,
+        mail_from: str,
+        rcpt_to: tuple[str, ...],
+        data: bytes,
+        message_id: str | None,
+    ) -> StoredMessage:
+        """Append an accepted message, and its events for the token's campaign."""
+        token = self.tokens.get(token_id) if token_id else None
+        campaign = token.email_campaign_id if token else None
+        arrival = 1
+        if message_id is not None:
+            arrival = self.arrivals.get(message_id, 0) + 1
+            self.arrivals[message_id] = arrival
+        now = self.clock()
+        stored = StoredMessage(
+            seq=len(self.messages) + 1,
+            received_at=now,
+            session_id=session_id,
+            token_id=token_id,
+            email_campaign_id=campaign,
+            mail_from=mail_from,
+            rcpt_to=rcpt_to,
+            data=data,
+            message_id=message_id,
+            arrival=arrival,
+        )
+        self.messages.append(stored)
+        for rcpt in rcpt_to:
+            for offset, kind in ((0.0, "PROCESSED"), (0.001, smtp_delivery_event(rcpt))):
+                self.events.append(
+                    SandboxEvent(str(uuid.uuid4()), kind, rcpt, campaign, now + offset, message_id)
+                )
+        return stored
+
+    def outbox(
+        self, *, recipient: str | None = None, message_id: str | None = None
+    ) -> list[StoredMessage]:
+        """Stored messages, optionally for one recipient or one Message-ID."""
+        found = self.messages
+        if recipient is not None:
+            needle = recipient.lower()
+            found = [m for m in found if needle in (r.lower() for r in m.rcpt_to)]
+        if message_id is not None:
+            found = [m for m in found if m.message_id == message_id]
+        return list(found)
 
     # -- tokens -------------------------------------------------------------------------------
     def create_token(self, campaign_name: str, create_contact: bool) -> tuple[TokenRecord, str]:

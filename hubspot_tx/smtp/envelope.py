@@ -1,0 +1,149 @@
+"""Turning what the caller gives into an SMTP envelope and wire-ready data (pure functions).
+
+Only the header block is parsed; the body is never decoded. The ``Bcc`` header is removed from
+the data (its recipients stay in the envelope), as RFC 5322 section 3.6.3 intends.
+"""
+
+from __future__ import annotations
+
+import email.generator
+import email.policy
+import io
+import re
+from collections.abc import Iterable
+from email.message import EmailMessage, Message
+from email.parser import BytesHeaderParser
+from email.utils import getaddresses
+
+import msgspec
+
+from .._exceptions import InvalidMessageError
+
+__all__ = ["Envelope", "MessageInput", "dot_stuff", "prepare", "strip_bcc"]
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_BCC_FIELD = re.compile(rb"(?im)^bcc[ \t]*:.*(?:\r?\n[ \t].*)*(?:\r?\n|$)")
+_LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+_header_parser = BytesHeaderParser(policy=email.policy.compat32)
+
+
+class Envelope(msgspec.Struct, frozen=True, kw_only=True):
+    """An explicit SMTP envelope around a complete RFC 5322 message.
+
+    Attributes:
+        mail_from: the reverse path (``MAIL FROM``); ``""`` for a null sender.
+        rcpt_to: the recipients (``RCPT TO``), whatever the headers say.
+        data: the full message, headers and body. A ``Bcc`` header in it is removed.
+        key: your id for this message, echoed in its outcome (default: its Message-ID).
+    """
+
+    mail_from: str
+    rcpt_to: tuple[str, ...]
+    data: bytes
+    key: str | None = None
+
+
+MessageInput = bytes | bytearray | memoryview | EmailMessage | Message | Envelope
+"""What the relay accepts: raw RFC 5322 bytes, an ``EmailMessage``, or an :class:`Envelope`."""
+
+
+def _split(data: bytes) -> tuple[bytes, bytes]:
+    match = _HEADER_END.search(data)
+    if match is None:
+        return data, b""
+    return data[: match.end()], data[match.end() :]
+
+
+def strip_bcc(data: bytes) -> bytes:
+    """``data`` without its ``Bcc`` header field(s), folded lines included."""
+    head, body = _split(data)
+    if b"bcc" not in head.lower():
+        return data
+    return _BCC_FIELD.sub(b"", head) + body
+
+
+def _addresses(values: Iterable[object]) -> list[str]:
+    return [addr for _, addr in getaddresses([str(v) for v in values]) if addr]
+
+
+def _parse_headers(head: bytes) -> Message:
+    return _header_parser.parsebytes(head)
+
+
+def _flatten(message: Message) -> bytes:
+    buf = io.BytesIO()
+    policy = email.policy.SMTP if isinstance(message, EmailMessage) else email.policy.compat32
+    email.generator.BytesGenerator(buf, policy=policy.clone(linesep="\r\n")).flatten(message)
+    return buf.getvalue()
+
+
+def prepare(message: MessageInput, *, key: str | None = None) -> tuple[Envelope, str | None]:
+    """The envelope to send ``message`` with, and its Message-ID.
+
+    Without an explicit :class:`Envelope`, the sender comes from ``Sender`` or ``From`` and the
+    recipients from ``To``, ``Cc`` and ``Bcc`` (duplicates removed, order kept).
+
+    Raises:
+        InvalidMessageError: no recipients, no sender, or not a message at all.
+    """
+    if isinstance(message, Envelope):
+        data = strip_bcc(message.data)
+        head, _ = _split(data)
+        message_id = _parse_headers(head).get("Message-ID")
+        if not message.rcpt_to:
+            raise InvalidMessageError("the envelope has no recipients")
+        env = Envelope(
+            mail_from=message.mail_from,
+            rcpt_to=message.rcpt_to,
+            data=data,
+            key=message.key if message.key is not None else key,
+        )
+        return env, _clean_id(message_id)
+    if isinstance(message, Message):
+        data = _flatten(message)
+        headers: Message = message
+    elif isinstance(message, bytes | bytearray | memoryview):
+        data = bytes(message)
+        head, _ = _split(data)
+        if not head.strip():
+            raise InvalidMessageError("empty message")
+        headers = _parse_headers(head)
+    else:
+        raise TypeError(
+            f"cannot send a {type(message).__name__}: give bytes, an EmailMessage or an Envelope"
+        )
+    recipients = list(
+        dict.fromkeys(_addresses(v for f in ("To", "Cc", "Bcc") for v in headers.get_all(f, [])))
+    )
+    senders = _addresses(headers.get_all("Sender", []) or headers.get_all("From", []))
+    if not senders:
+        raise InvalidMessageError("the message has no From (or Sender) address")
+    if not recipients:
+        raise InvalidMessageError("the message has no To, Cc or Bcc recipients")
+    message_id = _clean_id(headers.get("Message-ID"))
+    env = Envelope(
+        mail_from=senders[0],
+        rcpt_to=tuple(recipients),
+        data=strip_bcc(data),
+        key=key if key is not None else message_id,
+    )
+    return env, message_id
+
+
+def _clean_id(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def dot_stuff(data: bytes) -> bytes:
+    """``data`` as sent after DATA: CRLF line endings, leading dots doubled, ending in CRLF
+    (the terminating ``.\\r\\n`` is not included)."""
+    data = _LINE_ENDINGS.sub(b"\r\n", data)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    if b"\n." in data or data.startswith(b"."):
+        data = _LEADING_DOT.sub(b"..", data)
+    return data

@@ -1,0 +1,451 @@
+"""The SMTP connection pool: :class:`SmtpPool` sends one message or a stream of them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import ssl
+from collections import deque
+from collections.abc import AsyncIterable, Callable, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal, Self
+
+from .._exceptions import InvalidMessageError, PoolClosedError, SmtpConnectError
+from ._connection import Connection, ConnectionLost, Settings, TlsMode, Transaction
+from .credentials import SmtpCredentials
+from .envelope import MessageInput, dot_stuff, prepare
+from .outcome import FailureCategory, Outcome, OutcomeStatus, RecipientRefusal, RelaySummary
+from .relay import Relay
+
+__all__ = ["HOSTS", "SmtpPool", "SmtpRetry"]
+
+logger = logging.getLogger("hubspot_tx.smtp")
+
+HOSTS = {"na": "smtp.hubapi.com", "eu": "smtp-eu1.hubapi.com"}
+"""HubSpot's SMTP hosts by region (``region="eu"`` for EU-hosted accounts)."""
+DEFAULT_PORTS: dict[TlsMode, int] = {"starttls": 587, "implicit": 465, "none": 25}
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpRetry:
+    """How a message is retried when the server certainly did not accept it.
+
+    Attributes:
+        max_attempts: transactions (or connection attempts) per message, the first included.
+        initial_backoff: the first wait, doubled per retry, jittered.
+        max_backoff: the cap of one wait.
+    """
+
+    max_attempts: int = 3
+    initial_backoff: float = 0.2
+    max_backoff: float = 5.0
+
+    def backoff(self, retry: int) -> float:
+        base = min(self.initial_backoff * (2.0**retry), self.max_backoff)
+        return base * (0.5 + random.random() / 2)
+
+
+class SmtpPool:
+    """A pool of authenticated SMTP sessions to HubSpot (or any SMTP server).
+
+    Sessions open lazily up to ``max_connections``, are reused, checked with NOOP after
+    ``health_check_after`` idle seconds, closed after ``idle_timeout`` idle seconds, and replaced
+    after a 421, a lost connection or ``max_messages_per_connection`` messages.
+
+    Example:
+        >>> async with SmtpPool(credentials=SmtpCredentials.from_token(token)) as pool:
+        ...     outcome = await pool.send(message)
+        ...     async for outcome in pool.send_many(messages, concurrency=10):
+        ...         ...
+
+    Args:
+        host: the server; default HubSpot's for ``region``.
+        port: default 587 for ``starttls``, 465 for ``implicit``, 25 for ``none``
+            (HubSpot also offers STARTTLS on 25).
+        credentials: the SMTP token id and password (``None``: no AUTH).
+        tls: ``"starttls"`` (required, never downgraded), ``"implicit"``, or ``"none"``.
+        region: ``"na"`` (smtp.hubapi.com) or ``"eu"`` (smtp-eu1.hubapi.com).
+        ssl_context: trust for TLS; default the system's store, verified.
+        allow_plaintext_auth: allow AUTH over an unencrypted session (never by default).
+        on_outcome: called with every outcome, including those of cancelled ``send`` calls.
+    """
+
+    def __init__(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        credentials: SmtpCredentials | None = None,
+        tls: TlsMode = "starttls",
+        region: Literal["na", "eu"] = "na",
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int = 10,
+        max_messages_per_connection: int = 1000,
+        idle_timeout: float = 60.0,
+        health_check_after: float = 5.0,
+        connect_timeout: float = 15.0,
+        command_timeout: float = 30.0,
+        retry: SmtpRetry | None = None,
+        allow_plaintext_auth: bool = False,
+        local_hostname: str | None = None,
+        on_outcome: Callable[[Outcome], None] | None = None,
+    ) -> None:
+        if tls not in DEFAULT_PORTS:
+            raise ValueError(f"tls must be 'starttls', 'implicit' or 'none', not {tls!r}")
+        if region not in HOSTS:
+            raise ValueError(f"region must be one of {sorted(HOSTS)}, not {region!r}")
+        if max_connections < 1 or max_messages_per_connection < 1:
+            raise ValueError("max_connections and max_messages_per_connection must be >= 1")
+        self.settings = Settings(
+            host=host or HOSTS[region],
+            port=port or DEFAULT_PORTS[tls],
+            tls=tls,
+            ssl_context=ssl_context or ssl.create_default_context(),
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+            local_hostname=local_hostname or socket.gethostname() or "localhost",
+            allow_plaintext_auth=allow_plaintext_auth,
+        )
+        self._credentials = credentials
+        self._generation = 0
+        self.max_connections = max_connections
+        self.max_messages_per_connection = max_messages_per_connection
+        self.idle_timeout = idle_timeout
+        self.health_check_after = health_check_after
+        self.retry = retry or SmtpRetry()
+        self.on_outcome = on_outcome
+        self._slots = asyncio.Semaphore(max_connections)
+        self._idle: deque[Connection] = deque()
+        self._busy: set[Connection] = set()
+        self._in_flight = 0
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._closing = False
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- configuration ------------------------------------------------------------------------
+    @property
+    def credentials(self) -> SmtpCredentials | None:
+        return self._credentials
+
+    def set_credentials(self, credentials: SmtpCredentials) -> None:
+        """Use new credentials (e.g. after a password reset) for every new session.
+
+        Open sessions finish the message they carry, then close.
+        """
+        self._credentials = credentials
+        self._generation += 1
+        while self._idle:
+            self._retire(self._idle.popleft())
+
+    @property
+    def open_connections(self) -> int:
+        """Sessions open now (idle and busy)."""
+        return len(self._idle) + len(self._busy)
+
+    # -- sessions -----------------------------------------------------------------------------
+    async def _checkout(self) -> Connection:
+        """A ready session; the caller holds a slot."""
+        loop = asyncio.get_running_loop()
+        while self._idle:
+            conn = self._idle.pop()  # the most recently used: the likeliest to be alive
+            idle_for = loop.time() - conn.last_used
+            if conn.generation != self._generation or idle_for > self.idle_timeout:
+                self._retire(conn)
+                continue
+            if idle_for > self.health_check_after and not await conn.noop(
+                self.settings.command_timeout
+            ):
+                continue
+            self._busy.add(conn)
+            return conn
+        conn = await Connection.open(self.settings, self._credentials, self._generation)
+        self._busy.add(conn)
+        return conn
+
+    def _checkin(self, conn: Connection) -> None:
+        self._busy.discard(conn)
+        if (
+            conn.reusable
+            and not self._closing
+            and conn.generation == self._generation
+            and conn.messages < self.max_messages_per_connection
+        ):
+            conn.last_used = asyncio.get_running_loop().time()
+            self._idle.append(conn)
+        else:
+            self._retire(conn)
+
+    def _discard(self, conn: Connection) -> None:
+        self._busy.discard(conn)
+        conn.abort()
+
+    def _retire(self, conn: Connection) -> None:
+        """QUIT in the background; ``aclose`` waits for it."""
+        task = asyncio.get_running_loop().create_task(conn.close(self.settings.command_timeout))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- sending ------------------------------------------------------------------------------
+    async def send(self, message: MessageInput, *, key: str | None = None) -> Outcome:
+        """Send one message and return its outcome (never raising for a refused message).
+
+        Raises:
+            SmtpAuthError, SmtpTLSError, InsecureAuthError: fatal, nothing was sent.
+            PoolClosedError: the pool is closed or closing.
+        """
+        return await self._send(message, key=key, index=None)
+
+    async def _send(self, message: MessageInput, *, key: str | None, index: int | None) -> Outcome:
+        if self._closing:
+            raise PoolClosedError("the SMTP pool is closed")
+        self._in_flight += 1
+        self._drained.clear()
+        try:
+            return await self._deliver(message, key=key, index=index)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._drained.set()
+
+    async def _deliver(
+        self, message: MessageInput, *, key: str | None, index: int | None
+    ) -> Outcome:
+        try:
+            env, message_id = prepare(message, key=key)
+        except InvalidMessageError as exc:
+            return self._report(
+                Outcome(
+                    key=key,
+                    status=OutcomeStatus.FAILED,
+                    category=FailureCategory.INVALID_MESSAGE,
+                    reply=str(exc),
+                    index=index,
+                )
+            )
+        stuffed = dot_stuff(env.data)
+        result = _Result(env.key, message_id, index, list(env.rcpt_to))
+        retry = self.retry
+        while True:
+            result.attempts += 1
+            retryable = result.attempts < retry.max_attempts
+            try:
+                await self._slots.acquire()
+            except asyncio.CancelledError:
+                self._report(result.cancelled())
+                raise
+            conn: Connection | None = None
+            try:
+                conn = await self._checkout()
+                tx = await conn.transact(
+                    env.mail_from,
+                    result.pending,
+                    stuffed,
+                    len(env.data),
+                    self.settings.command_timeout,
+                )
+            except SmtpConnectError as exc:
+                if exc.fatal:
+                    raise
+                result.last = (exc.code, str(exc))
+                if not retryable:
+                    return self._report(result.failed(FailureCategory.CONNECTION))
+            except ConnectionLost as exc:
+                assert conn is not None
+                self._discard(conn)
+                conn = None
+                if exc.after_dot:
+                    result.last = (None, f"connection lost after the final '.': {exc}")
+                    return self._report(result.unknown())
+                result.last = (None, f"connection lost before the end of data: {exc}")
+                if not retryable:
+                    return self._report(result.failed(FailureCategory.TEMPORARY_EXHAUSTED))
+            except asyncio.CancelledError:
+                if conn is not None:  # mid-transaction: the session is out of sync
+                    after_dot = conn.dot_written
+                    self._discard(conn)
+                    conn = None
+                    self._report(result.unknown() if after_dot else result.cancelled())
+                else:
+                    self._report(result.cancelled())
+                raise
+            else:
+                done = result.apply(tx)
+                if done is not None:
+                    return self._report(done)
+                if not retryable:
+                    return self._report(result.exhausted())
+            finally:
+                if conn is not None:
+                    self._checkin(conn)
+                self._slots.release()
+            if self._closing:
+                result.last = (None, "the pool closed before the message could be retried")
+                return self._report(result.exhausted())
+            await asyncio.sleep(retry.backoff(result.attempts - 1))
+
+    def _report(self, outcome: Outcome) -> Outcome:
+        if self.on_outcome is not None:
+            try:
+                self.on_outcome(outcome)
+            except Exception:  # a broken hook must not lose the outcome
+                logger.exception("on_outcome hook failed")
+        return outcome
+
+    def send_many(
+        self,
+        messages: Iterable[MessageInput] | AsyncIterable[MessageInput],
+        *,
+        concurrency: int | None = None,
+        progress: Callable[[RelaySummary], None] | None = None,
+    ) -> Relay:
+        """Relay a stream of messages; iterate the result for one outcome per message.
+
+        The input is read lazily (never materialised) and memory stays bounded whatever its
+        length. A fatal error (credentials refused, TLS failure) stops the relay taking input;
+        after the outcomes of every message it took, the error is raised with ``consumed``.
+
+        Example:
+            >>> relay = pool.send_many(messages, concurrency=10)
+            >>> async for outcome in relay:
+            ...     record(outcome)
+            >>> print(relay.summary)
+        """
+        if self._closing:
+            raise PoolClosedError("the SMTP pool is closed")
+        return Relay(self, messages, concurrency or self.max_connections, progress)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def aclose(self, *, drain: bool = True, timeout: float | None = 30.0) -> None:
+        """Close the pool. Idempotent.
+
+        ``drain=True`` lets messages in flight finish (up to ``timeout`` seconds) while taking
+        no new ones; ``drain=False`` drops every session at once (messages in flight end as
+        ``delivery_unknown`` if their final "." was written, else fail without retry).
+        """
+        self._closing = True
+        if drain and self._in_flight:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._drained.wait()
+        for conn in list(self._busy):
+            self._discard(conn)
+        while self._idle:
+            self._retire(self._idle.popleft())
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose(drain=exc is None)
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return (
+            f"<SmtpPool {s.host}:{s.port} tls={s.tls} user="
+            f"{self._credentials.username if self._credentials else None!r} "
+            f"open={self.open_connections}/{self.max_connections}>"
+        )
+
+
+class _Result:
+    """The state of one message across its attempts (internal)."""
+
+    __slots__ = ("accepted", "attempts", "index", "key", "last", "message_id", "pending", "refused")
+
+    def __init__(
+        self, key: str | None, message_id: str | None, index: int | None, pending: list[str]
+    ) -> None:
+        self.key = key
+        self.message_id = message_id
+        self.index = index
+        self.pending = pending
+        self.accepted: list[str] = []
+        self.refused: list[RecipientRefusal] = []
+        self.attempts = 0
+        self.last: tuple[int | None, str] = (None, "")
+
+    def _outcome(self, status: OutcomeStatus, category: FailureCategory | None) -> Outcome:
+        return Outcome(
+            key=self.key,
+            status=status,
+            category=category,
+            code=self.last[0],
+            reply=self.last[1],
+            accepted=tuple(self.accepted),
+            refused=tuple(self.refused),
+            attempts=self.attempts,
+            index=self.index,
+            message_id=self.message_id,
+        )
+
+    def apply(self, tx: Transaction) -> Outcome | None:
+        """Fold a finished transaction in; the outcome if final, ``None`` to retry."""
+        self.last = (tx.code, tx.message)
+        if tx.stage == "end" and 200 <= tx.code < 300:
+            self.accepted.extend(tx.accepted)
+            self.refused.extend(RecipientRefusal(r, c, m) for r, c, m in tx.refused if c >= 500)
+            # 4xx-refused recipients (and any not tried after a 421) get another transaction.
+            tried = {r for r, _, _ in tx.refused} | set(tx.accepted)
+            self.pending = [r for r, c, _ in tx.refused if c < 500] + [
+                r for r in self.pending if r not in tried
+            ]
+            if not self.pending:
+                return self._outcome(OutcomeStatus.SENT, None)
+            return None
+        if tx.stage == "rcpt":
+            self.refused.extend(RecipientRefusal(r, c, m) for r, c, m in tx.refused if c >= 500)
+            self.pending = [r for r, c, _ in tx.refused if c < 500]
+            if not self.pending:
+                return self._final()
+            return None
+        if 400 <= tx.code < 500:
+            return None  # MAIL / DATA / end of data refused for now: nothing was accepted
+        if tx.stage == "end":
+            # 5xx to the final ".": refused for the recipients of this transaction.
+            return self._outcome(
+                OutcomeStatus.SENT if self.accepted else OutcomeStatus.FAILED,
+                None if self.accepted else FailureCategory.REJECTED,
+            )
+        return self._outcome(OutcomeStatus.FAILED, FailureCategory.REJECTED)
+
+    def _final(self) -> Outcome:
+        if self.accepted:
+            return self._outcome(OutcomeStatus.SENT, None)
+        return self._outcome(OutcomeStatus.FAILED, FailureCategory.RECIPIENTS_REFUSED)
+
+    def exhausted(self) -> Outcome:
+        """Retries ran out with recipients still pending on 4xx."""
+        code, text = self.last
+        for rcpt in self.pending:
+            self.refused.append(RecipientRefusal(rcpt, code or 0, text))
+        if self.accepted:
+            return self._outcome(OutcomeStatus.SENT, None)
+        return self._outcome(OutcomeStatus.FAILED, FailureCategory.TEMPORARY_EXHAUSTED)
+
+    def failed(self, category: FailureCategory) -> Outcome:
+        if self.accepted:
+            return self.exhausted()
+        return self._outcome(OutcomeStatus.FAILED, category)
+
+    def unknown(self) -> Outcome:
+        if self.accepted:  # delivered to some in an earlier transaction
+            text = self.last[1]
+            self.refused.extend(RecipientRefusal(r, 0, text) for r in self.pending)
+            return self._outcome(OutcomeStatus.SENT, None)
+        return self._outcome(OutcomeStatus.FAILED, FailureCategory.DELIVERY_UNKNOWN)
+
+    def cancelled(self) -> Outcome:
+        self.last = (None, "cancelled before the final '.' was written: not sent")
+        return self.failed(FailureCategory.CANCELLED)
