@@ -126,3 +126,68 @@ def test_static_token_repr() -> None:
     assert_absent("pat-na1-abcdef", repr(auth), str(auth))
     with pytest.raises(ValueError, match="empty"):
         StaticToken("")
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+async def test_smtp_password_never_leaks(mechanism: str, caplog: pytest.LogCaptureFixture) -> None:
+    from hubspot_tx import SmtpAuthError, SmtpCredentials, SmtpPool
+
+    from .conftest import make_message
+    from .test_smtp_third_party import PASSWORD, USER, start
+
+    caplog.set_level(logging.DEBUG)  # every logger, aiosmtpd's protocol traces included
+    other = "LOGIN" if mechanism == "PLAIN" else "PLAIN"
+    srv, server = await start(pipelining=False, tls=True, exclude=(other,))
+    texts: list[str] = []
+    try:
+        creds = SmtpCredentials(USER, PASSWORD)
+        pool = SmtpPool("127.0.0.1", srv.port, credentials=creds, ssl_context=srv.client_context)
+        async with pool:
+            outcome = await pool.send(make_message(1))
+            assert outcome.ok
+            texts += [repr(creds), str(creds), repr(pool), repr(outcome), str(outcome)]
+        wrong = SmtpCredentials(USER, PASSWORD + "-old")
+        async with SmtpPool(
+            "127.0.0.1", srv.port, credentials=wrong, ssl_context=srv.client_context
+        ) as bad:
+            with pytest.raises(SmtpAuthError) as info:
+                await bad.send(make_message(2))
+        err = info.value
+        texts += [str(err), repr(err), "".join(traceback.format_exception(err)), repr(vars(err))]
+        texts += [repr(wrong)]
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert srv.inbox.messages  # it really logged in and sent
+    # Everything this process logged, except the foreign test server's own protocol trace
+    # (aiosmtpd's "mail.log"; the sandbox's server is checked below, trace included).
+    ours = [r for r in caplog.records if not r.name.startswith("mail.log")]
+    texts += [r.getMessage() for r in ours]
+    for secret in (PASSWORD, PASSWORD + "-old"):
+        assert_absent(secret, *texts)
+        # AUTH LOGIN sends the password alone in base64
+        assert_absent(base64.b64encode(secret.encode()).decode(), *texts)
+
+
+async def test_sandbox_smtp_session_leaks_nothing_anywhere(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hubspot_tx import SmtpAuthError
+
+    from .conftest import make_message
+
+    caplog.set_level(logging.DEBUG)
+    async with sandbox.client() as hs:
+        token = await hs.smtp_tokens.create(campaign_name="leak")
+        async with sandbox.smtp_pool(token) as pool:
+            assert (await pool.send(make_message(1))).ok
+        await hs.smtp_tokens.reset_password(token.id)
+        async with sandbox.smtp_pool(token) as stale:
+            with pytest.raises(SmtpAuthError) as info:
+                await stale.send(make_message(2))
+    password = token.password.get_secret_value()
+    assert any(r.name.startswith("mail.log") for r in caplog.records)  # the server traced
+    texts = [r.getMessage() for r in caplog.records] + [caplog.text]
+    texts += ["".join(traceback.format_exception(info.value)), repr(token)]
+    assert_absent(password, *texts)
+    assert_absent(base64.b64encode(password.encode()).decode(), *texts)

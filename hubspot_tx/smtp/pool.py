@@ -125,7 +125,6 @@ class SmtpPool:
         self._drained = asyncio.Event()
         self._drained.set()
         self._closing = False
-        self._background: set[asyncio.Task[None]] = set()
 
     # -- configuration ------------------------------------------------------------------------
     @property
@@ -135,12 +134,11 @@ class SmtpPool:
     def set_credentials(self, credentials: SmtpCredentials) -> None:
         """Use new credentials (e.g. after a password reset) for every new session.
 
-        Open sessions finish the message they carry, then close.
+        Sessions opened with the old ones finish the message they carry, then close (idle ones
+        close when next picked up, or with the pool).
         """
         self._credentials = credentials
         self._generation += 1
-        while self._idle:
-            self._retire(self._idle.popleft())
 
     @property
     def open_connections(self) -> int:
@@ -149,13 +147,17 @@ class SmtpPool:
 
     # -- sessions -----------------------------------------------------------------------------
     async def _checkout(self) -> Connection:
-        """A ready session; the caller holds a slot."""
+        """A ready session; the caller holds a slot.
+
+        Sessions are closed while their slot is held, so that the server never sees more than
+        ``max_connections`` sessions, even while one is being replaced.
+        """
         loop = asyncio.get_running_loop()
         while self._idle:
             conn = self._idle.pop()  # the most recently used: the likeliest to be alive
             idle_for = loop.time() - conn.last_used
             if conn.generation != self._generation or idle_for > self.idle_timeout:
-                self._retire(conn)
+                await conn.close(self.settings.command_timeout)
                 continue
             if idle_for > self.health_check_after and not await conn.noop(
                 self.settings.command_timeout
@@ -167,7 +169,8 @@ class SmtpPool:
         self._busy.add(conn)
         return conn
 
-    def _checkin(self, conn: Connection) -> None:
+    async def _checkin(self, conn: Connection) -> None:
+        """Return a session to the idle list, or close it (under the caller's slot)."""
         self._busy.discard(conn)
         if (
             conn.reusable
@@ -178,17 +181,11 @@ class SmtpPool:
             conn.last_used = asyncio.get_running_loop().time()
             self._idle.append(conn)
         else:
-            self._retire(conn)
+            await conn.close(self.settings.command_timeout)
 
     def _discard(self, conn: Connection) -> None:
         self._busy.discard(conn)
         conn.abort()
-
-    def _retire(self, conn: Connection) -> None:
-        """QUIT in the background; ``aclose`` waits for it."""
-        task = asyncio.get_running_loop().create_task(conn.close(self.settings.command_timeout))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     # -- sending ------------------------------------------------------------------------------
     async def send(self, message: MessageInput, *, key: str | None = None) -> Outcome:
@@ -280,9 +277,11 @@ class SmtpPool:
                 if not retryable:
                     return self._report(result.exhausted())
             finally:
-                if conn is not None:
-                    self._checkin(conn)
-                self._slots.release()
+                try:
+                    if conn is not None:
+                        await self._checkin(conn)
+                finally:
+                    self._slots.release()
             if self._closing:
                 result.last = (None, "the pool closed before the message could be retried")
                 return self._report(result.exhausted())
@@ -334,10 +333,9 @@ class SmtpPool:
                     await self._drained.wait()
         for conn in list(self._busy):
             self._discard(conn)
-        while self._idle:
-            self._retire(self._idle.popleft())
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        idle, self._idle = list(self._idle), deque()
+        timeout = self.settings.command_timeout
+        await asyncio.gather(*(conn.close(timeout) for conn in idle), return_exceptions=True)
 
     async def __aenter__(self) -> Self:
         return self

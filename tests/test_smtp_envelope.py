@@ -1,0 +1,111 @@
+"""Pure helpers of the SMTP bridge: envelopes, Bcc removal, dot-stuffing (no sockets)."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+import pytest
+
+from hubspot_tx import InvalidMessageError
+from hubspot_tx.smtp import Envelope, prepare, strip_bcc
+from hubspot_tx.smtp.envelope import dot_stuff
+
+RAW = (
+    b"From: Shop <shop@example.com>\r\n"
+    b"To: Ada <ada@example.org>, bob@example.org\r\n"
+    b"Cc: carol@example.org\r\n"
+    b"Bcc: dave@example.org,\r\n"
+    b"  Erin <erin@example.org>\r\n"
+    b"Subject: Your order\r\n"
+    b"Message-ID: <order-1@example.com>\r\n"
+    b"\r\n"
+    b".starts with a dot\r\n"
+    b"Bcc: this line is body text, not a header\r\n"
+)
+
+
+def test_envelope_from_headers_includes_bcc_and_strips_it() -> None:
+    env, message_id = prepare(RAW)
+    assert env.mail_from == "shop@example.com"
+    assert env.rcpt_to == (
+        "ada@example.org",
+        "bob@example.org",
+        "carol@example.org",
+        "dave@example.org",
+        "erin@example.org",
+    )
+    assert message_id == env.key == "<order-1@example.com>"
+    head, _, body = env.data.partition(b"\r\n\r\n")
+    assert b"bcc" not in head.lower()
+    assert b"erin" not in head.lower()  # the folded continuation went too
+    assert b"Bcc: this line is body text" in body  # the body is untouched
+
+
+def test_sender_header_wins_and_duplicates_collapse() -> None:
+    raw = b"From: a@x.org\r\nSender: s@x.org\r\nTo: b@y.org\r\nCc: B@y.org, b@y.org\r\n\r\nx"
+    env, _ = prepare(raw, key="mine")
+    assert env.mail_from == "s@x.org"
+    assert env.rcpt_to == ("b@y.org", "B@y.org")
+    assert env.key == "mine"
+
+
+def test_email_message_is_not_mutated() -> None:
+    msg = EmailMessage()
+    msg["From"] = "a@x.org"
+    msg["To"] = "b@y.org"
+    msg["Bcc"] = "hidden@y.org"
+    msg["Subject"] = "s"
+    msg.set_content("hello\n.dot\n")
+    env, message_id = prepare(msg)
+    assert env.rcpt_to == ("b@y.org", "hidden@y.org")
+    assert b"hidden" not in env.data
+    assert b"\r\n" in env.data
+    assert b"\n.dot" in env.data
+    assert msg["Bcc"] == "hidden@y.org"
+    assert message_id is None
+    assert env.key is None
+
+
+def test_explicit_envelope_is_kept_but_bcc_header_still_removed() -> None:
+    env, message_id = prepare(
+        Envelope(mail_from="bounce@x.org", rcpt_to=("only@y.org",), data=RAW, key="k1")
+    )
+    assert env.rcpt_to == ("only@y.org",)
+    assert env.mail_from == "bounce@x.org"
+    assert env.key == "k1"
+    assert message_id == "<order-1@example.com>"
+    assert b"dave@" not in env.data.partition(b"\r\n\r\n")[0]
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"", "empty"),
+        (b"From: a@x.org\r\nSubject: none\r\n\r\nbody", "no To, Cc or Bcc"),
+        (b"To: b@y.org\r\n\r\nbody", "no From"),
+    ],
+)
+def test_invalid_messages(raw: bytes, reason: str) -> None:
+    with pytest.raises(InvalidMessageError, match=reason):
+        prepare(raw)
+
+
+def test_envelope_without_recipients_is_invalid() -> None:
+    with pytest.raises(InvalidMessageError):
+        prepare(Envelope(mail_from="a@x.org", rcpt_to=(), data=b"x"))
+
+
+def test_unsupported_type() -> None:
+    with pytest.raises(TypeError, match="EmailMessage"):
+        prepare("a string")  # type: ignore[arg-type]
+
+
+def test_strip_bcc_leaves_other_messages_alone() -> None:
+    raw = b"From: a@x.org\r\nTo: b@y.org\r\n\r\nBcc: in body\r\n"
+    assert strip_bcc(raw) is raw
+
+
+def test_dot_stuffing_and_line_endings() -> None:
+    assert dot_stuff(b"a\n.b\r\n..c\rd") == b"a\r\n..b\r\n...c\r\nd\r\n"
+    assert dot_stuff(b".x") == b"..x\r\n"
+    assert dot_stuff(b"plain\r\n") == b"plain\r\n"
