@@ -1,4 +1,4 @@
-"""The sandbox as a separate server process, used over HTTPS with its CA file."""
+"""The sandbox as a separate server process: REST over HTTPS and SMTP with its CA file."""
 
 from __future__ import annotations
 
@@ -8,18 +8,19 @@ import signal
 import ssl
 import sys
 
-from hubspot_tx import HubSpot, SendResult
+from hubspot_tx import HubSpot, SendResult, SmtpCredentials, SmtpPool
+from hubspot_tx.smtp import TlsMode
+
+from .conftest import make_message
 
 
 async def test_server_process_serves_and_stops_on_sigterm() -> None:
+    ports = ["--http-port", "0", "--https-port", "0", "--smtp-port", "0", "--smtps-port", "0"]
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "hubspot_tx.sandbox",
-        "--http-port",
-        "0",
-        "--https-port",
-        "0",
+        *ports,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -34,6 +35,19 @@ async def test_server_process_serves_and_stops_on_sigterm() -> None:
             status = await hs.single_send.send(email_id=1001, to="a@example.com")
             final = await hs.send_status.wait(status, timeout=10)
             assert final.send_result is SendResult.SENT
+        listeners: list[tuple[TlsMode, int]] = [
+            ("starttls", info["smtp_port"]),
+            ("implicit", info["smtps_port"]),
+        ]
+        for tls, port in listeners:
+            async with SmtpPool(
+                info["smtp_host"],
+                port,
+                credentials=SmtpCredentials.from_token(token),
+                tls=tls,
+                ssl_context=ctx,
+            ) as pool:
+                assert (await pool.send(make_message(1))).ok
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)

@@ -275,3 +275,39 @@ def test_summary_counts() -> None:
     summary = RelaySummary()
     assert summary.done == 0
     assert summary.elapsed >= 0
+
+
+async def test_leaving_a_relay_early_then_closing_the_pool_stops_everything(
+    sandbox: Sandbox, token: SmtpTokenWithPassword
+) -> None:
+    taken = 0
+
+    def endless() -> Iterator[bytes]:
+        nonlocal taken
+        while True:
+            taken += 1
+            yield make_message(taken)
+
+    pool = sandbox.smtp_pool(token, max_connections=2)
+    relay = pool.send_many(endless(), concurrency=2)
+    async for outcome in relay:
+        assert outcome.ok
+        if relay.summary.done == 5:
+            break
+    await asyncio.wait_for(pool.aclose(), timeout=10)
+    at_close = taken
+    await asyncio.sleep(0.1)
+    assert taken == at_close  # nothing reads the input any more
+    assert taken <= 5 + 3 * 2 + 1
+    assert len(sandbox.state.messages) <= taken
+
+
+async def test_a_non_message_in_the_input_gets_an_outcome(
+    sandbox: Sandbox, token: SmtpTokenWithPassword
+) -> None:
+    async with sandbox.smtp_pool(token) as pool:
+        outcomes = [o async for o in pool.send_many([make_message(1), "oops", make_message(2)])]  # type: ignore[list-item]
+    assert [o.ok for o in sorted(outcomes, key=lambda o: o.index or 0)] == [True, False, True]
+    bad = next(o for o in outcomes if not o.ok)
+    assert bad.category is FailureCategory.INVALID_MESSAGE
+    assert "str" in bad.reply

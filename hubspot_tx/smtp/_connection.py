@@ -121,7 +121,7 @@ class Connection:
                             "unencrypted connection (allow_plaintext_auth=True to allow)"
                         )
                     await smtp.login(credentials.username, credentials.password.get_secret_value())
-        except InsecureAuthError:
+        except (InsecureAuthError, asyncio.CancelledError):
             smtp.close()
             raise
         except SMTPAuthenticationError as exc:

@@ -8,6 +8,7 @@ import logging
 import random
 import socket
 import ssl
+import weakref
 from collections import deque
 from collections.abc import AsyncIterable, Callable, Iterable
 from dataclasses import dataclass
@@ -125,6 +126,7 @@ class SmtpPool:
         self._drained = asyncio.Event()
         self._drained.set()
         self._closing = False
+        self._relays: weakref.WeakSet[Relay] = weakref.WeakSet()
 
     # -- configuration ------------------------------------------------------------------------
     @property
@@ -214,7 +216,7 @@ class SmtpPool:
     ) -> Outcome:
         try:
             env, message_id = prepare(message, key=key)
-        except InvalidMessageError as exc:
+        except (InvalidMessageError, TypeError) as exc:
             return self._report(
                 Outcome(
                     key=key,
@@ -283,9 +285,13 @@ class SmtpPool:
                 finally:
                     self._slots.release()
             if self._closing:
-                result.last = (None, "the pool closed before the message could be retried")
-                return self._report(result.exhausted())
-            await asyncio.sleep(retry.backoff(result.attempts - 1))
+                result.last = (None, "not sent: the pool closed before the message was retried")
+                return self._report(result.failed(FailureCategory.CANCELLED))
+            try:
+                await asyncio.sleep(retry.backoff(result.attempts - 1))
+            except asyncio.CancelledError:
+                self._report(result.cancelled())
+                raise
 
     def _report(self, outcome: Outcome) -> Outcome:
         if self.on_outcome is not None:
@@ -316,7 +322,9 @@ class SmtpPool:
         """
         if self._closing:
             raise PoolClosedError("the SMTP pool is closed")
-        return Relay(self, messages, concurrency or self.max_connections, progress)
+        relay = Relay(self, messages, concurrency or self.max_connections, progress)
+        self._relays.add(relay)
+        return relay
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def aclose(self, *, drain: bool = True, timeout: float | None = 30.0) -> None:
@@ -327,6 +335,8 @@ class SmtpPool:
         ``delivery_unknown`` if their final "." was written, else fail without retry).
         """
         self._closing = True
+        for relay in list(self._relays):  # relays whose reader left early: stop taking input
+            relay.stop_reading()
         if drain and self._in_flight:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
@@ -336,6 +346,8 @@ class SmtpPool:
         idle, self._idle = list(self._idle), deque()
         timeout = self.settings.command_timeout
         await asyncio.gather(*(conn.close(timeout) for conn in idle), return_exceptions=True)
+        for relay in list(self._relays):
+            await relay.aclose()
 
     async def __aenter__(self) -> Self:
         return self

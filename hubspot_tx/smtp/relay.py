@@ -53,18 +53,19 @@ class Relay:
         self._fatal: SmtpError | None = None
         self._input_error: BaseException | None = None
         self._finished = False
+        self._stop_reading = False
 
     # -- the pipeline -------------------------------------------------------------------------
     async def _read_input(self) -> None:
         try:
             if isinstance(self._messages, AsyncIterable):
                 async for message in self._messages:
-                    if self._fatal is not None:
+                    if self._fatal is not None or self._stop_reading:
                         break
                     await self._take(message)
             else:
                 for message in self._messages:
-                    if self._fatal is not None:
+                    if self._fatal is not None or self._stop_reading:
                         break
                     await self._take(message)
         except Exception as exc:  # the caller's iterator failed: finish what was taken
@@ -148,6 +149,10 @@ class Relay:
         if self._progress is not None:
             self._progress(self.summary)
         return item
+
+    def stop_reading(self) -> None:
+        """Take no more input; what was taken still gets its outcomes."""
+        self._stop_reading = True
 
     async def aclose(self) -> None:
         """Stop the relay: take no more input, cancel what is in flight."""
