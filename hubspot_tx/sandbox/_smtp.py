@@ -163,10 +163,19 @@ class SandboxSMTP(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         if self._refused:
             return
+        self._end_session()
+        super().connection_lost(error)
+
+    def _end_session(self) -> None:
+        # A session ends at QUIT or at the loss of its connection, whichever comes first: a TLS
+        # connection may linger in its shutdown after QUIT, with no session on it any more.
         if self._counted:
             self._counted = False
             self.sandbox.state.session_closed()
-        super().connection_lost(error)
+
+    async def smtp_QUIT(self, arg: str) -> None:
+        self._end_session()
+        await super().smtp_QUIT(arg)
 
     def drop(self) -> None:
         """Cut the connection without a reply."""
