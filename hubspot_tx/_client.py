@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import os
 import ssl as ssl_module
+from collections.abc import Sequence
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self
 
-from ._auth import AuthProvider, StaticToken
+import aiohttp
+
+from ._auth import AuthProvider, OAuth, StaticToken
 from ._config import DEFAULT_BASE_URL, DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy, Timeout
+from ._hooks import Hooks
 from ._http import HTTPClient
+from ._pacing import Pacer, RateLimit
+from ._paths import API_VERSIONS, ApiVersion
 from ._secret import Secret
 from .resources import SendStatuses, SingleSend, SmtpTokens
 
@@ -32,8 +38,9 @@ class HubSpot:
         ...     final = await hs.send_status.wait(status)
 
     Args:
-        access_token: a private-app or OAuth access token, a :class:`Secret`, or an
-            :class:`AuthProvider`. Defaults to ``$HUBSPOT_ACCESS_TOKEN``.
+        access_token: a private-app access token, a :class:`Secret`, or an
+            :class:`AuthProvider` such as :class:`OAuth` (refreshing access tokens).
+            Defaults to ``$HUBSPOT_ACCESS_TOKEN``.
         base_url: the API root; ``$HUBSPOT_BASE_URL`` or ``https://api.hubapi.com``.
         timeout: per-attempt limits, a :class:`Timeout` or a total in seconds.
         retry: a :class:`RetryPolicy`, or ``None`` to never retry.
@@ -41,6 +48,13 @@ class HubSpot:
             the sandbox's), or ``False`` to disable verification (not recommended).
         trust_env: read proxy settings and ``.netrc`` from the environment.
         max_connections: the most simultaneous connections to HubSpot.
+        rate_limit: ``"auto"`` (learn HubSpot's limits from its headers and pace every call
+            of this client under them), a :class:`RateLimit` to pace under a known budget, or
+            ``None`` to send without pacing.
+        api_version: ``"v3"`` (the published spec's paths), ``"2026-03"`` or ``"2026-09"``
+            (HubSpot's date-versioned paths).
+        hooks: :class:`Hooks` called around every attempt (for metrics and tracing).
+        trace_configs: aiohttp ``TraceConfig`` objects, passed to the session.
     """
 
     def __init__(
@@ -53,6 +67,10 @@ class HubSpot:
         ssl: ssl_module.SSLContext | bool = True,
         trust_env: bool = False,
         max_connections: int = 100,
+        rate_limit: RateLimit | Literal["auto"] | None = "auto",
+        api_version: ApiVersion = "v3",
+        hooks: Hooks | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
     ) -> None:
         if access_token is None:
             access_token = os.environ.get(ACCESS_TOKEN_ENV)
@@ -62,6 +80,16 @@ class HubSpot:
         self.base_url = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
         if not self.base_url.startswith(("https://", "http://")):
             raise ValueError(f"base_url must start with https:// or http://, got {self.base_url!r}")
+        if api_version not in API_VERSIONS:
+            raise ValueError(f"api_version must be one of {sorted(API_VERSIONS)}")
+        paths = API_VERSIONS[api_version]
+        self.api_version = api_version
+        if rate_limit == "auto":
+            pacer: Pacer | None = Pacer()
+        elif isinstance(rate_limit, RateLimit):
+            pacer = Pacer(rate_limit, learn=False)
+        else:
+            pacer = None
         self._http = HTTPClient(
             base_url=self.base_url,
             auth=auth,
@@ -70,12 +98,17 @@ class HubSpot:
             ssl=ssl,
             trust_env=trust_env,
             max_connections=max_connections,
+            pacer=pacer,
+            hooks=hooks,
+            trace_configs=trace_configs,
         )
-        self.smtp_tokens = SmtpTokens(self._http)
+        if isinstance(auth, OAuth):
+            auth.bind(self._http.post_token_form)
+        self.smtp_tokens = SmtpTokens(self._http, paths)
         """SMTP API tokens: list, get, create, delete, reset_password."""
-        self.single_send = SingleSend(self._http)
-        """Single-send API (v3)."""
-        self.send_status = SendStatuses(self._http)
+        self.single_send = SingleSend(self._http, paths)
+        """Single-send: ``send`` (transactional, v3), ``send_v4`` (marketing), ``send_many``."""
+        self.send_status = SendStatuses(self._http, paths)
         """Send statuses: get, wait."""
 
     async def aclose(self) -> None:
@@ -94,4 +127,4 @@ class HubSpot:
         await self.aclose()
 
     def __repr__(self) -> str:
-        return f"<HubSpot base_url={self.base_url!r}>"
+        return f"<HubSpot base_url={self.base_url!r} api_version={self.api_version!r}>"

@@ -5,6 +5,7 @@ HubSpotError
 ├── APIError                      HubSpot answered with an error status
 │   ├── BadRequestError           400 / 422 (category VALIDATION_ERROR and friends)
 │   ├── AuthenticationError       401
+│   │   └── OAuthRefreshError     HubSpot refused the OAuth refresh token (revoked, unknown)
 │   ├── PermissionDeniedError     403 (missing scope, add-on not purchased)
 │   ├── NotFoundError             404
 │   ├── ConflictError             409
@@ -61,6 +62,7 @@ __all__ = [
     "InvalidMessageError",
     "MessageRejectedError",
     "NotFoundError",
+    "OAuthRefreshError",
     "PaginationError",
     "PermissionDeniedError",
     "PoolClosedError",
@@ -133,6 +135,10 @@ class BadRequestError(APIError):
 
 class AuthenticationError(APIError):
     """401: the access token is missing, expired or wrong."""
+
+
+class OAuthRefreshError(AuthenticationError):
+    """HubSpot refused the OAuth refresh token (revoked, unknown, wrong client secret)."""
 
 
 class PermissionDeniedError(APIError):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import logging
 import ssl as ssl_module
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -30,12 +29,16 @@ from ._exceptions import (
     RateLimitError,
     ServerError,
 )
+from ._hooks import Hooks, RequestEvent, ResponseEvent, run_hooks
+from ._logging import get_logger
+from ._pacing import Pacer
 from ._version import __version__
 from .models.errors import error_body_decoder
 
 __all__ = ["HTTPClient", "Replay", "Response"]
 
-logger = logging.getLogger("hubspot_tx.http")
+logger = get_logger("hubspot_tx.http")
+TOKEN_PATH = "/oauth/v1/token"
 
 USER_AGENT = (
     f"hubspot-tx/{__version__} python/{sys.version_info.major}.{sys.version_info.minor} "
@@ -128,7 +131,7 @@ def _status_error(
 
 
 class HTTPClient:
-    """Owns the aiohttp session; sends requests with retries; raises typed errors.
+    """Owns the aiohttp session; paces, sends and retries requests; raises typed errors.
 
     The session is created lazily inside the running event loop, so a client can be built at
     import time or in a synchronous factory and used later.
@@ -144,14 +147,20 @@ class HTTPClient:
         ssl: ssl_module.SSLContext | bool,
         trust_env: bool,
         max_connections: int,
+        pacer: Pacer | None = None,
+        hooks: Hooks | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.auth = auth
         self.timeout = timeout
         self.retry = retry
+        self.pacer = pacer
+        self.hooks = hooks or Hooks()
         self._ssl = ssl
         self._trust_env = trust_env
         self._max_connections = max_connections
+        self._trace_configs = list(trace_configs)
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
 
@@ -171,6 +180,7 @@ class HTTPClient:
                 trust_env=self._trust_env,
                 headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
                 raise_for_status=False,
+                trace_configs=self._trace_configs or None,
             )
         return self._session
 
@@ -180,6 +190,33 @@ class HTTPClient:
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+    async def post_token_form(self, fields: dict[str, str]) -> tuple[int, bytes]:
+        """POST a form to HubSpot's OAuth token endpoint (no bearer, not paced).
+
+        Retried like a safe request on connection errors and 5xx: a refresh grant can be
+        repeated.
+        """
+        session = self._get_session()
+        policy = self.retry
+        for attempt in range(1, policy.max_retries + 2):
+            try:
+                async with session.post(
+                    self.base_url + TOKEN_PATH, data=fields, allow_redirects=False
+                ) as resp:
+                    content = await resp.read()
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                if attempt > policy.max_retries:
+                    raise APIConnectionError(
+                        f"token endpoint unreachable: {type(exc).__name__}",
+                        method="POST",
+                        path=TOKEN_PATH,
+                    ) from None
+            else:
+                if resp.status < 500 or attempt > policy.max_retries:
+                    return resp.status, content
+            await asyncio.sleep(policy.backoff(attempt - 1))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def request(
         self,
@@ -194,33 +231,47 @@ class HTTPClient:
         """Send one logical request, retrying as ``replay`` and the retry policy allow.
 
         ``ok_on_retry`` lists statuses accepted as success on a retry only: a DELETE whose
-        first attempt may have succeeded finds nothing on the second.
+        first attempt may have succeeded finds nothing on the second. A 401 is retried once
+        when the auth provider refreshed its credential (OAuth).
         """
         session = self._get_session()
         url = self.base_url + path
         policy = self.retry
         loop = asyncio.get_running_loop()
         deadline = loop.time() + policy.max_elapsed
-        headers = {"Content-Type": "application/json"} if json is not None else {}
+        content_type = {"Content-Type": "application/json"} if json is not None else {}
         attempt = 0
+        reauthorized = False
         while True:
             attempt += 1
-            started = loop.time()
             wait: float | None = None
-            headers["Authorization"] = await self.auth.authorization()
+            authorization = await self.auth.authorization()
+            await run_hooks(self.hooks.on_request, RequestEvent(method, path, attempt))
+            paced, probe = await self._pace()
+            # No await between pacing and the try: the pacer always hears how it ended.
+            started = loop.time()
+            headers: Mapping[str, str] | None = None
             try:
                 async with session.request(
-                    method, url, params=params, data=json, headers=headers, allow_redirects=False
+                    method,
+                    url,
+                    params=params,
+                    data=json,
+                    headers={**content_type, "Authorization": authorization},
+                    allow_redirects=False,
                 ) as resp:
                     content = await resp.read()
+                headers = resp.headers
             except TimeoutError:
                 error: Exception = APITimeoutError("request timed out", method=method, path=path)
                 retryable = replay is Replay.SAFE
             except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
                 # A TLS failure will not fix itself by retrying.
-                raise APIConnectionError(
+                error = APIConnectionError(
                     f"TLS failure: {type(exc).__name__}", method=method, path=path
-                ) from exc
+                )
+                error.__cause__ = exc
+                retryable = False
             except aiohttp.ClientConnectorError as exc:
                 error = APIConnectionError(
                     f"cannot connect: {exc.os_error.strerror or type(exc.os_error).__name__}",
@@ -233,24 +284,66 @@ class HTTPClient:
                     f"connection failed: {type(exc).__name__}", method=method, path=path
                 )
                 retryable = replay is Replay.SAFE
+            finally:
+                if self.pacer is not None:
+                    # Also on failure and cancellation: an unanswered probe must not stall
+                    # every other caller.
+                    self.pacer.observe(
+                        headers, status=resp.status if headers is not None else 0, probe=probe
+                    )
+            duration = loop.time() - started
+            if headers is None:
+                await run_hooks(
+                    self.hooks.on_response,
+                    ResponseEvent(
+                        method,
+                        path,
+                        attempt,
+                        None,
+                        duration,
+                        error=type(error).__name__,
+                        paced=paced,
+                    ),
+                )
             else:
                 status = resp.status
+                await run_hooks(
+                    self.hooks.on_response,
+                    ResponseEvent(
+                        method,
+                        path,
+                        attempt,
+                        status,
+                        duration,
+                        correlation_id=headers.get("X-HubSpot-Correlation-Id"),
+                        rate_limit_remaining=_remaining(headers),
+                        paced=paced,
+                    ),
+                )
                 logger.debug(
                     "%s %s -> %d in %.1f ms (attempt %d)",
                     method,
                     path,
                     status,
-                    (loop.time() - started) * 1000,
+                    duration * 1000,
                     attempt,
                 )
                 if status < 400 or (attempt > 1 and status in ok_on_retry):
                     return Response(status, resp.headers, content, attempt)
-                error = _status_error(status, resp.headers, content, method, path)
+                error = _status_error(status, headers, content, method, path)
+                if status == 401 and not reauthorized:
+                    reauthorized = True
+                    if await self.auth.unauthorized(authorization):
+                        attempt -= 1  # a refreshed credential is not a retry of the request
+                        continue
                 if isinstance(error, RateLimitError):
                     retryable = not error.is_daily
                     wait = error.retry_after
                     if wait is not None and wait > policy.max_retry_after:
                         retryable = False
+                    if retryable and wait is not None and self.pacer is not None:
+                        self.pacer.pause(wait)  # every caller of this client waits, not just us
+                        wait = 0.0
                 else:
                     retryable = status >= 500 and replay is Replay.SAFE
             if not retryable or attempt > policy.max_retries:
@@ -268,3 +361,16 @@ class HTTPClient:
                 delay,
             )
             await asyncio.sleep(delay)
+
+    async def _pace(self) -> tuple[float, bool]:
+        """Wait for the rate limiter: (seconds waited, whether this attempt is its probe)."""
+        if self.pacer is None:
+            return 0.0, False
+        started = asyncio.get_running_loop().time()
+        probe = await self.pacer.acquire()
+        return asyncio.get_running_loop().time() - started, probe
+
+
+def _remaining(headers: Mapping[str, str]) -> int | None:
+    value = headers.get("X-HubSpot-RateLimit-Remaining")
+    return int(value) if value is not None and value.isdigit() else None

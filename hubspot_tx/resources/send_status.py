@@ -7,25 +7,27 @@ from urllib.parse import quote
 
 from .._exceptions import SendStatusTimeout
 from .._http import HTTPClient, Replay
+from .._paths import API_VERSIONS, ApiPaths
 from ..models.single_send import SendStatus, send_status_decoder
 
 __all__ = ["SendStatuses"]
-
-PATH = "/marketing/v3/email/send-statuses"
 
 
 class SendStatuses:
     """Read a send's status, or wait until it is final."""
 
-    def __init__(self, http: HTTPClient) -> None:
+    def __init__(self, http: HTTPClient, paths: ApiPaths = API_VERSIONS["v3"]) -> None:
         self._http = http
+        self._path = paths.send_statuses
 
     async def get(self, status_id: str | SendStatus) -> SendStatus:
         """Read the current status of a send (by id, or from the status ``send`` returned)."""
         sid = status_id.status_id if isinstance(status_id, SendStatus) else status_id
         if not sid:
             raise ValueError("status_id must not be empty")
-        resp = await self._http.request("GET", f"{PATH}/{quote(sid, safe='')}", replay=Replay.SAFE)
+        resp = await self._http.request(
+            "GET", f"{self._path}/{quote(sid, safe='')}", replay=Replay.SAFE
+        )
         return send_status_decoder.decode(resp.content)
 
     async def wait(

@@ -8,6 +8,7 @@ import msgspec
 
 from .._http import HTTPClient, Replay
 from .._pagination import AsyncPager
+from .._paths import API_VERSIONS, ApiPaths
 from ..models.smtp_tokens import (
     SmtpToken,
     SmtpTokenCreateRequest,
@@ -20,21 +21,20 @@ from ..models.smtp_tokens import (
 
 __all__ = ["MAX_PAGE_SIZE", "SmtpTokens"]
 
-PATH = "/marketing/v3/transactional/smtp-tokens"
 MAX_PAGE_SIZE = 100
-
-
-def _token_path(token_id: str) -> str:
-    if not token_id:
-        raise ValueError("token_id must not be empty")
-    return f"{PATH}/{quote(token_id, safe='')}"
 
 
 class SmtpTokens:
     """Create, list, read, delete SMTP API tokens and reset their passwords."""
 
-    def __init__(self, http: HTTPClient) -> None:
+    def __init__(self, http: HTTPClient, paths: ApiPaths = API_VERSIONS["v3"]) -> None:
         self._http = http
+        self._path = paths.smtp_tokens
+
+    def _token_path(self, token_id: str) -> str:
+        if not token_id:
+            raise ValueError("token_id must not be empty")
+        return f"{self._path}/{quote(token_id, safe='')}"
 
     def list(
         self,
@@ -68,14 +68,14 @@ class SmtpTokens:
 
         async def fetch(cursor: str | None) -> SmtpTokenPage:
             query = params if cursor is None else {**params, "after": cursor}
-            resp = await self._http.request("GET", PATH, params=query, replay=Replay.SAFE)
+            resp = await self._http.request("GET", self._path, params=query, replay=Replay.SAFE)
             return smtp_token_page_decoder.decode(resp.content)
 
         return AsyncPager(fetch, after)
 
     async def get(self, token_id: str) -> SmtpToken:
         """Read one token (never its password). Raises :class:`NotFoundError` if absent."""
-        resp = await self._http.request("GET", _token_path(token_id), replay=Replay.SAFE)
+        resp = await self._http.request("GET", self._token_path(token_id), replay=Replay.SAFE)
         return smtp_token_decoder.decode(resp.content)
 
     async def create(
@@ -91,7 +91,7 @@ class SmtpTokens:
         body = msgspec.json.encode(
             SmtpTokenCreateRequest(campaign_name=campaign_name, create_contact=create_contact)
         )
-        resp = await self._http.request("POST", PATH, json=body, replay=Replay.UNSAFE)
+        resp = await self._http.request("POST", self._path, json=body, replay=Replay.UNSAFE)
         return smtp_token_with_password_decoder.decode(resp.content)
 
     async def delete(self, token_id: str) -> None:
@@ -101,7 +101,7 @@ class SmtpTokens:
         succeeded); a first attempt that finds nothing raises :class:`NotFoundError`.
         """
         await self._http.request(
-            "DELETE", _token_path(token_id), replay=Replay.SAFE, ok_on_retry=frozenset({404})
+            "DELETE", self._token_path(token_id), replay=Replay.SAFE, ok_on_retry=frozenset({404})
         )
 
     async def reset_password(self, token_id: str) -> SmtpTokenWithPassword:
@@ -110,6 +110,6 @@ class SmtpTokens:
         Retried like :meth:`create`: never once the request may have reached HubSpot.
         """
         resp = await self._http.request(
-            "POST", f"{_token_path(token_id)}/password-reset", replay=Replay.UNSAFE
+            "POST", f"{self._token_path(token_id)}/password-reset", replay=Replay.UNSAFE
         )
         return smtp_token_with_password_decoder.decode(resp.content)

@@ -39,7 +39,6 @@ class FailureCategory(enum.StrEnum):
     DELIVERY_UNKNOWN = "delivery_unknown"  #: connection lost after the final "."
     INVALID_MESSAGE = "invalid_message"  #: not sendable as given; nothing was sent
     CANCELLED = "cancelled"  #: the caller was cancelled before the final "." was written
-    NOT_ATTEMPTED = "not_attempted"  #: taken by a relay that stopped on a fatal error
 
 
 _ERRORS: dict[FailureCategory, type[DeliveryError]] = {
