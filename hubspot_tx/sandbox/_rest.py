@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import msgspec
 from aiohttp import web
 
+from .._paths import API_VERSIONS
 from .._secret import Secret
 from ..models.single_send import SingleSendRequest
 from ..models.smtp_tokens import (
@@ -22,13 +23,14 @@ from ..models.smtp_tokens import (
     SmtpTokenWithPassword,
 )
 from ._faults import Faults, RestFault
+from ._limits import RestLimits
 from ._state import CursorError, SandboxState, TokenRecord
 
 __all__ = ["RequestRecord", "build_app"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-TOKENS = "/marketing/v3/transactional/smtp-tokens"
+TOKEN_ENDPOINT = "/oauth/v1/token"
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
 
@@ -36,6 +38,7 @@ STATE_KEY = web.AppKey("state", SandboxState)
 FAULTS_KEY = web.AppKey("faults", Faults)
 TOKEN_KEY = web.AppKey("access_token", Secret)
 LOG_KEY = web.AppKey("requests", deque["RequestRecord"])
+LIMITS_KEY = web.AppKey("limits", RestLimits)
 
 
 class RequestRecord(NamedTuple):
@@ -72,6 +75,7 @@ def error_response(
 ) -> web.Response:
     """A response carrying HubSpot's error body."""
     body = {"status": "error", "message": message, "correlationId": str(uuid.uuid4())}
+    headers = {**(headers or {}), "X-HubSpot-Correlation-Id": body["correlationId"]}
     if category is not None:
         body["category"] = category
     body.update(extra)
@@ -119,6 +123,7 @@ def _rate_limited(fault: RestFault) -> web.Response:
 @web.middleware
 async def _record(request: web.Request, handler: Handler) -> web.StreamResponse:
     response = await handler(request)
+    response.headers.setdefault("X-HubSpot-Correlation-Id", str(uuid.uuid4()))
     request.app[LOG_KEY].append(RequestRecord(request.method, request.path, response.status))
     return response
 
@@ -133,19 +138,62 @@ async def _hubspot_errors(request: web.Request, handler: Handler) -> web.StreamR
         return error_response(405, "METHOD_NOT_ALLOWED", f"{request.method} not allowed here")
 
 
+def _is_oauth(request: web.Request) -> bool:
+    """False when the request carries the sandbox's private-app token."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    expected = request.app[TOKEN_KEY].get_secret_value()
+    return not (
+        scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), expected.encode())
+    )
+
+
 @web.middleware
 async def _bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path == TOKEN_ENDPOINT:
+        return await handler(request)  # the client authenticates in the form
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    expected = request.app[TOKEN_KEY].get_secret_value()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
+    if not _is_oauth(request):
+        return await handler(request)
+    state = request.app[STATE_KEY].access_token_state(token) if scheme.lower() == "bearer" else ""
+    if state == "valid":
+        return await handler(request)
+    if state == "expired":
         return error_response(
             401,
-            "INVALID_AUTHENTICATION",
-            "Authentication credentials not found. This API supports OAuth 2.0 authentication "
-            "and private app access tokens.",
+            "EXPIRED_AUTHENTICATION",
+            "The OAuth token used to make this call expired.",
         )
-    return await handler(request)
+    return error_response(
+        401,
+        "INVALID_AUTHENTICATION",
+        "Authentication credentials not found. This API supports OAuth 2.0 authentication "
+        "and private app access tokens.",
+    )
+
+
+@web.middleware
+async def _rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    limits = request.app.get(LIMITS_KEY)
+    if limits is None or request.path == TOKEN_ENDPOINT:
+        return await handler(request)
+    oauth = _is_oauth(request)
+    broken = limits.take()
+    if broken is not None:
+        limit = "daily" if broken == "DAILY" else broken.lower()
+        return error_response(
+            429,
+            None,
+            f"You have reached your {limit} limit.",
+            headers=limits.headers(oauth=oauth),
+            errorType="RATE_LIMIT",
+            policyName=broken,
+            requestId=str(uuid.uuid4()),
+        )
+    response = await handler(request)
+    for name, value in limits.headers(oauth=oauth).items():
+        response.headers.setdefault(name, value)  # an injected 429 keeps its own
+    return response
 
 
 @web.middleware
@@ -244,6 +292,35 @@ async def reset_password(request: web.Request) -> web.Response:
     return _json(_with_password(*result))
 
 
+async def oauth_token(request: web.Request) -> web.Response:
+    form = await request.post()
+    fields = {k: str(v) for k, v in form.items()}
+    if fields.get("grant_type") != "refresh_token":
+        return _oauth_error("BAD_GRANT_TYPE", "only grant_type=refresh_token is supported")
+    granted = _state(request).refresh_oauth(
+        fields.get("client_id", ""),
+        fields.get("client_secret", ""),
+        fields.get("refresh_token", ""),
+    )
+    if isinstance(granted, str):
+        return _oauth_error(granted, "missing or unknown " + granted.lower().replace("_", " "))
+    token, ttl = granted
+    return _json(
+        {
+            "token_type": "bearer",
+            "refresh_token": fields["refresh_token"],
+            "access_token": token,
+            "expires_in": ttl,
+        }
+    )
+
+
+def _oauth_error(status: str, message: str) -> web.Response:
+    # The token endpoint's error body differs from the API's: ``status`` names the problem.
+    body = {"status": status, "message": message, "correlationId": str(uuid.uuid4())}
+    return web.Response(body=_encoder.encode(body), status=400, content_type="application/json")
+
+
 async def single_send(request: web.Request) -> web.Response:
     try:
         body = _send_decoder.decode(await request.read())
@@ -251,6 +328,17 @@ async def single_send(request: web.Request) -> web.Response:
         return _validation_error(f"Invalid input JSON: {exc}", "body")
     state = _state(request)
     return _json(state.send_status(state.single_send(body)))
+
+
+async def single_send_v4(request: web.Request) -> web.Response:
+    try:
+        body = _send_decoder.decode(await request.read())
+    except msgspec.DecodeError as exc:
+        return _validation_error(f"Invalid input JSON: {exc}", "body")
+    state = _state(request)
+    status = msgspec.to_builtins(state.send_status(state.single_send(body)))
+    status["message"] = msgspec.to_builtins(body.message)  # v4 echoes the message
+    return _json(status)
 
 
 async def send_status(request: web.Request) -> web.Response:
@@ -263,19 +351,35 @@ async def send_status(request: web.Request) -> web.Response:
 
 
 def build_app(
-    state: SandboxState, faults: Faults, access_token: Secret, *, log_size: int = 10_000
+    state: SandboxState,
+    faults: Faults,
+    access_token: Secret,
+    *,
+    limits: RestLimits | None = None,
+    log_size: int = 10_000,
 ) -> web.Application:
     """The REST application over ``state``, accepting ``Bearer <access_token>``."""
-    app = web.Application(middlewares=[_record, _hubspot_errors, _bearer_auth, _inject_faults])
+    app = web.Application(
+        middlewares=[_record, _hubspot_errors, _bearer_auth, _rate_limit, _inject_faults]
+    )
     app[STATE_KEY] = state
     app[FAULTS_KEY] = faults
     app[TOKEN_KEY] = access_token
     app[LOG_KEY] = deque(maxlen=log_size)
-    app.router.add_get(TOKENS, list_tokens)
-    app.router.add_post(TOKENS, create_token)
-    app.router.add_get(TOKENS + "/{tokenId}", get_token)
-    app.router.add_delete(TOKENS + "/{tokenId}", delete_token)
-    app.router.add_post(TOKENS + "/{tokenId}/password-reset", reset_password)
-    app.router.add_post("/marketing/v3/transactional/single-email/send", single_send)
-    app.router.add_get("/marketing/v3/email/send-statuses/{statusId}", send_status)
+    if limits is not None:
+        app[LIMITS_KEY] = limits
+    router = app.router
+    # Every API version the client knows, on the same handlers and state.
+    for tokens, send in sorted({(p.smtp_tokens, p.single_send) for p in API_VERSIONS.values()}):
+        router.add_get(tokens, list_tokens)
+        router.add_post(tokens, create_token)
+        router.add_get(tokens + "/{tokenId}", get_token)
+        router.add_delete(tokens + "/{tokenId}", delete_token)
+        router.add_post(tokens + "/{tokenId}/password-reset", reset_password)
+        router.add_post(send, single_send)
+    for path in sorted({p.marketing_single_send for p in API_VERSIONS.values()}):
+        router.add_post(path, single_send_v4)
+    for path in sorted({p.send_statuses for p in API_VERSIONS.values()}):
+        router.add_get(path + "/{statusId}", send_status)
+    router.add_post(TOKEN_ENDPOINT, oauth_token)
     return app

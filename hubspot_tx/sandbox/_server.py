@@ -13,11 +13,14 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from .._auth import OAuth
 from .._client import HubSpot
+from .._pacing import RateLimit
 from .._secret import Secret
 from ..models.smtp_tokens import SmtpTokenWithPassword
 from ..smtp import SmtpCredentials, SmtpPool, TlsMode
 from ._faults import Faults
+from ._limits import HUBSPOT_PROFESSIONAL, RestLimits
 from ._rest import LOG_KEY, RequestRecord, build_app
 from ._smtp import SmtpHandler, smtp_factory
 from ._state import DEFAULT_EMAIL_IDS, SandboxState
@@ -62,6 +65,9 @@ class Sandbox:
         smtp_port: the STARTTLS SMTP port (0 = ephemeral; HubSpot's is 587).
         smtps_port: the implicit-TLS SMTP port (0 = ephemeral; HubSpot's is 465).
         smtp_pipelining: advertise PIPELINING (RFC 2920) in the EHLO reply.
+        rate_limit: the REST budget, enforced with HubSpot's headers and 429s (default:
+            HubSpot's Professional tier, 190 per 10 s and 1 000 000 a day); ``None`` for none.
+        oauth_access_ttl: lifetime in seconds of the OAuth access tokens it grants.
     """
 
     def __init__(
@@ -77,6 +83,8 @@ class Sandbox:
         smtp_port: int = 0,
         smtps_port: int = 0,
         smtp_pipelining: bool = False,
+        rate_limit: RateLimit | None = HUBSPOT_PROFESSIONAL,
+        oauth_access_ttl: float = 1800.0,
     ) -> None:
         self.host = host
         self._ports = (http_port, https_port, smtp_port, smtps_port)
@@ -86,8 +94,10 @@ class Sandbox:
             pending_seconds=pending_seconds,
             processing_seconds=processing_seconds,
         )
+        self.state.oauth_access_ttl = oauth_access_ttl
         self.faults = Faults()
-        self._app = build_app(self.state, self.faults, self._access_token)
+        self.limits = RestLimits(rate_limit) if rate_limit is not None else None
+        self._app = build_app(self.state, self.faults, self._access_token, limits=self.limits)
         self.smtp_handler = SmtpHandler(self.state, self.faults, pipelining=smtp_pipelining)
         self._runner: web.AppRunner | None = None
         self._smtp_servers: list[asyncio.AbstractServer] = []
@@ -147,14 +157,25 @@ class Sandbox:
         port = self.smtps_port if tls == "implicit" else self.smtp_port
         return SmtpPool(self.host, port, credentials=credentials, tls=tls, **kwargs)
 
-    def client(self, *, https: bool = False, **kwargs: Any) -> HubSpot:
+    def client(self, *, https: bool = False, auth: OAuth | None = None, **kwargs: Any) -> HubSpot:
         """A :class:`HubSpot` client pointed at this sandbox (HTTPS with verification if
-        ``https``); ``kwargs`` go to :class:`HubSpot`."""
+        ``https``), with the sandbox's access token or ``auth``; ``kwargs`` go to
+        :class:`HubSpot`. Without a rate limit in the sandbox, the client does not pace."""
         if https:
             kwargs.setdefault("ssl", self.ssl_context())
+        if self.limits is None:
+            kwargs.setdefault("rate_limit", None)
         return HubSpot(
-            self._access_token, base_url=self.https_url if https else self.base_url, **kwargs
+            auth or self._access_token,
+            base_url=self.https_url if https else self.base_url,
+            **kwargs,
         )
+
+    def oauth(self, **kwargs: Any) -> OAuth:
+        """Register an OAuth app installation and return a provider for it (``kwargs`` go to
+        :class:`OAuth`); pass it to :meth:`client` as ``auth``."""
+        client_id, secret, refresh = self.state.register_oauth_app()
+        return OAuth(client_id=client_id, client_secret=secret, refresh_token=refresh, **kwargs)
 
     async def start(self) -> None:
         """Bind and start the listeners."""

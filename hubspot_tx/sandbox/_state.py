@@ -140,6 +140,49 @@ class SandboxState:
         self.smtp_sessions_peak = 0
         self.smtp_sessions_total = 0
         self._session_ids = itertools.count(1)
+        # OAuth: apps, refresh tokens, issued access tokens (token -> expiry on ``clock``)
+        self.oauth_apps: dict[str, str] = {}
+        self.refresh_tokens: dict[str, str] = {}
+        self.access_tokens: dict[str, float] = {}
+        self.oauth_access_ttl = 1800.0
+        self.oauth_refreshes = 0
+
+    # -- OAuth --------------------------------------------------------------------------------
+    def register_oauth_app(self) -> tuple[str, str, str]:
+        """A new app installation: (client id, client secret, refresh token)."""
+        client_id = str(uuid.uuid4())
+        secret = secrets.token_urlsafe(24)
+        refresh = f"na1-{secrets.token_hex(16)}"
+        self.oauth_apps[client_id] = secret
+        self.refresh_tokens[refresh] = client_id
+        return client_id, secret, refresh
+
+    def refresh_oauth(
+        self, client_id: str, client_secret: str, refresh_token: str
+    ) -> tuple[str, float] | str:
+        """Grant an access token: ``(token, ttl seconds)``, or HubSpot's error status."""
+        expected = self.oauth_apps.get(client_id)
+        if expected is None:
+            return "BAD_CLIENT_ID"
+        if not hmac.compare_digest(expected.encode(), client_secret.encode()):
+            return "BAD_CLIENT_SECRET"
+        if self.refresh_tokens.get(refresh_token) != client_id:
+            return "BAD_REFRESH_TOKEN"
+        token = f"oauth-{secrets.token_hex(20)}"
+        self.access_tokens[token] = self.clock() + self.oauth_access_ttl
+        self.oauth_refreshes += 1
+        return token, self.oauth_access_ttl
+
+    def revoke_refresh_token(self, refresh_token: str) -> None:
+        """Revoke an installation's refresh token (later refreshes fail)."""
+        self.refresh_tokens.pop(refresh_token, None)
+
+    def access_token_state(self, token: str) -> str:
+        """``"valid"``, ``"expired"`` or ``"unknown"`` for an OAuth access token."""
+        expires = self.access_tokens.get(token)
+        if expires is None:
+            return "unknown"
+        return "valid" if self.clock() < expires else "expired"
 
     # -- SMTP ---------------------------------------------------------------------------------
     def session_opened(self) -> int:
