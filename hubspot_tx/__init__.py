@@ -1,6 +1,6 @@
 """hubspot-tx: asyncio SDK and SMTP bridge for HubSpot transactional email."""
 
-from ._auth import AuthProvider, StaticToken
+from ._auth import AuthProvider, OAuth, OAuthTokens, StaticToken
 from ._client import HubSpot
 from ._config import RetryPolicy, Timeout
 from ._exceptions import (
@@ -17,6 +17,7 @@ from ._exceptions import (
     InvalidMessageError,
     MessageRejectedError,
     NotFoundError,
+    OAuthRefreshError,
     PaginationError,
     PermissionDeniedError,
     PoolClosedError,
@@ -31,17 +32,24 @@ from ._exceptions import (
     SmtpTLSError,
     TemporaryFailureError,
 )
+from ._hooks import Hooks, RequestEvent, ResponseEvent
+from ._logging import RedactingFilter
+from ._pacing import RateLimit
 from ._pagination import AsyncPager
+from ._paths import ApiVersion
 from ._secret import Secret
 from ._version import __version__
 from .models import (
     SendResult,
     SendState,
     SendStatus,
+    SingleSendMessage,
+    SingleSendRequest,
     SmtpToken,
     SmtpTokenPage,
     SmtpTokenWithPassword,
 )
+from .resources.single_send import BulkSend, BulkSendSummary, SendOutcome
 from .smtp import (
     Envelope,
     FailureCategory,
@@ -59,39 +67,53 @@ __all__ = [
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
+    "ApiVersion",
     "AsyncPager",
     "AuthProvider",
     "AuthenticationError",
     "BadRequestError",
+    "BulkSend",
+    "BulkSendSummary",
     "ConflictError",
     "DeliveryError",
     "DeliveryUnknownError",
     "Envelope",
     "FailureCategory",
+    "Hooks",
     "HubSpot",
     "HubSpotError",
     "InsecureAuthError",
     "InvalidMessageError",
     "MessageRejectedError",
     "NotFoundError",
+    "OAuth",
+    "OAuthRefreshError",
+    "OAuthTokens",
     "Outcome",
     "OutcomeStatus",
     "PaginationError",
     "PermissionDeniedError",
     "PoolClosedError",
+    "RateLimit",
     "RateLimitError",
     "RecipientRefusal",
     "RecipientsRefusedError",
+    "RedactingFilter",
     "Relay",
     "RelaySummary",
+    "RequestEvent",
     "ResponseDecodeError",
+    "ResponseEvent",
     "RetryPolicy",
     "Secret",
+    "SendOutcome",
     "SendResult",
     "SendState",
     "SendStatus",
     "SendStatusTimeout",
     "ServerError",
+    "SingleSendMessage",
+    "SingleSendRequest",
     "SmtpAuthError",
     "SmtpConnectError",
     "SmtpCredentials",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import logging
@@ -191,3 +192,31 @@ async def test_sandbox_smtp_session_leaks_nothing_anywhere(
     texts += ["".join(traceback.format_exception(info.value)), repr(token)]
     assert_absent(password, *texts)
     assert_absent(base64.b64encode(password.encode()).decode(), *texts)
+
+
+async def test_oauth_secrets_never_leak(caplog: pytest.LogCaptureFixture) -> None:
+    from hubspot_tx import Hooks, OAuthRefreshError
+
+    caplog.set_level(logging.DEBUG)
+    events: list[object] = []
+    async with Sandbox(oauth_access_ttl=0.3) as sb:
+        auth = sb.oauth()
+        client_secret = auth._client_secret.get_secret_value()
+        refresh_token = auth._refresh_token.get_secret_value()
+        hooks = Hooks(on_request=[events.append], on_response=[events.append])
+        async with sb.client(auth=auth, hooks=hooks, retry=FAST_RETRY) as hs:
+            await hs.smtp_tokens.list()
+            await asyncio.sleep(0.35)
+            await hs.smtp_tokens.list()  # refreshed
+            access_tokens = list(sb.state.access_tokens)
+            sb.state.revoke_refresh_token(refresh_token)
+            await asyncio.sleep(0.35)
+            with pytest.raises(OAuthRefreshError) as info:
+                await hs.smtp_tokens.list()
+            texts = [repr(auth), str(auth), repr(hs), repr(events)]
+    err = info.value
+    texts += [str(err), repr(err), "".join(traceback.format_exception(err)), repr(vars(err))]
+    texts += [r.getMessage() for r in caplog.records] + [caplog.text]
+    assert len(access_tokens) == 2
+    for secret in (client_secret, refresh_token, *access_tokens):
+        assert_absent(secret, *texts)

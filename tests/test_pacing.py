@@ -1,0 +1,127 @@
+"""Pacing under HubSpot's rate limits: learned from headers, shared by concurrent calls."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from hubspot_tx import HubSpot, RateLimit, RateLimitError
+from hubspot_tx._pacing import DEFAULT_ASSUMED_LIMIT, Pacer
+from hubspot_tx.sandbox import Sandbox
+
+from .conftest import FAST_RETRY
+
+ODD = RateLimit(max_requests=37, interval=2.0)
+
+
+async def test_200_concurrent_calls_under_an_untold_odd_limit() -> None:
+    async with Sandbox(rate_limit=ODD) as sb:
+        async with sb.client(retry=FAST_RETRY) as hs:
+            token = await hs.smtp_tokens.create(campaign_name="paced")
+            sb.limits.served_429 = 0  # type: ignore[union-attr]
+            started = time.monotonic()
+            results = await asyncio.gather(*(hs.smtp_tokens.get(token.id) for _ in range(200)))
+            elapsed = time.monotonic() - started
+        assert sb.limits is not None
+        assert all(r.id == token.id for r in results)
+        assert sb.limits.served_429 <= 1
+        # 201 calls at 37 per 2 s: the bucket allows ~ (201 - 37) / 18.5 s = 8.9 s at best.
+        assert elapsed >= (200 - 36) / 18.5 * 0.9
+
+
+async def test_without_pacing_the_same_burst_meets_429s() -> None:
+    async with Sandbox(rate_limit=ODD) as sb:
+        async with sb.client(retry=None, rate_limit=None) as hs:
+            outcomes = await asyncio.gather(
+                *(hs.smtp_tokens.list() for _ in range(100)), return_exceptions=True
+            )
+        limited = [o for o in outcomes if isinstance(o, RateLimitError)]
+        assert len(limited) >= 100 - 37  # what pacing prevents
+        assert limited[0].policy_name == "ROLLING"
+        assert limited[0].retry_after == 2.0
+
+
+async def test_explicit_limit_paces_from_the_first_call() -> None:
+    async with Sandbox(rate_limit=None) as sb, sb.client(rate_limit=RateLimit(5, 0.5)) as hs:
+        started = time.monotonic()
+        await asyncio.gather(*(hs.smtp_tokens.list() for _ in range(11)))
+        elapsed = time.monotonic() - started
+    assert elapsed >= 2 * 0.5  # 11 calls, 5 per window: two full windows waited
+
+
+async def test_the_daily_limit_fails_fast_once_used_up() -> None:
+    sb = Sandbox(rate_limit=RateLimit(100, 1.0, daily=3))
+    async with sb, sb.client(retry=FAST_RETRY) as hs:
+        for _ in range(3):
+            await hs.smtp_tokens.list()
+        with pytest.raises(RateLimitError) as info:
+            await hs.smtp_tokens.list()
+        assert info.value.is_daily
+        served = len(sb.requests)
+        with pytest.raises(RateLimitError, match="daily"):
+            await hs.smtp_tokens.list()  # raised by the client: nothing sent
+        assert len(sb.requests) == served
+
+
+async def test_unknown_limit_probes_with_one_request_first() -> None:
+    pacer = Pacer()
+    assert await pacer.acquire() is True  # the probe
+    second = asyncio.create_task(pacer.acquire())
+    await asyncio.sleep(0.05)
+    assert not second.done()  # everyone else waits for what the probe learns
+    pacer.observe(
+        {
+            "X-HubSpot-RateLimit-Max": "10",
+            "X-HubSpot-RateLimit-Interval-Milliseconds": "1000",
+            "X-HubSpot-RateLimit-Remaining": "9",
+        },
+        probe=True,
+    )
+    assert await asyncio.wait_for(second, 1) is False
+    assert pacer.limit == RateLimit(10, 1.0)
+
+
+async def test_probe_without_headers_assumes_the_lowest_tier() -> None:
+    pacer = Pacer()
+    assert await pacer.acquire()
+    pacer.observe(None, probe=True)
+    assert pacer.limit == DEFAULT_ASSUMED_LIMIT
+
+
+async def test_other_clients_use_of_the_budget_slows_this_one() -> None:
+    pacer = Pacer(RateLimit(10, 0.5))
+    await pacer.acquire()
+    # HubSpot says only 2 remain although this client sent 1: 7 went to someone else.
+    pacer.observe(
+        {
+            "X-HubSpot-RateLimit-Max": "10",
+            "X-HubSpot-RateLimit-Interval-Milliseconds": "500",
+            "X-HubSpot-RateLimit-Remaining": "2",
+        },
+        status=200,
+    )
+    started = time.monotonic()
+    for _ in range(3):
+        await pacer.acquire()
+    assert time.monotonic() - started >= 0.45  # the third had to wait for the window
+
+
+async def test_a_429_pauses_every_caller() -> None:
+    pacer = Pacer(RateLimit(100, 1.0))
+    pacer.pause(0.3)
+    started = time.monotonic()
+    await asyncio.gather(pacer.acquire(), pacer.acquire())
+    assert time.monotonic() - started >= 0.29
+
+
+def test_rate_limit_validation() -> None:
+    with pytest.raises(ValueError, match="max_requests"):
+        RateLimit(0, 1.0)
+
+
+async def test_client_option_off_means_no_pacer(sandbox: Sandbox) -> None:
+    hs = HubSpot("t", base_url=sandbox.base_url, rate_limit=None)
+    assert hs._http.pacer is None
+    await hs.aclose()
