@@ -2,8 +2,12 @@
 
 The engine under both bulk APIs (the SMTP relay and bulk single-send): it reads its input lazily,
 keeps at most ``concurrency`` items in work, ``concurrency`` more taken and waiting, and
-``2 * concurrency`` results waiting to be read, and yields results in completion order. A fatal
-error stops it reading; every item it took still gets a result; then the error is raised once.
+``2 * concurrency`` results waiting to be read, and yields results in completion order.
+
+Every item it takes gets exactly one result: a fatal error stops it reading (it never pulls an
+item it will not take), the items already taken still get results, then the error is raised
+once. Closing it early gives each taken, unfinished item an *abandoned* result, which the owner
+reports through its own hook (the reader of the pipeline is gone by then).
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ class Pipeline(Generic[In, Out]):
         items: the input, read lazily.
         work: produces the result of item number ``index``.
         concurrency: items in work at once.
-        fatal: decides whether an exception raised by ``work`` stops the pipeline (others
-            propagate as bugs).
-        abandoned: the result of an item taken but not worked because of the fatal error (or
-            the one whose work raised it).
+        fatal: whether an exception raised by ``work`` stops the pipeline (any other
+            exception is a bug and propagates).
+        abandoned: the result of a taken item that will not be worked (or whose work raised
+            the fatal error, ``attempted=True``), given the reason.
+        closed: the exception the reader gets when the pipeline was closed under it.
         on_result: called with each result as it is read.
     """
 
@@ -41,6 +46,7 @@ class Pipeline(Generic[In, Out]):
         concurrency: int,
         fatal: Callable[[Exception], bool],
         abandoned: Callable[[int, In, Exception, bool], Out],
+        closed: Callable[[], Exception],
         on_result: Callable[[Out], None] | None = None,
     ) -> None:
         if concurrency < 1:
@@ -50,48 +56,63 @@ class Pipeline(Generic[In, Out]):
         self._concurrency = concurrency
         self._is_fatal = fatal
         self._abandoned = abandoned
+        self._closed_error = closed
         self._on_result = on_result
         self.consumed = 0
-        # ``None`` marks the end in both queues.
-        self._inbox: asyncio.Queue[tuple[int, In] | None] = asyncio.Queue(concurrency)
-        self._outbox: asyncio.Queue[Out | None] = asyncio.Queue(2 * concurrency)
-        self._tasks: list[asyncio.Task[None]] = []
+        self._inbox: asyncio.Queue[tuple[int, In] | None] = asyncio.Queue(concurrency)  # None: end
+        self._outbox: asyncio.Queue[Out | None] = asyncio.Queue(2 * concurrency)  # None: end
+        self._putting: tuple[int, In] | None = None  # taken, waiting for room in the inbox
+        self._supervisor: asyncio.Task[None] | None = None
         self.fatal: Exception | None = None
         self._input_error: Exception | None = None
         self._finished = False
+        self._closed = False
         self._stop_reading = False
+        self._stop_working: Exception | None = None
+
+    # -- the pipeline -------------------------------------------------------------------------
+    def _reading(self) -> bool:
+        return self.fatal is None and not self._stop_reading and self._stop_working is None
 
     async def _read_input(self) -> None:
         try:
+            # Check before pulling: an item pulled is an item taken.
             if isinstance(self._items, AsyncIterable):
-                async for item in self._items:
-                    if self._stopped():
+                source = aiter(self._items)
+                while self._reading():
+                    try:
+                        item = await anext(source)
+                    except StopAsyncIteration:
                         break
                     await self._take(item)
             else:
-                for item in self._items:
-                    if self._stopped():
+                iterator = iter(self._items)
+                while self._reading():
+                    try:
+                        item = next(iterator)
+                    except StopIteration:
                         break
                     await self._take(item)
         except Exception as exc:  # the caller's iterator failed: finish what was taken
             self._input_error = exc
-        finally:
-            for _ in range(self._concurrency):
-                await self._inbox.put(None)
-
-    def _stopped(self) -> bool:
-        return self.fatal is not None or self._stop_reading
+        # One end marker per worker. (If a worker died of a bug, the task group has cancelled
+        # this reader already, so these puts cannot block forever.)
+        for _ in range(self._concurrency):
+            await self._inbox.put(None)
 
     async def _take(self, item: In) -> None:
-        index = self.consumed
+        entry = (self.consumed, item)
         self.consumed += 1
-        await self._inbox.put((index, item))
+        self._putting = entry
+        await self._inbox.put(entry)
+        self._putting = None
 
     async def _worker(self) -> None:
         while (entry := await self._inbox.get()) is not None:
             index, item = entry
-            if self.fatal is not None:
-                result = self._abandoned(index, item, self.fatal, False)
+            reason = self.fatal or self._stop_working
+            if reason is not None:
+                result = self._abandoned(index, item, reason, False)
             else:
                 try:
                     result = await self._work(index, item)
@@ -104,27 +125,37 @@ class Pipeline(Generic[In, Out]):
             await self._outbox.put(result)
 
     async def _supervise(self) -> None:
-        workers = [asyncio.create_task(self._worker()) for _ in range(self._concurrency)]
-        reader = asyncio.create_task(self._read_input())
-        self._tasks.extend([*workers, reader])
         try:
-            await asyncio.gather(reader, *workers)
+            async with asyncio.TaskGroup() as group:  # a bug in one task stops them all
+                group.create_task(self._read_input())
+                for _ in range(self._concurrency):
+                    group.create_task(self._worker())
+        except BaseExceptionGroup as group_error:
+            if len(group_error.exceptions) == 1:
+                raise group_error.exceptions[0] from None
+            raise
         finally:
-            await self._outbox.put(None)
+            if not self._closed:
+                await self._outbox.put(None)
 
+    # -- iteration ----------------------------------------------------------------------------
     def __aiter__(self) -> AsyncIterator[Out]:
         return self
 
     async def __anext__(self) -> Out:
+        if self._closed:
+            raise self._closed_error()
         if self._finished:
             raise StopAsyncIteration
-        if not self._tasks:
-            self._tasks.append(asyncio.create_task(self._supervise()))
+        if self._supervisor is None:
+            self._supervisor = asyncio.create_task(self._supervise())
         result = await self._outbox.get()
+        if self._closed:
+            raise self._closed_error()
         if result is None:
             self._finished = True
             self._done()
-            await self._tasks[0]  # re-raises a bug in the pipeline, if any
+            await self._supervisor  # re-raises a bug in the pipeline, if any
             if self.fatal is not None:
                 raise self.fatal
             if self._input_error is not None:
@@ -141,14 +172,35 @@ class Pipeline(Generic[In, Out]):
         """Take no more input; what was taken still gets its results."""
         self._stop_reading = True
 
+    def stop_working(self, reason: Exception) -> None:
+        """Take no more input and start no more work: what is taken and not started is
+        abandoned for ``reason``; work in progress finishes."""
+        self._stop_working = reason
+
     async def aclose(self) -> None:
-        """Stop: take no more input, cancel what is in work."""
+        """Stop now. Work in progress is cancelled (its owner reports how it ended); taken items
+        not started are abandoned. A reader still iterating gets the ``closed`` error."""
+        if self._closed:
+            return
+        self._closed = True
+        reason = self._closed_error()
+        self._stop_working = reason
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            await asyncio.gather(self._supervisor, return_exceptions=True)
+        leftovers = [self._putting] if self._putting is not None else []
+        while not self._inbox.empty():
+            entry = self._inbox.get_nowait()
+            if entry is not None and entry is not self._putting:
+                leftovers.append(entry)
+        for index, item in leftovers:
+            self._abandoned(index, item, reason, False)
         if not self._finished:
             self._finished = True
             self._done()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        while not self._outbox.empty():  # results nobody will read (their owner reported them)
+            self._outbox.get_nowait()
+        self._outbox.put_nowait(None)  # wake a reader waiting for the next result
 
     async def __aenter__(self) -> Self:
         return self

@@ -109,3 +109,17 @@ def test_dot_stuffing_and_line_endings() -> None:
     assert dot_stuff(b"a\n.b\r\n..c\rd") == b"a\r\n..b\r\n...c\r\nd\r\n"
     assert dot_stuff(b".x") == b"..x\r\n"
     assert dot_stuff(b"plain\r\n") == b"plain\r\n"
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        Envelope(mail_from="a@x.org", rcpt_to="b@y.org", data=b"x"),  # type: ignore[arg-type]
+        Envelope(mail_from=None, rcpt_to=("b@y.org",), data=b"x"),  # type: ignore[arg-type]
+        Envelope(mail_from="a@x.org", rcpt_to=("",), data=b"x"),
+        Envelope(mail_from="a@x.org", rcpt_to=("b@y.org",), data="text"),  # type: ignore[arg-type]
+    ],
+)
+def test_malformed_envelopes_are_invalid(env: Envelope) -> None:
+    with pytest.raises(InvalidMessageError, match="Envelope"):
+        prepare(env)

@@ -97,9 +97,11 @@ class BulkSend(Pipeline[SingleSendRequest, SendOutcome]):
         concurrency: int,
         marketing: bool,
         progress: Callable[[BulkSendSummary], None] | None,
+        on_outcome: Callable[[SendOutcome], None] | None,
     ) -> None:
         self.summary = BulkSendSummary()
         self._progress = progress
+        self._on_outcome = on_outcome
         path = (
             single_send._paths.marketing_single_send
             if marketing
@@ -109,22 +111,22 @@ class BulkSend(Pipeline[SingleSendRequest, SendOutcome]):
         async def work(index: int, request: SingleSendRequest) -> SendOutcome:
             if not isinstance(request, SingleSendRequest):
                 error = HubSpotError(f"not a SingleSendRequest: {type(request).__name__}")
-                return SendOutcome(index, None, error=error)
+                return self._report(SendOutcome(index, None, error=error))
             request = _with_send_id(request)
             try:
                 status = await single_send._post(path, request)
             except HubSpotError as exc:
                 if _is_fatal(exc):
                     raise
-                return SendOutcome(index, request.message.send_id, error=exc)
-            return SendOutcome(index, request.message.send_id, status=status)
+                return self._report(SendOutcome(index, request.message.send_id, error=exc))
+            return self._report(SendOutcome(index, request.message.send_id, status=status))
 
         def abandoned(
-            index: int, request: SingleSendRequest, exc: Exception, tried: bool
+            index: int, request: SingleSendRequest, exc: Exception, attempted: bool
         ) -> SendOutcome:
             send_id = request.message.send_id if isinstance(request, SingleSendRequest) else None
-            assert isinstance(exc, HubSpotError)
-            return SendOutcome(index, send_id, error=exc)
+            error = exc if isinstance(exc, HubSpotError) else HubSpotError(str(exc))
+            return self._report(SendOutcome(index, send_id, error=error))
 
         super().__init__(
             requests,
@@ -132,8 +134,14 @@ class BulkSend(Pipeline[SingleSendRequest, SendOutcome]):
             concurrency=concurrency,
             fatal=_is_fatal,
             abandoned=abandoned,
+            closed=lambda: HubSpotError("the bulk send was closed before this request was sent"),
             on_result=self._count,
         )
+
+    def _report(self, outcome: SendOutcome) -> SendOutcome:
+        if self._on_outcome is not None:
+            self._on_outcome(outcome)
+        return outcome
 
     def _count(self, outcome: SendOutcome) -> None:
         self.summary.consumed = self.consumed
@@ -272,6 +280,7 @@ class SingleSend:
         concurrency: int = 10,
         marketing: bool = False,
         progress: Callable[[BulkSendSummary], None] | None = None,
+        on_outcome: Callable[[SendOutcome], None] | None = None,
     ) -> BulkSend:
         """Send many single-sends; iterate the result for one :class:`SendOutcome` each.
 
@@ -279,7 +288,9 @@ class SingleSend:
         paced by the client's rate limiter, retried safely through their ``sendId``; memory
         stays bounded. An error every later request would meet too (401, 403, the daily
         limit) stops reading; every request taken still gets its outcome, then the error is
-        raised. ``marketing=True`` uses the v4 marketing single-send.
+        raised. ``marketing=True`` uses the v4 marketing single-send. ``on_outcome`` receives
+        every outcome as it is decided, including those of requests taken but not finished
+        when the bulk send is closed early (a ledger hook).
 
         Example:
             >>> requests = (hs.single_send.build(email_id=1, to=a) for a in addresses)
@@ -287,5 +298,10 @@ class SingleSend:
             ...     record(outcome.send_id, outcome.ok)
         """
         return BulkSend(
-            self, requests, concurrency=concurrency, marketing=marketing, progress=progress
+            self,
+            requests,
+            concurrency=concurrency,
+            marketing=marketing,
+            progress=progress,
+            on_outcome=on_outcome,
         )

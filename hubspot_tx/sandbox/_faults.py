@@ -8,9 +8,10 @@ from typing import Literal
 __all__ = ["Faults", "RestFault", "SmtpFault", "SmtpStage"]
 
 RestAction = Literal["error", "commit_then_error", "rate_limit", "delay"]
-SmtpStage = Literal["connect", "mail", "rcpt", "data", "end", "stored"]
+SmtpStage = Literal["connect", "mail", "rcpt", "data", "end", "stored", "noop", "quit"]
 """Where an SMTP fault strikes: the greeting, MAIL, RCPT, the DATA command (before 354), the
-end of data (after the final ".", before storing), or after storing (before the reply)."""
+end of data (after the final ".", before storing), after storing (before the reply), NOOP,
+or QUIT."""
 SmtpAction = Literal["reply", "drop", "delay"]
 
 

@@ -175,7 +175,17 @@ class SandboxSMTP(SMTP):
 
     async def smtp_QUIT(self, arg: str) -> None:
         self._end_session()
+        status = await self.sandbox.apply(self, "quit", None)
+        if status == "":
+            return  # dropped
         await super().smtp_QUIT(arg)
+
+    async def smtp_NOOP(self, arg: str) -> None:
+        status = await self.sandbox.apply(self, "noop", None)
+        if status is None:
+            await super().smtp_NOOP(arg)
+        elif status:
+            await self.push(status)
 
     def drop(self) -> None:
         """Cut the connection without a reply."""

@@ -88,6 +88,14 @@ def prepare(message: MessageInput, *, key: str | None = None) -> tuple[Envelope,
         InvalidMessageError: no recipients, no sender, or not a message at all.
     """
     if isinstance(message, Envelope):
+        if not isinstance(message.mail_from, str):
+            raise InvalidMessageError("Envelope.mail_from must be a str")
+        if isinstance(message.rcpt_to, str) or not all(
+            isinstance(r, str) and r for r in message.rcpt_to
+        ):
+            raise InvalidMessageError("Envelope.rcpt_to must be a tuple of addresses")
+        if not isinstance(message.data, bytes):
+            raise InvalidMessageError("Envelope.data must be bytes")
         data = strip_bcc(message.data)
         head, _ = _split(data)
         message_id = _parse_headers(head).get("Message-ID")

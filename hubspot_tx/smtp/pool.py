@@ -18,7 +18,7 @@ from typing import Literal, Self
 from .._exceptions import InvalidMessageError, PoolClosedError, SmtpConnectError
 from ._connection import Connection, ConnectionLost, Settings, TlsMode, Transaction
 from .credentials import SmtpCredentials
-from .envelope import MessageInput, dot_stuff, prepare
+from .envelope import Envelope, MessageInput, dot_stuff, prepare
 from .outcome import FailureCategory, Outcome, OutcomeStatus, RecipientRefusal, RelaySummary
 from .relay import Relay
 
@@ -125,7 +125,8 @@ class SmtpPool:
         self._in_flight = 0
         self._drained = asyncio.Event()
         self._drained.set()
-        self._closing = False
+        self._closing = False  # no new messages
+        self._aborted = False  # no more attempts
         self._relays: weakref.WeakSet[Relay] = weakref.WeakSet()
 
     # -- configuration ------------------------------------------------------------------------
@@ -155,16 +156,22 @@ class SmtpPool:
         ``max_connections`` sessions, even while one is being replaced.
         """
         loop = asyncio.get_running_loop()
+        timeout = self.settings.command_timeout
         while self._idle:
             conn = self._idle.pop()  # the most recently used: the likeliest to be alive
             idle_for = loop.time() - conn.last_used
             if conn.generation != self._generation or idle_for > self.idle_timeout:
-                await conn.close(self.settings.command_timeout)
+                await conn.close(timeout)
                 continue
-            if idle_for > self.health_check_after and not await conn.noop(
-                self.settings.command_timeout
-            ):
-                continue
+            if idle_for > self.health_check_after:
+                try:
+                    alive = await conn.noop(timeout)
+                except BaseException:  # cancelled mid-NOOP: the session is out of sync
+                    conn.abort()
+                    raise
+                if not alive:
+                    conn.abort()
+                    continue
             self._busy.add(conn)
             return conn
         conn = await Connection.open(self.settings, self._credentials, self._generation)
@@ -183,7 +190,7 @@ class SmtpPool:
             conn.last_used = asyncio.get_running_loop().time()
             self._idle.append(conn)
         else:
-            await conn.close(self.settings.command_timeout)
+            await conn.close(self.settings.command_timeout)  # closes even if cancelled
 
     def _discard(self, conn: Connection) -> None:
         self._busy.discard(conn)
@@ -199,8 +206,12 @@ class SmtpPool:
         """
         return await self._send(message, key=key, index=None)
 
-    async def _send(self, message: MessageInput, *, key: str | None, index: int | None) -> Outcome:
-        if self._closing:
+    async def _send(
+        self, message: MessageInput, *, key: str | None, index: int | None, relayed: bool = False
+    ) -> Outcome:
+        # A relay's messages were taken before the pool began closing: they may still go
+        # out while it drains; new callers may not.
+        if self._closing and not relayed:
             raise PoolClosedError("the SMTP pool is closed")
         self._in_flight += 1
         self._drained.clear()
@@ -216,82 +227,82 @@ class SmtpPool:
     ) -> Outcome:
         try:
             env, message_id = prepare(message, key=key)
-        except (InvalidMessageError, TypeError) as exc:
+        except Exception as exc:  # whatever cannot be parsed or flattened cannot be sent
+            reason = exc if isinstance(exc, InvalidMessageError) else f"{type(exc).__name__}: {exc}"
             return self._report(
                 Outcome(
                     key=key,
                     status=OutcomeStatus.FAILED,
                     category=FailureCategory.INVALID_MESSAGE,
-                    reply=str(exc),
+                    reply=str(reason),
                     index=index,
                 )
             )
         stuffed = dot_stuff(env.data)
         result = _Result(env.key, message_id, index, list(env.rcpt_to))
-        retry = self.retry
-        while True:
-            result.attempts += 1
-            retryable = result.attempts < retry.max_attempts
-            try:
-                await self._slots.acquire()
-            except asyncio.CancelledError:
-                self._report(result.cancelled())
+        try:
+            while True:
+                result.attempts += 1
+                outcome = await self._attempt(env, stuffed, result)
+                if outcome is None and self._aborted:
+                    result.last = (None, "not sent: the pool was closed before a retry")
+                    outcome = result.failed(FailureCategory.CANCELLED)
+                if outcome is None and result.attempts >= self.retry.max_attempts:
+                    outcome = result.exhausted()
+                if outcome is not None:
+                    return self._report(outcome)
+                await asyncio.sleep(self.retry.backoff(result.attempts - 1))
+        except asyncio.CancelledError:
+            # One exact outcome even now: the one decided before the cancellation reached us,
+            # else what the transaction got to.
+            self._report(result.final or result.interrupted())
+            raise
+
+    async def _attempt(self, env: Envelope, stuffed: bytes, result: _Result) -> Outcome | None:
+        """One transaction: the final outcome, or ``None`` when it may be retried."""
+        await self._slots.acquire()
+        conn: Connection | None = None
+        try:
+            if self._aborted:
+                result.attempts -= 1  # not attempted: the pool closed while it waited
+                return None
+            conn = await self._checkout()
+            tx = await conn.transact(
+                env.mail_from, result.pending, stuffed, len(env.data), self.settings.command_timeout
+            )
+        except SmtpConnectError as exc:
+            if exc.fatal:
                 raise
-            conn: Connection | None = None
-            try:
-                conn = await self._checkout()
-                tx = await conn.transact(
-                    env.mail_from,
-                    result.pending,
-                    stuffed,
-                    len(env.data),
-                    self.settings.command_timeout,
-                )
-            except SmtpConnectError as exc:
-                if exc.fatal:
-                    raise
-                result.last = (exc.code, str(exc))
-                if not retryable:
-                    return self._report(result.failed(FailureCategory.CONNECTION))
-            except ConnectionLost as exc:
-                assert conn is not None
+            result.last = (exc.code, str(exc))
+            result.retry_category = FailureCategory.CONNECTION
+            return None
+        except ConnectionLost as exc:
+            assert conn is not None
+            self._discard(conn)
+            conn = None
+            if exc.after_dot:
+                result.last = (None, f"connection lost after the final '.': {exc}")
+                result.final = result.unknown()
+                return result.final
+            result.last = (None, f"connection lost before the end of data: {exc}")
+            result.retry_category = FailureCategory.TEMPORARY_EXHAUSTED
+            return None
+        except asyncio.CancelledError:
+            if conn is not None:  # mid-transaction: the session is out of sync
+                result.dot_written = conn.dot_written
                 self._discard(conn)
                 conn = None
-                if exc.after_dot:
-                    result.last = (None, f"connection lost after the final '.': {exc}")
-                    return self._report(result.unknown())
-                result.last = (None, f"connection lost before the end of data: {exc}")
-                if not retryable:
-                    return self._report(result.failed(FailureCategory.TEMPORARY_EXHAUSTED))
-            except asyncio.CancelledError:
-                if conn is not None:  # mid-transaction: the session is out of sync
-                    after_dot = conn.dot_written
-                    self._discard(conn)
-                    conn = None
-                    self._report(result.unknown() if after_dot else result.cancelled())
-                else:
-                    self._report(result.cancelled())
-                raise
-            else:
-                done = result.apply(tx)
-                if done is not None:
-                    return self._report(done)
-                if not retryable:
-                    return self._report(result.exhausted())
-            finally:
-                try:
-                    if conn is not None:
-                        await self._checkin(conn)
-                finally:
-                    self._slots.release()
-            if self._closing:
-                result.last = (None, "not sent: the pool closed before the message was retried")
-                return self._report(result.failed(FailureCategory.CANCELLED))
+            raise
+        else:
+            result.final = result.apply(tx)
+            result.retry_category = FailureCategory.TEMPORARY_EXHAUSTED
+            return result.final
+        finally:
             try:
-                await asyncio.sleep(retry.backoff(result.attempts - 1))
-            except asyncio.CancelledError:
-                self._report(result.cancelled())
-                raise
+                if conn is not None:
+                    await self._checkin(conn)
+            finally:
+                self._slots.release()
 
     def _report(self, outcome: Outcome) -> Outcome:
         if self.on_outcome is not None:
@@ -330,22 +341,26 @@ class SmtpPool:
     async def aclose(self, *, drain: bool = True, timeout: float | None = 30.0) -> None:
         """Close the pool. Idempotent.
 
-        ``drain=True`` lets messages in flight finish (up to ``timeout`` seconds) while taking
-        no new ones; ``drain=False`` drops every session at once (messages in flight end as
-        ``delivery_unknown`` if their final "." was written, else fail without retry).
+        ``drain=True`` takes no new messages, lets the transactions in progress finish (with
+        their retries, up to ``timeout`` seconds), and stops running relays (messages they took
+        but had not started end ``cancelled``). ``drain=False`` drops every session at once:
+        messages in flight end ``delivery_unknown`` if their final "." was written, else
+        ``cancelled``, never retried. Outcomes nobody reads go to ``on_outcome``.
         """
         self._closing = True
-        for relay in list(self._relays):  # relays whose reader left early: stop taking input
-            relay.stop_reading()
+        closed = PoolClosedError("the pool closed before this message was sent")
+        for relay in list(self._relays):
+            relay.stop_working(closed)
         if drain and self._in_flight:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._drained.wait()
+        self._aborted = True
         for conn in list(self._busy):
             self._discard(conn)
         idle, self._idle = list(self._idle), deque()
-        timeout = self.settings.command_timeout
-        await asyncio.gather(*(conn.close(timeout) for conn in idle), return_exceptions=True)
+        timeout_ = self.settings.command_timeout
+        await asyncio.gather(*(conn.close(timeout_) for conn in idle), return_exceptions=True)
         for relay in list(self._relays):
             await relay.aclose()
 
@@ -372,7 +387,19 @@ class SmtpPool:
 class _Result:
     """The state of one message across its attempts (internal)."""
 
-    __slots__ = ("accepted", "attempts", "index", "key", "last", "message_id", "pending", "refused")
+    __slots__ = (
+        "accepted",
+        "attempts",
+        "dot_written",
+        "final",
+        "index",
+        "key",
+        "last",
+        "message_id",
+        "pending",
+        "refused",
+        "retry_category",
+    )
 
     def __init__(
         self, key: str | None, message_id: str | None, index: int | None, pending: list[str]
@@ -385,6 +412,9 @@ class _Result:
         self.refused: list[RecipientRefusal] = []
         self.attempts = 0
         self.last: tuple[int | None, str] = (None, "")
+        self.final: Outcome | None = None  # decided, maybe not yet reported
+        self.dot_written = False  # the interrupted transaction had written its final "."
+        self.retry_category = FailureCategory.TEMPORARY_EXHAUSTED  # if retries run out
 
     def _outcome(self, status: OutcomeStatus, category: FailureCategory | None) -> Outcome:
         return Outcome(
@@ -403,46 +433,37 @@ class _Result:
     def apply(self, tx: Transaction) -> Outcome | None:
         """Fold a finished transaction in; the outcome if final, ``None`` to retry."""
         self.last = (tx.code, tx.message)
+        tried = set(tx.accepted) | {r for r, _, _ in tx.refused}
+        untried = [r for r in self.pending if r not in tried]  # after a 421 to RCPT
+        # A 5xx refusal of a recipient is final; 4xx ones and untried ones go again.
+        self.refused.extend(RecipientRefusal(r, c, m) for r, c, m in tx.refused if c >= 500)
+        later = [r for r, c, _ in tx.refused if c < 500] + untried
         if tx.stage == "end" and 200 <= tx.code < 300:
             self.accepted.extend(tx.accepted)
-            self.refused.extend(RecipientRefusal(r, c, m) for r, c, m in tx.refused if c >= 500)
-            # 4xx-refused recipients (and any not tried after a 421) get another transaction.
-            tried = {r for r, _, _ in tx.refused} | set(tx.accepted)
-            self.pending = [r for r, c, _ in tx.refused if c < 500] + [
-                r for r in self.pending if r not in tried
-            ]
-            if not self.pending:
-                return self._outcome(OutcomeStatus.SENT, None)
-            return None
-        if tx.stage == "rcpt":
-            self.refused.extend(RecipientRefusal(r, c, m) for r, c, m in tx.refused if c >= 500)
-            self.pending = [r for r, c, _ in tx.refused if c < 500]
-            if not self.pending:
-                return self._final()
-            return None
-        if 400 <= tx.code < 500:
-            return None  # MAIL / DATA / end of data refused for now: nothing was accepted
-        if tx.stage == "end":
-            # 5xx to the final ".": refused for the recipients of this transaction.
-            return self._outcome(
-                OutcomeStatus.SENT if self.accepted else OutcomeStatus.FAILED,
-                None if self.accepted else FailureCategory.REJECTED,
+            self.pending = later
+        elif tx.stage == "rcpt" or 400 <= tx.code < 500:
+            # Nothing was accepted by this transaction: all who may still get it go again.
+            self.pending = [*tx.accepted, *later]
+        else:
+            # 5xx to MAIL, DATA or the final ".": refused for good for this transaction.
+            self.refused.extend(
+                RecipientRefusal(r, tx.code, tx.message) for r in [*tx.accepted, *later]
             )
-        return self._outcome(OutcomeStatus.FAILED, FailureCategory.REJECTED)
+            self.pending = []
+            return self._settle(FailureCategory.REJECTED)
+        return None if self.pending else self._settle(FailureCategory.RECIPIENTS_REFUSED)
 
-    def _final(self) -> Outcome:
+    def _settle(self, category: FailureCategory) -> Outcome:
+        """Sent if any recipient accepted the message, else failed for ``category``."""
         if self.accepted:
             return self._outcome(OutcomeStatus.SENT, None)
-        return self._outcome(OutcomeStatus.FAILED, FailureCategory.RECIPIENTS_REFUSED)
+        return self._outcome(OutcomeStatus.FAILED, category)
 
     def exhausted(self) -> Outcome:
-        """Retries ran out with recipients still pending on 4xx."""
+        """Retries ran out: who is still pending is refused with the last reply."""
         code, text = self.last
-        for rcpt in self.pending:
-            self.refused.append(RecipientRefusal(rcpt, code or 0, text))
-        if self.accepted:
-            return self._outcome(OutcomeStatus.SENT, None)
-        return self._outcome(OutcomeStatus.FAILED, FailureCategory.TEMPORARY_EXHAUSTED)
+        self.refused.extend(RecipientRefusal(r, code or 0, text) for r in self.pending)
+        return self._settle(self.retry_category)
 
     def failed(self, category: FailureCategory) -> Outcome:
         if self.accepted:
@@ -450,12 +471,15 @@ class _Result:
         return self._outcome(OutcomeStatus.FAILED, category)
 
     def unknown(self) -> Outcome:
-        if self.accepted:  # delivered to some in an earlier transaction
-            text = self.last[1]
-            self.refused.extend(RecipientRefusal(r, 0, text) for r in self.pending)
-            return self._outcome(OutcomeStatus.SENT, None)
-        return self._outcome(OutcomeStatus.FAILED, FailureCategory.DELIVERY_UNKNOWN)
+        """Cut after the final '.': the pending recipients may or may not have it."""
+        text = self.last[1]
+        self.refused.extend(RecipientRefusal(r, 0, text) for r in self.pending)
+        return self._settle(FailureCategory.DELIVERY_UNKNOWN)
 
-    def cancelled(self) -> Outcome:
+    def interrupted(self) -> Outcome:
+        """The caller was cancelled: what the interrupted transaction got to."""
+        if self.dot_written:
+            self.last = (None, "cancelled after the final '.' was written: delivery unknown")
+            return self.unknown()
         self.last = (None, "cancelled before the final '.' was written: not sent")
         return self.failed(FailureCategory.CANCELLED)

@@ -6,7 +6,7 @@ import time
 from collections.abc import AsyncIterable, Callable, Iterable
 from typing import TYPE_CHECKING
 
-from .._exceptions import SmtpError, SmtpTLSError
+from .._exceptions import PoolClosedError, SmtpError, SmtpTLSError
 from .._pipeline import Pipeline
 from .envelope import Envelope, MessageInput
 from .outcome import FailureCategory, Outcome, OutcomeStatus, RelaySummary
@@ -22,8 +22,10 @@ class Relay(Pipeline[MessageInput, Outcome]):
 
     Iterate it (``async for outcome in relay``) to drive it; each message taken from the input
     yields exactly one :class:`Outcome`, in completion order. ``summary`` counts as it goes.
-    Leaving the loop early: use ``async with`` or call :meth:`aclose`, which stops it (messages
-    in flight get their outcomes through the pool's ``on_outcome`` hook).
+    Leaving the loop early: use ``async with`` or call :meth:`aclose`. Messages it had taken
+    and not finished then get their outcomes through the pool's ``on_outcome`` hook
+    (``cancelled`` if not sent, ``delivery_unknown`` if cut after the final "."), as do those
+    of a relay still running when its pool is closed.
 
     Memory is bounded: at most ``concurrency`` messages are in flight, ``concurrency`` more
     wait taken from the input, and ``2 * concurrency`` outcomes wait to be read.
@@ -41,10 +43,11 @@ class Relay(Pipeline[MessageInput, Outcome]):
         self.summary = RelaySummary()
         super().__init__(
             messages,
-            lambda index, message: pool._send(message, key=None, index=index),
+            lambda index, message: pool._send(message, key=None, index=index, relayed=True),
             concurrency=concurrency,
             fatal=lambda exc: isinstance(exc, SmtpError) and exc.fatal,
             abandoned=self._abandoned_outcome,
+            closed=lambda: PoolClosedError("the relay was closed before this message was sent"),
             on_result=self._count,
         )
 
@@ -69,14 +72,19 @@ class Relay(Pipeline[MessageInput, Outcome]):
     def _abandoned_outcome(
         self, index: int, message: MessageInput, exc: Exception, attempted: bool
     ) -> Outcome:
-        category = FailureCategory.TLS if isinstance(exc, SmtpTLSError) else FailureCategory.AUTH
+        if isinstance(exc, PoolClosedError):
+            category = FailureCategory.CANCELLED
+        elif isinstance(exc, SmtpTLSError):
+            category = FailureCategory.TLS
+        else:
+            category = FailureCategory.AUTH
         return self._pool._report(
             Outcome(
                 key=message.key if isinstance(message, Envelope) else None,
                 status=OutcomeStatus.FAILED,
                 category=category,  # attempts=0 tells the ones never tried
-                code=exc.code if isinstance(exc, SmtpError) else None,
-                reply=str(exc) if attempted else f"not attempted: {exc}",
+                code=exc.code if isinstance(exc, SmtpError) and attempted else None,
+                reply=str(exc) if attempted else f"not sent: {exc}",
                 attempts=1 if attempted else 0,
                 index=index,
             )
