@@ -15,7 +15,17 @@ from typing import Any
 @contextlib.asynccontextmanager
 async def sandbox_process(*extra: str) -> AsyncIterator[dict[str, Any]]:
     """Yield the sandbox's connection info (plus an ``ssl_context``); stop it on exit."""
-    ports = ["--http-port", "0", "--https-port", "0", "--smtp-port", "0", "--smtps-port", "0"]
+    ports = [
+        "--json",
+        "--http-port",
+        "0",
+        "--https-port",
+        "0",
+        "--smtp-port",
+        "0",
+        "--smtps-port",
+        "0",
+    ]
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

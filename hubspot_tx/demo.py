@@ -1,77 +1,149 @@
-"""End-to-end demo against the embedded sandbox: ``python -m hubspot_tx.demo``.
+"""The end-to-end demo, against the embedded sandbox: ``python -m hubspot_tx.demo``.
 
-Starts the sandbox on loopback (HTTPS and SMTP, verified against its throwaway CA), then: create
-an SMTP token through REST, list tokens, relay a batch of MIME messages through the SMTP pool
-(STARTTLS, logged in with the token), single-send an email and wait for its final status. Exits 0
-only if every step did what it claims.
+It starts the sandbox on loopback (HTTPS and SMTP, one throwaway CA, verification on), then:
+
+1. creates an SMTP token through the REST API;
+2. relays a few thousand generated MIME messages through the SMTP pool over STARTTLS, logged in
+   with that token, with a live progress line;
+3. single-sends three emails, one to an address the sandbox's recipient rules refuse, and waits
+   for their final statuses;
+4. rotates the token's password and shows the old password refused, the new one accepted;
+5. prints a summary table.
+
+It exits 0 only if everything it claims happened did happen (checked against the sandbox's
+own records), else 1.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 
-from . import HubSpot, SendResult, SendState
+from . import SendResult, SmtpAuthError, SmtpCredentials
+from .cli._output import Progress, table
 from .sandbox import Sandbox
 
-RELAY_COUNT = 500
+__all__ = ["main", "run"]
+
+DEFAULT_MESSAGES = 3000
 
 
-def _messages(count: int) -> Iterator[bytes]:
+def messages(count: int) -> Iterator[bytes]:
+    """``count`` order confirmations, ~1 KB each, as raw RFC 5322 bytes."""
+    body = b"".join(b"Line %d of your receipt, thank you for shopping.\r\n" % n for n in range(16))
     for i in range(count):
         yield (
-            f"From: Shop <shop@example.com>\r\nTo: customer{i}@example.org\r\n"
+            f"From: Shop <orders@shop.example.com>\r\nTo: customer{i}@example.org\r\n"
             f"Subject: Order {i} confirmed\r\nMessage-ID: <order-{i}@shop.example.com>\r\n"
-            f"\r\nThanks for order {i}.\r\n"
-        ).encode()
+            f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        ).encode() + body
 
 
-def _step(text: str) -> None:
-    print(f"  - {text}", flush=True)
+class _Check:
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+
+    def __call__(self, ok: bool, claim: str) -> None:
+        print(f"  {'ok ' if ok else 'FAIL'} {claim}", flush=True)
+        if not ok:
+            self.failures.append(claim)
 
 
-async def run() -> int:
-    """Run the demo; return the process exit code."""
+async def run(
+    count: int = DEFAULT_MESSAGES, *, prepare: Callable[[Sandbox], None] | None = None
+) -> int:
+    """Run the demo; return the exit code. ``prepare`` may arm faults (used by its test)."""
+    check = _Check()
     started = time.perf_counter()
-    async with Sandbox() as sandbox:
-        print(f"sandbox running at {sandbox.https_url} (CA {sandbox.ca_file})")
-        hs: HubSpot
-        async with sandbox.client(https=True) as hs:
+    async with Sandbox(pending_seconds=0.1, processing_seconds=0.2) as sb:
+        if prepare is not None:
+            prepare(sb)
+        print(f"sandbox: REST {sb.https_url}, SMTP {sb.host}:{sb.smtp_port} (STARTTLS)")
+        async with sb.client(https=True) as hs:
+            print("1. SMTP token")
             token = await hs.smtp_tokens.create(campaign_name="Order confirmations")
-            _step(f"created SMTP token {token.id} (password {token.password}, shown once)")
-            _step(f"token expires {token.expires_at:%Y-%m-%d}")
-            listed = [t.id async for t in hs.smtp_tokens.list()]
-            _step(f"listed {len(listed)} token(s)")
-            if token.id not in listed:
-                print("FAILED: the new token is not listed", file=sys.stderr)
-                return 1
-            relayed = 0
-            async with sandbox.smtp_pool(token, max_connections=4) as pool:
-                relay = pool.send_many(_messages(RELAY_COUNT))
-                relayed = len([o async for o in relay if o.ok])
+            check(
+                token.id in {t.id async for t in hs.smtp_tokens.list()},
+                f"created token {token.id} (password shown once: {token.password})",
+            )
+
+            print(f"2. relay {count} messages over STARTTLS")
+            progress = Progress("   relay", enabled=True)
+            async with sb.smtp_pool(token, max_connections=8) as pool:
+                relay = pool.send_many(
+                    messages(count),
+                    progress=lambda s: progress.update(s.done, sum(s.failed.values())),
+                )
+                outcomes = Counter(
+                    [o.category.value if o.category else "sent" async for o in relay]
+                )
+            progress.close()
             summary = relay.summary
-            rate = summary.done / summary.elapsed
-            _step(f"relayed {relayed}/{RELAY_COUNT} messages over SMTP ({rate:.0f} msg/s)")
-            stored = {m.message_id for m in sandbox.state.messages}
-            if relayed != RELAY_COUNT or len(stored) != RELAY_COUNT:
-                print("FAILED: the sandbox did not store every relayed message", file=sys.stderr)
-                return 1
-            status = await hs.single_send.send(email_id=1001, to="customer@example.com")
-            _step(f"single-send accepted: {status.status} (status id {status.status_id})")
-            final = await hs.send_status.wait(status, timeout=30)
-            _step(f"final status: {final.status} / {final.send_result}")
-            if final.status is not SendState.COMPLETE or final.send_result is not SendResult.SENT:
-                print("FAILED: the single-send did not complete as SENT", file=sys.stderr)
-                return 1
-    print(f"demo OK in {time.perf_counter() - started:.2f} s")
+            stored = Counter(m.message_id for m in sb.state.messages)
+            check(outcomes["sent"] == count, f"{outcomes['sent']}/{count} relayed messages sent")
+            check(
+                len(stored) == count and set(stored.values()) == {1},
+                f"the SMTP server holds {len(stored)} distinct messages, each once",
+            )
+
+            print("3. single-sends")
+            recipients = ["ada@example.org", "grace@example.org", "bounced@example.org"]
+            statuses = [await hs.single_send.send(email_id=1001, to=r) for r in recipients]
+            finals = [await hs.send_status.wait(s, timeout=30) for s in statuses]
+            results = [f.send_result for f in finals]
+            for recipient, final in zip(recipients, finals, strict=True):
+                print(f"     {recipient:<22} {final.status} / {final.send_result}")
+            check(
+                results == [SendResult.SENT, SendResult.SENT, SendResult.PREVIOUSLY_BOUNCED],
+                "two sent, one refused by a recipient rule",
+            )
+
+            print("4. password rotation")
+            rotated = await hs.smtp_tokens.reset_password(token.id)
+            async with sb.smtp_pool(token) as stale:
+                try:
+                    await stale.send(next(messages(1)))
+                    refused = False
+                except SmtpAuthError:
+                    refused = True
+            check(refused, "the old password is refused (535)")
+            async with sb.smtp_pool(SmtpCredentials.from_token(rotated)) as fresh:
+                outcome = await fresh.send(next(messages(1)))
+            check(outcome.ok, "the new password is accepted")
+
+    elapsed = time.perf_counter() - started
+    print("\nsummary")
+    rows = [{"what": f"relay: {k}", "count": v} for k, v in sorted(outcomes.items())]
+    rows += [
+        {"what": f"single-send: {r}", "count": n}
+        for r, n in sorted(Counter(str(x) for x in results).items())
+    ]
+    rows += [
+        {"what": "relay throughput (msg/s)", "count": f"{summary.done / summary.elapsed:,.0f}"},
+        {"what": "total time (s)", "count": f"{elapsed:.2f}"},
+    ]
+    table(rows, ["what", "count"], sys.stdout)
+    if check.failures:
+        print(f"\ndemo FAILED: {len(check.failures)} claim(s) did not hold", file=sys.stderr)
+        return 1
+    print("\ndemo OK")
     return 0
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Entry point."""
-    sys.exit(asyncio.run(run()))
+    parser = argparse.ArgumentParser(
+        prog="python -m hubspot_tx.demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--messages", type=int, default=DEFAULT_MESSAGES)
+    args = parser.parse_args(argv)
+    sys.exit(asyncio.run(run(args.messages)))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,17 @@ from .conftest import make_message
 
 
 async def test_server_process_serves_and_stops_on_sigterm() -> None:
-    ports = ["--http-port", "0", "--https-port", "0", "--smtp-port", "0", "--smtps-port", "0"]
+    ports = [
+        "--json",
+        "--http-port",
+        "0",
+        "--https-port",
+        "0",
+        "--smtp-port",
+        "0",
+        "--smtps-port",
+        "0",
+    ]
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -70,9 +70,11 @@ async def test_a_failed_health_check_closes_the_session(
         assert (await pool.send(make_message(1))).ok
         await asyncio.sleep(0.05)
         assert (await pool.send(make_message(2))).ok
-        await asyncio.sleep(0.05)
+        assert pool.open_connections == 1
+        await asyncio.sleep(0.2)
+        # The failed session was closed, not leaked: one open, two in all.
         assert sandbox.state.smtp_sessions_open == 1
-    assert sandbox.state.smtp_sessions_peak == 1
+    assert sandbox.state.smtp_sessions_total == 2
 
 
 async def test_a_health_check_cancelled_midway_closes_the_session(
@@ -87,9 +89,10 @@ async def test_a_health_check_cancelled_midway_closes_the_session(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         assert (await pool.send(make_message(3))).ok
-        await asyncio.sleep(0.1)
+        assert pool.open_connections == 1
+        await asyncio.sleep(0.2)
         assert sandbox.state.smtp_sessions_open == 1
-    assert sandbox.state.smtp_sessions_peak == 1
+    assert sandbox.state.smtp_sessions_total == 2
 
 
 async def test_leaving_a_relay_early_gives_every_taken_message_an_outcome(

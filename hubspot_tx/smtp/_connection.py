@@ -231,8 +231,11 @@ class Connection:
         return reply.code == 250
 
     def abort(self) -> None:
-        """Drop the session at once (it may be out of sync)."""
+        """Drop the session at once (it may be out of sync): no QUIT, no TLS close handshake."""
         self.reusable = False
+        transport = self._smtp.transport
+        if isinstance(transport, asyncio.Transport):
+            transport.abort()
         self._smtp.close()
 
     async def close(self, timeout: float) -> None:

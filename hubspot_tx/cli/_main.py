@@ -1,0 +1,203 @@
+"""``hubspot-tx``: tokens, single-send, status, relay and the sandbox from a shell.
+
+Exit codes: 0 success; 1 the operation failed (an API error, or messages that failed);
+2 usage or configuration error; 3 authentication refused; 4 HubSpot (or the SMTP server)
+unreachable; 130 interrupted (results of what was in flight are written first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import ssl
+import sys
+from collections.abc import Sequence
+
+from .._exceptions import (
+    APIConnectionError,
+    APIError,
+    AuthenticationError,
+    HubSpotError,
+    InsecureAuthError,
+    SendStatusTimeout,
+    SmtpAuthError,
+    SmtpConnectError,
+)
+from ._output import fail
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+ENV_HELP = """environment:
+  HUBSPOT_ACCESS_TOKEN   private-app access token (or --access-token)
+  HUBSPOT_BASE_URL       API root (default https://api.hubapi.com)
+  HUBSPOT_CA_FILE        extra CA bundle to trust (e.g. the sandbox's)
+  HUBSPOT_SMTP_USER      SMTP user name: the token id (relay)
+  HUBSPOT_SMTP_PASSWORD  SMTP password (relay)
+  HUBSPOT_SMTP_HOST      SMTP host (default smtp.hubapi.com)
+  HUBSPOT_SMTP_PORT      SMTP port (default 587, 465 with --tls implicit)
+
+exit codes: 0 ok, 1 failed, 2 usage, 3 authentication refused, 4 unreachable, 130 interrupted
+"""
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used to render ``--help``)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--access-token", default=None, help="default $HUBSPOT_ACCESS_TOKEN")
+    common.add_argument("--base-url", default=None, help="default $HUBSPOT_BASE_URL or HubSpot's")
+    common.add_argument("--ca-file", default=None, help="trust this CA bundle too")
+    common.add_argument("--api-version", default="v3", choices=["v3", "2026-03", "2026-09"])
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+
+    parser = argparse.ArgumentParser(
+        prog="hubspot-tx",
+        description="Send transactional email through HubSpot: SMTP tokens, single-send, "
+        "send status, bulk SMTP relay, and a local sandbox of HubSpot.",
+        epilog=ENV_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sb = sub.add_parser("sandbox", help="run the local HubSpot emulator (REST + SMTP)")
+    sb.add_argument("--host", default="127.0.0.1")
+    sb.add_argument("--http-port", type=int, default=8080)
+    sb.add_argument("--https-port", type=int, default=8443)
+    sb.add_argument("--smtp-port", type=int, default=2587, help="STARTTLS")
+    sb.add_argument("--smtps-port", type=int, default=2465, help="implicit TLS")
+    sb.add_argument("--pipelining", action="store_true", help="advertise SMTP PIPELINING")
+    sb.add_argument("--access-token", default=None, help="bearer token to accept")
+    sb.add_argument(
+        "--no-rate-limit", action="store_true", help="do not enforce HubSpot's REST limits"
+    )
+    sb.add_argument("--json", action="store_true", help="print the settings as one JSON line")
+
+    demo = sub.add_parser("demo", help="run the end-to-end demo against the embedded sandbox")
+    demo.add_argument("--messages", type=int, default=3000, help="messages to relay")
+
+    tokens = sub.add_parser("tokens", help="manage SMTP API tokens")
+    tsub = tokens.add_subparsers(dest="action", required=True, metavar="ACTION")
+    tl = tsub.add_parser("list", parents=[common], help="list tokens")
+    tl.add_argument("--campaign-name")
+    tl.add_argument("--email-campaign-id")
+    tg = tsub.add_parser("get", parents=[common], help="show one token")
+    tg.add_argument("token_id")
+    tc = tsub.add_parser("create", parents=[common], help="create a token (prints its password)")
+    tc.add_argument("--campaign-name", required=True)
+    tc.add_argument("--create-contact", action="store_true")
+    td = tsub.add_parser("delete", parents=[common], help="delete a token")
+    td.add_argument("token_id")
+    tr = tsub.add_parser(
+        "reset-password", parents=[common], help="give a token a new password (printed)"
+    )
+    tr.add_argument("token_id")
+
+    send = sub.add_parser("send", parents=[common], help="single-send a HubSpot email")
+    send.add_argument("--email-id", type=int, required=True)
+    send.add_argument("--to", required=True)
+    send.add_argument("--from", dest="from_")
+    send.add_argument("--cc", action="append")
+    send.add_argument("--bcc", action="append")
+    send.add_argument("--reply-to", action="append")
+    send.add_argument("--send-id", help="deduplication id (generated if omitted)")
+    send.add_argument(
+        "--property",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="custom property for the template (repeatable)",
+    )
+    send.add_argument("--contact-property", action="append", default=[], metavar="KEY=VALUE")
+    send.add_argument("--v4", action="store_true", help="use the v4 marketing single-send")
+    send.add_argument("--wait", action="store_true", help="wait for the final status")
+    send.add_argument("--timeout", type=float, default=60.0)
+
+    status = sub.add_parser("status", parents=[common], help="show a send's status")
+    status.add_argument("status_id")
+    status.add_argument("--wait", action="store_true", help="poll until it is final")
+    status.add_argument("--timeout", type=float, default=60.0)
+
+    relay = sub.add_parser(
+        "relay",
+        help="relay MIME messages (Maildir, mbox, .eml folder, or - for stdin) over SMTP",
+        epilog="Results go to --results as one JSON line per message; --resume skips what it "
+        "records as sent (or left unknown) and never resends a message that was in flight when "
+        "a run was killed.",
+    )
+    relay.add_argument("sources", nargs="+", metavar="SOURCE")
+    relay.add_argument("--results", default="relay-results.jsonl", help="JSONL results file")
+    relay.add_argument(
+        "--resume", action="store_true", help="skip messages the results file records"
+    )
+    relay.add_argument("--concurrency", type=int, default=10)
+    relay.add_argument("--host", default=None, help="default $HUBSPOT_SMTP_HOST or HubSpot's")
+    relay.add_argument("--port", type=int, default=None)
+    relay.add_argument("--tls", choices=["starttls", "implicit", "none"], default="starttls")
+    relay.add_argument("--region", choices=["na", "eu"], default="na")
+    relay.add_argument("--smtp-user", default=None, help="default $HUBSPOT_SMTP_USER")
+    relay.add_argument(
+        "--smtp-password", default=None, help="default $HUBSPOT_SMTP_PASSWORD (prefer the variable)"
+    )
+    relay.add_argument("--ca-file", default=None, help="trust this CA bundle too")
+    relay.add_argument("--quiet", action="store_true", help="no progress line")
+    relay.add_argument("--json", action="store_true", help="print the summary as JSON")
+    return parser
+
+
+def ssl_context(ca_file: str | None) -> ssl.SSLContext | bool:
+    """The system's trust store, plus ``ca_file`` (or ``$HUBSPOT_CA_FILE``) if given."""
+    path = ca_file or _env("HUBSPOT_CA_FILE")
+    if path is None:
+        return True
+    if not os.path.isfile(path):
+        raise ValueError(f"CA file {path} does not exist")
+    context = ssl.create_default_context()  # the system's trust store...
+    context.load_verify_locations(cafile=path)  # ...and this CA too
+    return context
+
+
+async def _run(args: argparse.Namespace) -> int:
+    if args.command == "sandbox":
+        from ._sandbox import run_sandbox
+
+        return await run_sandbox(args)
+    if args.command == "demo":
+        from ..demo import run
+
+        return await run(args.messages)
+    if args.command == "relay":
+        from ._relay import run_relay
+
+        return await run_relay(args)
+    from ._rest import run_rest
+
+    return await run_rest(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hubspot-tx`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(_run(args))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except (AuthenticationError, SmtpAuthError, InsecureAuthError) as exc:
+        return fail(str(exc), EXIT_AUTH)
+    except (APIConnectionError, SmtpConnectError) as exc:
+        return fail(str(exc), EXIT_UNREACHABLE)
+    except SendStatusTimeout as exc:
+        return fail(str(exc), EXIT_FAILED)
+    except (APIError, HubSpotError) as exc:
+        return fail(str(exc), EXIT_FAILED)
+    except (ValueError, OSError) as exc:  # configuration mistakes, unreadable sources
+        return fail(str(exc), EXIT_USAGE)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

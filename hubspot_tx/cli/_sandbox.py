@@ -1,0 +1,61 @@
+"""``hubspot-tx sandbox``: the emulator as a server on fixed ports."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+
+__all__ = ["run_sandbox"]
+
+
+async def run_sandbox(args: argparse.Namespace) -> int:
+    try:
+        from ..sandbox import Sandbox
+    except ImportError as exc:
+        raise ValueError(str(exc)) from None
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    options = {} if not args.no_rate_limit else {"rate_limit": None}
+    async with Sandbox(
+        host=args.host,
+        http_port=args.http_port,
+        https_port=args.https_port,
+        smtp_port=args.smtp_port,
+        smtps_port=args.smtps_port,
+        smtp_pipelining=args.pipelining,
+        access_token=args.access_token,
+        **options,  # type: ignore[arg-type]
+    ) as sb:
+        info = {
+            "base_url": sb.base_url,
+            "https_url": sb.https_url,
+            "access_token": sb.access_token,
+            "ca_file": sb.ca_file,
+            "smtp_host": sb.host,
+            "smtp_port": sb.smtp_port,
+            "smtps_port": sb.smtps_port,
+        }
+        if args.json:
+            print(json.dumps(info), flush=True)
+        else:
+            print(
+                f"hubspot-tx sandbox running (Ctrl-C to stop)\n"
+                f"  REST        {sb.base_url}  and  {sb.https_url}\n"
+                f"  token       {sb.access_token}\n"
+                f"  SMTP        {sb.host}:{sb.smtp_port} (STARTTLS), "
+                f"{sb.host}:{sb.smtps_port} (implicit TLS)\n"
+                f"  CA file     {sb.ca_file}\n\n"
+                f"  export HUBSPOT_BASE_URL={sb.https_url} "
+                f"HUBSPOT_ACCESS_TOKEN={sb.access_token} HUBSPOT_CA_FILE={sb.ca_file} "
+                f"HUBSPOT_SMTP_HOST={sb.host} HUBSPOT_SMTP_PORT={sb.smtp_port}",
+                flush=True,
+            )
+        await stop.wait()
+    print("sandbox stopped", file=sys.stderr)
+    return 0
