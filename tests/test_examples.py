@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -31,7 +30,7 @@ def load(name: str) -> ModuleType:
 @pytest.fixture
 def env(
     sandbox: Sandbox, token: SmtpTokenWithPassword, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[None]:
+) -> None:
     for name, value in {
         "HUBSPOT_ACCESS_TOKEN": sandbox.access_token,
         "HUBSPOT_BASE_URL": sandbox.https_url,
@@ -42,7 +41,6 @@ def env(
         "HUBSPOT_SMTP_PASSWORD": token.password.get_secret_value(),
     }.items():
         monkeypatch.setenv(name, value)
-    return
 
 
 @pytest.mark.usefixtures("env")
