@@ -40,6 +40,10 @@ from ._paths import ApiVersion
 from ._secret import Secret
 from ._version import __version__
 from .models import (
+    CampaignData,
+    EmailEvent,
+    EmailEventType,
+    EmailStatistics,
     SendResult,
     SendState,
     SendStatus,
@@ -48,8 +52,10 @@ from .models import (
     SmtpToken,
     SmtpTokenPage,
     SmtpTokenWithPassword,
+    StatisticsHistogram,
 )
 from .resources.single_send import BulkSend, BulkSendSummary, SendOutcome
+from .resources.tracking import RecipientOutcome
 from .smtp import (
     Envelope,
     FailureCategory,
@@ -74,9 +80,13 @@ __all__ = [
     "BadRequestError",
     "BulkSend",
     "BulkSendSummary",
+    "CampaignData",
     "ConflictError",
     "DeliveryError",
     "DeliveryUnknownError",
+    "EmailEvent",
+    "EmailEventType",
+    "EmailStatistics",
     "Envelope",
     "FailureCategory",
     "Hooks",
@@ -96,6 +106,7 @@ __all__ = [
     "PoolClosedError",
     "RateLimit",
     "RateLimitError",
+    "RecipientOutcome",
     "RecipientRefusal",
     "RecipientsRefusedError",
     "RedactingFilter",
@@ -125,6 +136,7 @@ __all__ = [
     "SmtpTokenPage",
     "SmtpTokenWithPassword",
     "StaticToken",
+    "StatisticsHistogram",
     "TemporaryFailureError",
     "Timeout",
     "__version__",

@@ -17,7 +17,7 @@ from ._http import HTTPClient
 from ._pacing import Pacer, RateLimit
 from ._paths import API_VERSIONS, ApiVersion
 from ._secret import Secret
-from .resources import SendStatuses, SingleSend, SmtpTokens
+from .resources import Campaigns, Events, SendStatuses, SingleSend, SmtpTokens, Statistics
 
 __all__ = ["HubSpot"]
 
@@ -110,6 +110,12 @@ class HubSpot:
         """Single-send: ``send`` (transactional, v3), ``send_v4`` (marketing), ``send_many``."""
         self.send_status = SendStatuses(self._http, paths)
         """Send statuses: get, wait."""
+        self.events = Events(self._http, paths)
+        """Email events: list (every page), get, outcomes (per-recipient latest state)."""
+        self.campaigns = Campaigns(self._http, paths)
+        """Email campaign data with counters."""
+        self.statistics = Statistics(self._http, paths)
+        """Email statistics: list, histogram."""
 
     async def aclose(self) -> None:
         """Close the HTTP session. Idempotent."""

@@ -224,7 +224,7 @@ class HTTPClient:
         path: str,
         *,
         replay: Replay,
-        params: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
         json: bytes | None = None,
         ok_on_retry: frozenset[int] = frozenset(),
     ) -> Response:

@@ -27,6 +27,10 @@ class ApiPaths:
     single_send: str  # transactional single-send (v3 shape)
     marketing_single_send: str  # the v4 marketing single-send
     send_statuses: str = _SEND_STATUSES
+    email_statistics: str = "/marketing/v3/emails/statistics"
+    # The legacy tracking APIs have one version only.
+    email_events: str = "/email/public/v1/events"
+    email_campaigns: str = "/email/public/v1/campaigns"
 
 
 API_VERSIONS: dict[str, ApiPaths] = {
@@ -41,6 +45,7 @@ API_VERSIONS: dict[str, ApiPaths] = {
         smtp_tokens="/marketing/transactional/2026-03/smtp-tokens",
         single_send="/marketing/transactional/2026-03/single-email/send",
         marketing_single_send="/marketing/email-campaigns/2026-03/single-send",
+        email_statistics="/marketing/emails/2026-03/statistics",
     ),
     # 2026-09 dates only the marketing single-send; the rest stays at 2026-03.
     "2026-09": ApiPaths(
@@ -48,5 +53,6 @@ API_VERSIONS: dict[str, ApiPaths] = {
         smtp_tokens="/marketing/transactional/2026-03/smtp-tokens",
         single_send="/marketing/transactional/2026-03/single-email/send",
         marketing_single_send="/marketing/email-campaigns/2026-09/single-send",
+        email_statistics="/marketing/emails/2026-03/statistics",
     ),
 }

@@ -5,10 +5,11 @@ It starts the sandbox on loopback (HTTPS and SMTP, one throwaway CA, verificatio
 1. creates an SMTP token through the REST API;
 2. relays a few thousand generated MIME messages through the SMTP pool over STARTTLS, logged in
    with that token, with a live progress line;
-3. single-sends three emails, one to an address the sandbox's recipient rules refuse, and waits
+3. reads the email events of the relay and checks them against the sandbox's recipient rules;
+4. single-sends three emails, one to an address the sandbox's recipient rules refuse, and waits
    for their final statuses;
-4. rotates the token's password and shows the old password refused, the new one accepted;
-5. prints a summary table.
+5. rotates the token's password and shows the old password refused, the new one accepted;
+6. prints a summary table.
 
 It exits 0 only if everything it claims happened did happen (checked against the sandbox's
 own records), else 1.
@@ -32,12 +33,21 @@ __all__ = ["main", "run"]
 DEFAULT_MESSAGES = 3000
 
 
+def recipient(i: int) -> str:
+    """Mostly customers; every 20th a bouncing address, every 7th one that opens (sandbox rules)."""
+    if i % 20 == 0:
+        return f"bounce{i}@example.org"
+    if i % 7 == 0:
+        return f"open{i}@example.org"
+    return f"customer{i}@example.org"
+
+
 def messages(count: int) -> Iterator[bytes]:
     """``count`` order confirmations, ~1 KB each, as raw RFC 5322 bytes."""
     body = b"".join(b"Line %d of your receipt, thank you for shopping.\r\n" % n for n in range(16))
     for i in range(count):
         yield (
-            f"From: Shop <orders@shop.example.com>\r\nTo: customer{i}@example.org\r\n"
+            f"From: Shop <orders@shop.example.com>\r\nTo: {recipient(i)}\r\n"
             f"Subject: Order {i} confirmed\r\nMessage-ID: <order-{i}@shop.example.com>\r\n"
             f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
         ).encode() + body
@@ -90,7 +100,23 @@ async def run(
                 f"the SMTP server holds {len(stored)} distinct messages, each once",
             )
 
-            print("3. single-sends")
+            print("3. what happened after the relay (email events)")
+            await asyncio.sleep(4 * sb.state.event_step)  # the last events' time comes
+            assert token.email_campaign_id is not None
+            states = await hs.events.outcomes(token.email_campaign_id)
+            events = Counter(o.state.value for o in states.values())
+            bounced = sum(1 for i in range(count) if i % 20 == 0)
+            opened = sum(1 for i in range(count) if i % 7 == 0 and i % 20 != 0)
+            print(f"     per recipient: {dict(sorted(events.items()))}")
+            check(
+                events
+                == Counter(
+                    {"BOUNCE": bounced, "OPEN": opened, "DELIVERED": count - bounced - opened}
+                ),
+                f"events: {count - bounced} delivered ({opened} opened), {bounced} bounced",
+            )
+
+            print("4. single-sends")
             recipients = ["ada@example.org", "grace@example.org", "bounced@example.org"]
             statuses = [await hs.single_send.send(email_id=1001, to=r) for r in recipients]
             finals = [await hs.send_status.wait(s, timeout=30) for s in statuses]
@@ -102,7 +128,7 @@ async def run(
                 "two sent, one refused by a recipient rule",
             )
 
-            print("4. password rotation")
+            print("5. password rotation")
             rotated = await hs.smtp_tokens.reset_password(token.id)
             async with sb.smtp_pool(token) as stale:
                 try:
@@ -118,6 +144,7 @@ async def run(
     elapsed = time.perf_counter() - started
     print("\nsummary")
     rows = [{"what": f"relay: {k}", "count": v} for k, v in sorted(outcomes.items())]
+    rows += [{"what": f"events: {k.lower()}", "count": v} for k, v in sorted(events.items())]
     rows += [
         {"what": f"single-send: {r}", "count": n}
         for r, n in sorted(Counter(str(x) for x in results).items())

@@ -28,9 +28,7 @@ def load(name: str) -> ModuleType:
 
 
 @pytest.fixture
-def env(
-    sandbox: Sandbox, token: SmtpTokenWithPassword, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def env(sandbox: Sandbox, token: SmtpTokenWithPassword, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {
         "HUBSPOT_ACCESS_TOKEN": sandbox.access_token,
         "HUBSPOT_BASE_URL": sandbox.https_url,

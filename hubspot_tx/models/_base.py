@@ -59,9 +59,13 @@ class OpenEnum(enum.StrEnum):
 
 
 # Keys whose JSON value is a string id in the documented shape but a number in legacy shapes.
-_ID_KEYS = frozenset({"id", "emailCampaignId", "statusId", "sendId", "campaignId", "appId"})
+_ID_KEYS = frozenset(
+    {"id", "emailCampaignId", "statusId", "sendId", "campaignId", "appId", "hmid", "smtpId"}
+)
 # Keys holding a timestamp: ISO-8601 in v3, epoch milliseconds in legacy APIs.
-_TIME_KEYS = frozenset({"createdAt", "requestedAt", "startedAt", "completedAt", "created"})
+_TIME_KEYS = frozenset(
+    {"createdAt", "requestedAt", "startedAt", "completedAt", "created", "start", "end"}
+)
 # Legacy token bodies name the SMTP user name ``userName`` instead of ``id``.
 _LEGACY_ALIASES = {"userName": "id"}
 

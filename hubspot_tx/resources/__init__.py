@@ -3,5 +3,6 @@
 from .send_status import SendStatuses
 from .single_send import SingleSend
 from .smtp_tokens import SmtpTokens
+from .tracking import Campaigns, Events, Statistics
 
-__all__ = ["SendStatuses", "SingleSend", "SmtpTokens"]
+__all__ = ["Campaigns", "Events", "SendStatuses", "SingleSend", "SmtpTokens", "Statistics"]

@@ -11,11 +11,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from ._faults import Faults, RestFault
-from ._rest import RequestRecord
 from ._rules import single_send_result
 from ._server import Sandbox
 from ._state import SandboxState
 from ._tls import SandboxCA
+from ._web import RequestRecord
 
 __all__ = [
     "Faults",

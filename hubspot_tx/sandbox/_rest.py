@@ -7,7 +7,6 @@ import hmac
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
 
 import msgspec
 from aiohttp import web
@@ -25,6 +24,18 @@ from ..models.smtp_tokens import (
 from ._faults import Faults, RestFault
 from ._limits import RestLimits
 from ._state import CursorError, SandboxState, TokenRecord
+from ._tracking import routes as tracking_routes
+from ._web import (
+    FAULTS_KEY,
+    LIMITS_KEY,
+    LOG_KEY,
+    STATE_KEY,
+    TOKEN_KEY,
+    RequestRecord,
+    encoder,
+    error_response,
+    json_response,
+)
 
 __all__ = ["RequestRecord", "build_app"]
 
@@ -34,57 +45,9 @@ TOKEN_ENDPOINT = "/oauth/v1/token"
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
 
-STATE_KEY = web.AppKey("state", SandboxState)
-FAULTS_KEY = web.AppKey("faults", Faults)
-TOKEN_KEY = web.AppKey("access_token", Secret)
-LOG_KEY = web.AppKey("requests", deque["RequestRecord"])
-LIMITS_KEY = web.AppKey("limits", RestLimits)
 
-
-class RequestRecord(NamedTuple):
-    """One request the sandbox answered (for tests asserting what the client sent)."""
-
-    method: str
-    path: str
-    status: int
-
-
-def _reveal(obj: Any) -> Any:
-    # The sandbox is HubSpot's side: it must put the password on the wire.
-    if isinstance(obj, Secret):
-        return obj.get_secret_value()
-    raise NotImplementedError
-
-
-_encoder = msgspec.json.Encoder(enc_hook=_reveal)
 _create_decoder = msgspec.json.Decoder(SmtpTokenCreateRequest)
 _send_decoder = msgspec.json.Decoder(SingleSendRequest)
-
-
-def _json(obj: object, status: int = 200) -> web.Response:
-    return web.Response(body=_encoder.encode(obj), status=status, content_type="application/json")
-
-
-def error_response(
-    status: int,
-    category: str | None,
-    message: str,
-    *,
-    headers: dict[str, str] | None = None,
-    **extra: Any,
-) -> web.Response:
-    """A response carrying HubSpot's error body."""
-    body = {"status": "error", "message": message, "correlationId": str(uuid.uuid4())}
-    headers = {**(headers or {}), "X-HubSpot-Correlation-Id": body["correlationId"]}
-    if category is not None:
-        body["category"] = category
-    body.update(extra)
-    return web.Response(
-        body=_encoder.encode(body),
-        status=status,
-        content_type="application/json",
-        headers=headers,
-    )
 
 
 def _validation_error(message: str, field: str | None = None) -> web.Response:
@@ -255,7 +218,7 @@ async def list_tokens(request: web.Request) -> web.Response:
         after = state.make_cursor(page[-1].seq, scope)
         link = str(request.url.with_query({**query, "after": after}))
         paging = Paging(next=NextPage(after=after, link=link))
-    return _json(SmtpTokenPage(results=[r.view() for r in page], paging=paging))
+    return json_response(SmtpTokenPage(results=[r.view() for r in page], paging=paging))
 
 
 async def create_token(request: web.Request) -> web.Response:
@@ -266,7 +229,7 @@ async def create_token(request: web.Request) -> web.Response:
     if not body.campaign_name.strip():
         return _validation_error("campaignName must not be empty", "campaignName")
     record, password = _state(request).create_token(body.campaign_name, body.create_contact)
-    return _json(_with_password(record, password), status=201)
+    return json_response(_with_password(record, password), status=201)
 
 
 async def get_token(request: web.Request) -> web.Response:
@@ -274,7 +237,7 @@ async def get_token(request: web.Request) -> web.Response:
     record = _state(request).tokens.get(token_id)
     if record is None:
         return _not_found("SMTP token", token_id)
-    return _json(record.view())
+    return json_response(record.view())
 
 
 async def delete_token(request: web.Request) -> web.Response:
@@ -289,7 +252,7 @@ async def reset_password(request: web.Request) -> web.Response:
     result = _state(request).reset_password(token_id)
     if result is None:
         return _not_found("SMTP token", token_id)
-    return _json(_with_password(*result))
+    return json_response(_with_password(*result))
 
 
 async def oauth_token(request: web.Request) -> web.Response:
@@ -305,7 +268,7 @@ async def oauth_token(request: web.Request) -> web.Response:
     if isinstance(granted, str):
         return _oauth_error(granted, "missing or unknown " + granted.lower().replace("_", " "))
     token, ttl = granted
-    return _json(
+    return json_response(
         {
             "token_type": "bearer",
             "refresh_token": fields["refresh_token"],
@@ -318,7 +281,7 @@ async def oauth_token(request: web.Request) -> web.Response:
 def _oauth_error(status: str, message: str) -> web.Response:
     # The token endpoint's error body differs from the API's: ``status`` names the problem.
     body = {"status": status, "message": message, "correlationId": str(uuid.uuid4())}
-    return web.Response(body=_encoder.encode(body), status=400, content_type="application/json")
+    return web.Response(body=encoder.encode(body), status=400, content_type="application/json")
 
 
 async def single_send(request: web.Request) -> web.Response:
@@ -327,7 +290,7 @@ async def single_send(request: web.Request) -> web.Response:
     except msgspec.DecodeError as exc:
         return _validation_error(f"Invalid input JSON: {exc}", "body")
     state = _state(request)
-    return _json(state.send_status(state.single_send(body)))
+    return json_response(state.send_status(state.single_send(body)))
 
 
 async def single_send_v4(request: web.Request) -> web.Response:
@@ -338,7 +301,7 @@ async def single_send_v4(request: web.Request) -> web.Response:
     state = _state(request)
     status = msgspec.to_builtins(state.send_status(state.single_send(body)))
     status["message"] = msgspec.to_builtins(body.message)  # v4 echoes the message
-    return _json(status)
+    return json_response(status)
 
 
 async def send_status(request: web.Request) -> web.Response:
@@ -347,7 +310,7 @@ async def send_status(request: web.Request) -> web.Response:
     record = state.sends.get(status_id)
     if record is None:
         return _not_found("send status", status_id)
-    return _json(state.send_status(record))
+    return json_response(state.send_status(record))
 
 
 def build_app(
@@ -382,4 +345,5 @@ def build_app(
     for path in sorted({p.send_statuses for p in API_VERSIONS.values()}):
         router.add_get(path + "/{statusId}", send_status)
     router.add_post(TOKEN_ENDPOINT, oauth_token)
+    router.add_routes(tracking_routes(p.email_statistics for p in API_VERSIONS.values()))
     return app

@@ -11,16 +11,29 @@
 
 A ``from`` override that is not ``local@domain`` gives ``INVALID_FROM_ADDRESS``.
 
-Messages relayed over SMTP are accepted for every recipient (unless a fault says otherwise) and
-become events per recipient: ``PROCESSED``, then ``BOUNCE`` for a local part starting
-``bounce``, ``DROPPED`` for ``blocked.example``, else ``DELIVERED``.
+Every message accepted over SMTP, and every single-send that completes, becomes email events for
+its campaign (an SMTP token's ``emailCampaignId``; for a single-send, its ``emailId``), one
+``event_step`` apart (0.05 s by default), visible once their time has come:
+
+| recipient                               | events                                      |
+|-----------------------------------------|---------------------------------------------|
+| domain ``blocked.example``              | PROCESSED, DROPPED                          |
+| local part starting ``bounce``          | PROCESSED, SENT, BOUNCE (``HARD_BOUNCE``)   |
+| local part starting ``defer``           | PROCESSED, SENT, DEFERRED, DELIVERED        |
+| local part starting ``open``            | PROCESSED, SENT, DELIVERED, OPEN            |
+| local part starting ``click``           | PROCESSED, SENT, DELIVERED, OPEN, CLICK     |
+| anything else                           | PROCESSED, SENT, DELIVERED                  |
+
+A single-send refused by the rules above the table (``sendResult`` other than ``SENT``) gives
+PROCESSED, DROPPED with ``dropReason`` = its ``sendResult``; a duplicate ``sendId`` and
+``MISSING_CONTENT`` give none.
 """
 
 from __future__ import annotations
 
 from ..models.single_send import SendResult
 
-__all__ = ["is_address", "single_send_result", "smtp_delivery_event"]
+__all__ = ["event_plan", "is_address", "single_send_result"]
 
 
 def is_address(value: str) -> bool:
@@ -47,11 +60,17 @@ def single_send_result(to: str, from_: str | None) -> SendResult:
     return SendResult.SENT
 
 
-def smtp_delivery_event(recipient: str) -> str:
-    """The event type that follows ``PROCESSED`` for a message relayed to ``recipient``."""
+def event_plan(recipient: str) -> tuple[str, ...]:
+    """The events a delivered message to ``recipient`` goes through, in order."""
     local, _, domain = recipient.lower().rpartition("@")
     if domain == "blocked.example" or domain.endswith(".blocked.example"):
-        return "DROPPED"
+        return ("PROCESSED", "DROPPED")
     if local.startswith("bounce"):
-        return "BOUNCE"
-    return "DELIVERED"
+        return ("PROCESSED", "SENT", "BOUNCE")
+    if local.startswith("defer"):
+        return ("PROCESSED", "SENT", "DEFERRED", "DELIVERED")
+    if local.startswith("open"):
+        return ("PROCESSED", "SENT", "DELIVERED", "OPEN")
+    if local.startswith("click"):
+        return ("PROCESSED", "SENT", "DELIVERED", "OPEN", "CLICK")
+    return ("PROCESSED", "SENT", "DELIVERED")

@@ -21,10 +21,11 @@ from ..models.smtp_tokens import SmtpTokenWithPassword
 from ..smtp import SmtpCredentials, SmtpPool, TlsMode
 from ._faults import Faults
 from ._limits import HUBSPOT_PROFESSIONAL, RestLimits
-from ._rest import LOG_KEY, RequestRecord, build_app
+from ._rest import build_app
 from ._smtp import SmtpHandler, smtp_factory
 from ._state import DEFAULT_EMAIL_IDS, SandboxState
 from ._tls import SandboxCA
+from ._web import LOG_KEY, RequestRecord
 
 __all__ = ["Sandbox"]
 

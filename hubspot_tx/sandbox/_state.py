@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from ..models.single_send import EventId, SendResult, SendState, SendStatus, SingleSendRequest
 from ..models.smtp_tokens import SmtpToken
-from ._rules import single_send_result, smtp_delivery_event
+from ._rules import event_plan, single_send_result
 
 __all__ = [
     "CursorError",
@@ -97,12 +97,17 @@ class StoredMessage:
 class SandboxEvent:
     """An email event for a campaign (``PROCESSED``, ``DELIVERED``, ``BOUNCE``, ...)."""
 
+    seq: int
     id: str
     type: str
     recipient: str
     email_campaign_id: str | None
     created: float
-    smtp_id: str | None
+    smtp_id: str | None = None
+    send_id: str | None = None
+    subject: str | None = None
+    sent_by: tuple[str, float] | None = None  # the SENT event's (id, created)
+    drop_reason: str | None = None
 
 
 class SandboxState:
@@ -136,6 +141,7 @@ class SandboxState:
         self.messages: list[StoredMessage] = []
         self.arrivals: dict[str, int] = {}
         self.events: list[SandboxEvent] = []
+        self.event_step = 0.05  # seconds between one message's successive events
         self.smtp_sessions_open = 0
         self.smtp_sessions_peak = 0
         self.smtp_sessions_total = 0
@@ -227,11 +233,45 @@ class SandboxState:
         )
         self.messages.append(stored)
         for rcpt in rcpt_to:
-            for offset, kind in ((0.0, "PROCESSED"), (0.001, smtp_delivery_event(rcpt))):
-                self.events.append(
-                    SandboxEvent(str(uuid.uuid4()), kind, rcpt, campaign, now + offset, message_id)
-                )
+            self._add_events(rcpt, campaign, now, event_plan(rcpt), smtp_id=message_id)
         return stored
+
+    def _add_events(
+        self,
+        recipient: str,
+        campaign: str | None,
+        start: float,
+        plan: tuple[str, ...],
+        *,
+        smtp_id: str | None = None,
+        send_id: str | None = None,
+        drop_reason: str | None = None,
+    ) -> None:
+        sent_by: tuple[str, float] | None = None
+        for step, kind in enumerate(plan):
+            created = start + step * self.event_step
+            event = SandboxEvent(
+                seq=len(self.events) + 1,
+                id=str(uuid.uuid4()),
+                type=kind,
+                recipient=recipient,
+                email_campaign_id=campaign,
+                created=created,
+                smtp_id=smtp_id,
+                send_id=send_id,
+                sent_by=sent_by if kind != "SENT" else None,
+                drop_reason=drop_reason if kind == "DROPPED" else None,
+            )
+            self.events.append(event)
+            if kind == "SENT":
+                sent_by = (event.id, created)
+
+    def visible_events(self) -> list[SandboxEvent]:
+        """Events whose time has come, oldest first."""
+        now = self.clock()
+        return sorted(
+            (e for e in self.events if e.created <= now), key=lambda e: (e.created, e.seq)
+        )
 
     def outbox(
         self, *, recipient: str | None = None, message_id: str | None = None
@@ -339,6 +379,13 @@ class SandboxState:
         self.sends[status_id] = record
         if send_id is not None and not duplicate:
             self._send_ids[send_id] = status_id
+        if not duplicate and result is not SendResult.MISSING_CONTENT:
+            completed = record.requested_at + self.pending_seconds + self.processing_seconds
+            to = request.message.to
+            plan = event_plan(to) if result.is_sent else ("PROCESSED", "DROPPED")
+            reason = None if result.is_sent else result.value
+            campaign = str(request.email_id)
+            self._add_events(to, campaign, completed, plan, send_id=send_id, drop_reason=reason)
         return record
 
     @property

@@ -1,0 +1,286 @@
+"""The sandbox's tracking APIs: email events, campaign data and email statistics, computed from
+the events the shared state recorded (see ``_rules.py``)."""
+
+from __future__ import annotations
+
+import calendar
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from aiohttp import web
+
+from ._state import CursorError, SandboxEvent, SandboxState
+from ._web import STATE_KEY, error_response, json_response
+
+__all__ = ["routes"]
+
+DEFAULT_EVENT_LIMIT = 100
+MAX_EVENT_LIMIT = 1000
+MAX_BUCKETS = 10_000
+_SEQ_SPAN = 10**12  # an offset packs (created ms, seq) into one int
+_FIXED = {
+    "SECOND": timedelta(seconds=1),
+    "MINUTE": timedelta(minutes=1),
+    "QUARTER_HOUR": timedelta(minutes=15),
+    "HOUR": timedelta(hours=1),
+    "DAY": timedelta(days=1),
+    "WEEK": timedelta(weeks=1),
+}
+_MONTHS = {"MONTH": 1, "QUARTER": 3, "YEAR": 12}
+
+
+def _ms(t: float) -> int:
+    return int(t * 1000)
+
+
+def _eventjson_response(e: SandboxEvent) -> dict[str, object]:
+    body: dict[str, object] = {
+        "id": e.id,
+        "type": e.type,
+        "recipient": e.recipient,
+        "created": _ms(e.created),
+        "emailCampaignId": int(e.email_campaign_id) if e.email_campaign_id else None,
+        "portalId": 62515,
+        "appId": 22709,
+        "appName": "hubspot-tx sandbox",
+    }
+    if e.smtp_id:
+        body["smtpId"] = e.smtp_id
+    if e.send_id:
+        body["sendId"] = e.send_id
+    if e.sent_by:
+        body["sentBy"] = {"id": e.sent_by[0], "created": _ms(e.sent_by[1])}
+    if e.type == "BOUNCE":
+        body.update(category="HARD_BOUNCE", status="550 5.1.1 no such user (sandbox rule)")
+    if e.type == "DROPPED":
+        body.update(dropReason=e.drop_reason or "BLOCKED_DOMAIN", dropMessage="sandbox rule")
+    if e.type == "DEFERRED":
+        body["attempt"] = 1
+    if e.type in ("OPEN", "CLICK"):
+        body["browser"] = {
+            "name": "Firefox",
+            "family": "Firefox",
+            "type": "Browser",
+            "version": ["128.0"],
+        }
+        body["location"] = {
+            "city": "Cambridge",
+            "state": "Massachusetts",
+            "country": "United States",
+            "latitude": 42.37,
+            "longitude": -71.1,
+        }
+        body["userAgent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Firefox/128.0"
+    return body
+
+
+def _error(status: int, category: str, message: str) -> web.Response:
+    return error_response(status, category, message)
+
+
+def _state(request: web.Request) -> SandboxState:
+    return request.app[STATE_KEY]
+
+
+def _time(value: str) -> float:
+    """Epoch milliseconds or ISO 8601."""
+    if value.lstrip("-").isdigit():
+        return int(value) / 1000
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+async def list_events(request: web.Request) -> web.Response:
+    state = _state(request)
+    q = request.query
+    try:
+        limit = int(q.get("limit", DEFAULT_EVENT_LIMIT))
+        start = _time(q["startTimestamp"]) if "startTimestamp" in q else None
+        end = _time(q["endTimestamp"]) if "endTimestamp" in q else None
+    except ValueError as exc:
+        return _error(400, "VALIDATION_ERROR", f"bad query: {exc}")
+    if not 1 <= limit <= MAX_EVENT_LIMIT:
+        return _error(400, "VALIDATION_ERROR", f"limit must be between 1 and {MAX_EVENT_LIMIT}")
+    scope = "|".join(q.get(k, "") for k in ("campaignId", "recipient", "eventType"))
+    after = (-1, 0)  # keyset: (created in ms, seq), the order events are listed in
+    if "offset" in q:
+        try:
+            created_ms, seq = divmod(state.read_cursor(q["offset"], scope), _SEQ_SPAN)
+        except (CursorError, ValueError) as exc:
+            return _error(400, "VALIDATION_ERROR", f"Invalid offset: {exc}")
+        after = (created_ms, seq)
+
+    def wanted(e: SandboxEvent) -> bool:
+        return (
+            (_ms(e.created), e.seq) > after
+            and ("campaignId" not in q or e.email_campaign_id == q["campaignId"])
+            and ("recipient" not in q or e.recipient.lower() == q["recipient"].lower())
+            and ("eventType" not in q or e.type == q["eventType"])
+            and (start is None or e.created >= start)
+            and (end is None or e.created < end)
+        )
+
+    page: list[SandboxEvent] = []
+    more = False
+    for event in sorted(state.visible_events(), key=lambda e: (_ms(e.created), e.seq)):
+        if wanted(event):
+            if len(page) == limit:
+                more = True
+                break
+            page.append(event)
+    body: dict[str, object] = {"events": [_eventjson_response(e) for e in page], "hasMore": more}
+    if more:
+        # Keyset on (created, seq): events that become visible later are always newer.
+        last = page[-1]
+        body["offset"] = state.make_cursor(_ms(last.created) * _SEQ_SPAN + last.seq, scope)
+    return json_response(body)
+
+
+async def get_event(request: web.Request) -> web.Response:
+    state = _state(request)
+    event_id = request.match_info["eventId"]
+    created = request.match_info["created"]
+    for event in state.visible_events():
+        if event.id == event_id and str(_ms(event.created)) == created:
+            return json_response(_eventjson_response(event))
+    return _error(404, "OBJECT_NOT_FOUND", f"no event {created}/{event_id}")
+
+
+def _counters(events: Iterable[SandboxEvent]) -> dict[str, int]:
+    return dict(Counter(e.type.lower() for e in events))
+
+
+async def get_campaign(request: web.Request) -> web.Response:
+    state = _state(request)
+    campaign_id = request.match_info["campaignId"]
+    token = next((t for t in state.tokens.values() if t.email_campaign_id == campaign_id), None)
+    events = [e for e in state.visible_events() if e.email_campaign_id == campaign_id]
+    if (
+        token is None
+        and not events
+        and not any(str(r.request.email_id) == campaign_id for r in state.sends.values())
+    ):
+        return _error(404, "OBJECT_NOT_FOUND", f"no campaign {campaign_id}")
+    counters = _counters(events)
+    return json_response(
+        {
+            "id": int(campaign_id) if campaign_id.isdigit() else campaign_id,
+            "appId": 22709,
+            "appName": "hubspot-tx sandbox",
+            "name": token.campaign_name if token else f"single-send email {campaign_id}",
+            "type": "BATCH_EMAIL" if token is None else "SMTP_TOKEN",
+            "numIncluded": counters.get("processed", 0),
+            "numQueued": 0,
+            "counters": counters,
+        }
+    )
+
+
+def _aggregate(events: list[SandboxEvent]) -> dict[str, object]:
+    counters = _counters(events)
+    sent = counters.get("sent", 0)
+
+    def ratio(name: str) -> float:
+        return round(100 * counters.get(name, 0) / sent, 2) if sent else 0.0
+
+    return {
+        "counters": counters,
+        "ratios": {f"{n}ratio": ratio(n) for n in ("delivered", "open", "click", "bounce")},
+    }
+
+
+def _selected(request: web.Request) -> tuple[list[SandboxEvent], float, float] | web.Response:
+    q = request.query
+    try:
+        start = _time(q["startTimestamp"])
+        end = _time(q["endTimestamp"])
+    except KeyError as exc:
+        return _error(400, "VALIDATION_ERROR", f"missing {exc.args[0]}")
+    except ValueError as exc:
+        return _error(400, "VALIDATION_ERROR", f"bad timestamp: {exc}")
+    emails = set(q.getall("emailIds", []))
+    events = [
+        e
+        for e in _state(request).visible_events()
+        if start <= e.created < end and (not emails or e.email_campaign_id in emails)
+    ]
+    return events, start, end
+
+
+async def statistics_list(request: web.Request) -> web.Response:
+    selected = _selected(request)
+    if isinstance(selected, web.Response):
+        return selected
+    events = selected[0]
+    campaigns = sorted({e.email_campaign_id for e in events if e.email_campaign_id})
+    return json_response(
+        {
+            "emails": [int(c) for c in campaigns if c.isdigit()],
+            "aggregate": _aggregate(events),
+            "campaignAggregations": {
+                c: _aggregate([e for e in events if e.email_campaign_id == c]) for c in campaigns
+            },
+        }
+    )
+
+
+def _bucket_start(moment: datetime, interval: str) -> datetime:
+    if interval in _FIXED:
+        if interval == "WEEK":  # weeks start on Monday
+            day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+            return day - timedelta(days=day.weekday())
+        size = _FIXED[interval].total_seconds()
+        return datetime.fromtimestamp(moment.timestamp() // size * size, UTC)
+    months = _MONTHS[interval]
+    month = (moment.month - 1) // months * months + 1
+    return moment.replace(month=month, day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _next(start: datetime, interval: str) -> datetime:
+    if interval in _FIXED:
+        return start + _FIXED[interval]
+    years, month0 = divmod(start.month - 1 + _MONTHS[interval], 12)
+    return start.replace(
+        year=start.year + years,
+        month=month0 + 1,
+        day=min(start.day, calendar.monthrange(start.year + years, month0 + 1)[1]),
+    )
+
+
+async def statistics_histogram(request: web.Request) -> web.Response:
+    interval = request.query.get("interval", "")
+    if interval not in _FIXED and interval not in _MONTHS:
+        return _error(400, "VALIDATION_ERROR", f"unknown interval {interval!r}")
+    selected = _selected(request)
+    if isinstance(selected, web.Response):
+        return selected
+    events, start, end = selected
+    buckets: list[dict[str, object]] = []
+    cursor = _bucket_start(datetime.fromtimestamp(start, UTC), interval)
+    stop = datetime.fromtimestamp(end, UTC)
+    while cursor < stop:
+        if len(buckets) == MAX_BUCKETS:
+            return _error(400, "VALIDATION_ERROR", "too many intervals; widen the interval")
+        following = _next(cursor, interval)
+        inside = [e for e in events if cursor.timestamp() <= e.created < following.timestamp()]
+        buckets.append(
+            {
+                "interval": {"start": cursor.isoformat(), "end": following.isoformat()},
+                "aggregations": _aggregate(inside),
+            }
+        )
+        cursor = following
+    return json_response({"total": len(buckets), "results": buckets})
+
+
+def routes(statistics_paths: Iterable[str]) -> list[web.RouteDef]:
+    """The tracking routes (statistics under every API version's path)."""
+    table = [
+        web.get("/email/public/v1/events", list_events),
+        web.get("/email/public/v1/events/{created}/{eventId}", get_event),
+        web.get("/email/public/v1/campaigns/{campaignId}", get_campaign),
+    ]
+    for path in sorted(set(statistics_paths)):
+        table.append(web.get(path + "/list", statistics_list))
+        table.append(web.get(path + "/histogram", statistics_histogram))
+    return table
