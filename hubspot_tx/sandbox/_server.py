@@ -69,6 +69,10 @@ class Sandbox:
         rate_limit: the REST budget, enforced with HubSpot's headers and 429s (default:
             HubSpot's Professional tier, 190 per 10 s and 1 000 000 a day); ``None`` for none.
         oauth_access_ttl: lifetime in seconds of the OAuth access tokens it grants.
+        smtp_max_size: the SMTP SIZE limit it advertises and enforces (552 above it).
+        smtp_utf8: advertise SMTPUTF8.
+        tls_hosts: the names on its certificate (default the loopback names; another name
+            makes clients see a certificate for the wrong host).
     """
 
     def __init__(
@@ -86,6 +90,9 @@ class Sandbox:
         smtp_pipelining: bool = False,
         rate_limit: RateLimit | None = HUBSPOT_PROFESSIONAL,
         oauth_access_ttl: float = 1800.0,
+        smtp_max_size: int = 33_554_432,
+        smtp_utf8: bool = True,
+        tls_hosts: tuple[str, ...] | None = None,
     ) -> None:
         self.host = host
         self._ports = (http_port, https_port, smtp_port, smtps_port)
@@ -100,6 +107,8 @@ class Sandbox:
         self.limits = RestLimits(rate_limit) if rate_limit is not None else None
         self._app = build_app(self.state, self.faults, self._access_token, limits=self.limits)
         self.smtp_handler = SmtpHandler(self.state, self.faults, pipelining=smtp_pipelining)
+        self._smtp_options: dict[str, Any] = {"max_size": smtp_max_size, "utf8": smtp_utf8}
+        self._tls_hosts = tls_hosts
         self._runner: web.AppRunner | None = None
         self._smtp_servers: list[asyncio.AbstractServer] = []
         self._ca: SandboxCA | None = None
@@ -182,7 +191,7 @@ class Sandbox:
         """Bind and start the listeners."""
         if self._runner is not None:
             raise RuntimeError("the sandbox is already running")
-        self._ca = SandboxCA()
+        self._ca = SandboxCA() if self._tls_hosts is None else SandboxCA(self._tls_hosts)
         runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
         await runner.setup()
         self._runner = runner
@@ -197,26 +206,41 @@ class Sandbox:
             server_ctx = self._ca.server_context()
             await web.SockSite(runner, http_sock).start()
             await web.SockSite(runner, https_sock, ssl_context=server_ctx).start()
-            loop = asyncio.get_running_loop()
-            starttls = smtp_factory(self.smtp_handler, starttls_context=server_ctx, implicit=False)
-            implicit = smtp_factory(self.smtp_handler, starttls_context=None, implicit=True)
-            self._smtp_servers = [
-                await loop.create_server(starttls, sock=smtp_sock),
-                await loop.create_server(implicit, sock=smtps_sock, ssl=server_ctx),
-            ]
+            await self._start_smtp(smtp_sock, smtps_sock)
         except BaseException:
             await self.aclose()
             raise
 
-    async def aclose(self) -> None:
-        """Stop the listeners and remove the CA file. Idempotent."""
+    async def _start_smtp(self, smtp_sock: socket.socket, smtps_sock: socket.socket) -> None:
+        server_ctx = self.ca.server_context()
+        loop = asyncio.get_running_loop()
+        handler, options = self.smtp_handler, self._smtp_options
+        starttls = smtp_factory(handler, starttls_context=server_ctx, implicit=False, **options)
+        implicit = smtp_factory(handler, starttls_context=None, implicit=True, **options)
+        self._smtp_servers = [
+            await loop.create_server(starttls, sock=smtp_sock),
+            await loop.create_server(implicit, sock=smtps_sock, ssl=server_ctx),
+        ]
+
+    async def _stop_smtp(self) -> None:
         servers, self._smtp_servers = self._smtp_servers, []
         for server in servers:
             server.close()
-            if hasattr(server, "close_clients"):  # Python 3.13+: end live SMTP sessions too
-                server.close_clients()
+        for protocol in list(self.smtp_handler.sessions):  # end live sessions (any Python)
+            protocol.drop()
         for server in servers:
             await server.wait_closed()
+
+    async def restart_smtp(self, downtime: float = 0.0) -> None:
+        """Stop the SMTP listeners, dropping every session, and start them again on the same
+        ports after ``downtime`` seconds (the server restarting under a relay)."""
+        await self._stop_smtp()
+        await asyncio.sleep(downtime)
+        await self._start_smtp(_bind(self.host, self.smtp_port), _bind(self.host, self.smtps_port))
+
+    async def aclose(self) -> None:
+        """Stop the listeners and remove the CA file. Idempotent."""
+        await self._stop_smtp()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()

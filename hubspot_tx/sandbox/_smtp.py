@@ -57,6 +57,7 @@ class SmtpHandler:
         self.state = state
         self.faults = faults
         self.pipelining = pipelining
+        self.sessions: set[SandboxSMTP] = set()  # live sessions, to end them on stop
 
     async def apply(self, server: SandboxSMTP, stage: str, address: str | None) -> str | None:
         """Strike an armed fault: a reply to push instead, ``""`` if dropped, else ``None``."""
@@ -158,12 +159,14 @@ class SandboxSMTP(SMTP):
                 return
             self._counted = True
             self.session_id = self.sandbox.state.session_opened()
+            self.sandbox.sessions.add(self)
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._refused:
             return
         self._end_session()
+        self.sandbox.sessions.discard(self)
         super().connection_lost(error)
 
     def _end_session(self) -> None:
@@ -229,7 +232,12 @@ def _authenticator(state: SandboxState) -> Any:
 
 
 def smtp_factory(
-    handler: SmtpHandler, *, starttls_context: ssl.SSLContext | None, implicit: bool
+    handler: SmtpHandler,
+    *,
+    starttls_context: ssl.SSLContext | None,
+    implicit: bool,
+    max_size: int = 33_554_432,
+    utf8: bool = True,
 ) -> Any:
     """A protocol factory for one listener: STARTTLS (AUTH refused before TLS) or implicit."""
     options: dict[str, Any] = {
@@ -238,7 +246,8 @@ def smtp_factory(
         "authenticator": _authenticator(handler.state),
         "auth_required": True,
         "decode_data": False,
-        "enable_SMTPUTF8": True,
+        "enable_SMTPUTF8": utf8,
+        "data_size_limit": max_size,
     }
     if implicit:
         # The transport is TLS from the first byte; aiosmtpd only knows about STARTTLS.

@@ -26,7 +26,7 @@ from aiosmtplib.errors import (
 from .._exceptions import InsecureAuthError, SmtpAuthError, SmtpConnectError, SmtpTLSError
 from .credentials import SmtpCredentials
 
-__all__ = ["Connection", "ConnectionLost", "Settings", "Transaction"]
+__all__ = ["Connection", "ConnectionLost", "Settings", "Transaction", "Unsendable"]
 
 TlsMode = Literal["starttls", "implicit", "none"]
 
@@ -43,6 +43,11 @@ class Settings:
     command_timeout: float
     local_hostname: str
     allow_plaintext_auth: bool
+
+
+class Unsendable(Exception):
+    """The server cannot take this message as it is (no SMTPUTF8, over its SIZE): nothing was
+    sent, and retrying cannot help."""
 
 
 class ConnectionLost(Exception):
@@ -152,10 +157,27 @@ class Connection:
     def extensions(self) -> dict[str, str]:
         return self._smtp.esmtp_extensions
 
+    def check(self, size: int, utf8: bool) -> None:
+        """Raise :class:`Unsendable` if this server cannot take such a message."""
+        extensions = self._smtp.esmtp_extensions
+        if utf8 and "smtputf8" not in extensions:
+            raise Unsendable("non-ASCII address or header, and the server offers no SMTPUTF8")
+        limit = extensions.get("size", "")
+        if limit.isdigit() and 0 < int(limit) < size:
+            raise Unsendable(f"{size} bytes is over the server's SIZE limit of {limit}")
+
     async def transact(
-        self, mail_from: str, rcpt_to: list[str], stuffed: bytes, size: int, timeout: float
+        self,
+        mail_from: str,
+        rcpt_to: list[str],
+        stuffed: bytes,
+        size: int,
+        timeout: float,
+        *,
+        utf8: bool = False,
     ) -> Transaction:
         """Run one transaction. Raises :class:`ConnectionLost` if the session breaks."""
+        self.check(size, utf8)
         smtp = self._smtp
         self.dot_written = False
         self.messages += 1
@@ -163,9 +185,7 @@ class Connection:
             options: list[bytes] = []
             if "size" in smtp.esmtp_extensions:
                 options.append(b"SIZE=%d" % size)
-            if not (mail_from + "".join(rcpt_to)).isascii():
-                if "smtputf8" not in smtp.esmtp_extensions:
-                    return Transaction("mail", 553, "non-ASCII address and no SMTPUTF8")
+            if utf8:
                 options.append(b"SMTPUTF8")
             reply = await smtp.execute_command(
                 b"MAIL", b"FROM:<%s>" % mail_from.encode(), *options, timeout=timeout

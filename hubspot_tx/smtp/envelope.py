@@ -19,13 +19,16 @@ import msgspec
 
 from .._exceptions import InvalidMessageError
 
-__all__ = ["Envelope", "MessageInput", "dot_stuff", "prepare", "strip_bcc"]
+__all__ = ["Envelope", "MessageInput", "dot_stuff", "needs_smtputf8", "prepare", "strip_bcc"]
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _BCC_FIELD = re.compile(rb"(?im)^bcc[ \t]*:.*(?:\r?\n[ \t].*)*(?:\r?\n|$)")
 _LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 _header_parser = BytesHeaderParser(policy=email.policy.compat32)
+_BAD_ADDRESS = re.compile(r"[\x00-\x20\x7f<>]")  # controls (CR, LF...), spaces, brackets
+_LONG_LINE = re.compile(rb"[^\r\n]{999}")  # RFC 5322 2.1.1: at most 998 bytes per line
+MAX_LINE = 998
 
 
 class Envelope(msgspec.Struct, frozen=True, kw_only=True):
@@ -107,7 +110,7 @@ def prepare(message: MessageInput, *, key: str | None = None) -> tuple[Envelope,
             data=data,
             key=message.key if message.key is not None else key,
         )
-        return env, _clean_id(message_id)
+        return _checked(env), _clean_id(message_id)
     if isinstance(message, Message):
         data = _flatten(message)
         headers: Message = message
@@ -136,7 +139,34 @@ def prepare(message: MessageInput, *, key: str | None = None) -> tuple[Envelope,
         data=strip_bcc(data),
         key=key if key is not None else message_id,
     )
-    return env, message_id
+    return _checked(env), message_id
+
+
+def _checked(env: Envelope) -> Envelope:
+    """Refuse, before any byte is sent, what no SMTP server may receive."""
+    for address in (env.mail_from, *env.rcpt_to):
+        if _BAD_ADDRESS.search(address):
+            raise InvalidMessageError(
+                f"invalid address {address!r} (control characters, spaces or angle brackets)"
+            )
+    if env.mail_from and "@" not in env.mail_from:
+        raise InvalidMessageError(f"invalid sender address {env.mail_from!r}")
+    for rcpt in env.rcpt_to:
+        if "@" not in rcpt:
+            raise InvalidMessageError(f"invalid recipient address {rcpt!r}")
+    if b"\x00" in env.data:
+        raise InvalidMessageError("the message contains NUL bytes")
+    if _LONG_LINE.search(env.data):
+        raise InvalidMessageError(f"a line of the message is longer than {MAX_LINE} bytes")
+    return env
+
+
+def needs_smtputf8(env: Envelope) -> bool:
+    """Whether the message can only be sent to a server offering SMTPUTF8 (RFC 6531): a
+    non-ASCII address or header."""
+    if not (env.mail_from + "".join(env.rcpt_to)).isascii():
+        return True
+    return not _split(env.data)[0].isascii()
 
 
 def _clean_id(value: object) -> str | None:

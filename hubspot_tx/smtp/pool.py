@@ -16,9 +16,9 @@ from types import TracebackType
 from typing import Literal, Self
 
 from .._exceptions import InvalidMessageError, PoolClosedError, SmtpConnectError
-from ._connection import Connection, ConnectionLost, Settings, TlsMode, Transaction
+from ._connection import Connection, ConnectionLost, Settings, TlsMode, Transaction, Unsendable
 from .credentials import SmtpCredentials
-from .envelope import Envelope, MessageInput, dot_stuff, prepare
+from .envelope import Envelope, MessageInput, dot_stuff, needs_smtputf8, prepare
 from .outcome import FailureCategory, Outcome, OutcomeStatus, RecipientRefusal, RelaySummary
 from .relay import Relay
 
@@ -239,11 +239,12 @@ class SmtpPool:
                 )
             )
         stuffed = dot_stuff(env.data)
+        utf8 = needs_smtputf8(env)
         result = _Result(env.key, message_id, index, list(env.rcpt_to))
         try:
             while True:
                 result.attempts += 1
-                outcome = await self._attempt(env, stuffed, result)
+                outcome = await self._attempt(env, stuffed, utf8, result)
                 if outcome is None and self._aborted:
                     result.last = (None, "not sent: the pool was closed before a retry")
                     outcome = result.failed(FailureCategory.CANCELLED)
@@ -258,7 +259,9 @@ class SmtpPool:
             self._report(result.final or result.interrupted())
             raise
 
-    async def _attempt(self, env: Envelope, stuffed: bytes, result: _Result) -> Outcome | None:
+    async def _attempt(
+        self, env: Envelope, stuffed: bytes, utf8: bool, result: _Result
+    ) -> Outcome | None:
         """One transaction: the final outcome, or ``None`` when it may be retried."""
         await self._slots.acquire()
         conn: Connection | None = None
@@ -268,7 +271,12 @@ class SmtpPool:
                 return None
             conn = await self._checkout()
             tx = await conn.transact(
-                env.mail_from, result.pending, stuffed, len(env.data), self.settings.command_timeout
+                env.mail_from,
+                result.pending,
+                stuffed,
+                len(env.data),
+                self.settings.command_timeout,
+                utf8=utf8,
             )
         except SmtpConnectError as exc:
             if exc.fatal:
@@ -276,6 +284,10 @@ class SmtpPool:
             result.last = (exc.code, str(exc))
             result.retry_category = FailureCategory.CONNECTION
             return None
+        except Unsendable as exc:
+            result.last = (None, str(exc))
+            result.final = result.failed(FailureCategory.INVALID_MESSAGE)
+            return result.final
         except ConnectionLost as exc:
             assert conn is not None
             self._discard(conn)
