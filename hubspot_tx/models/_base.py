@@ -82,7 +82,10 @@ def _normalise(obj: Any) -> Any:
         if isinstance(value, bool):
             pass
         elif key in _TIME_KEYS and isinstance(value, int | float):
-            value = datetime.fromtimestamp(value / 1000, UTC)
+            try:
+                value = datetime.fromtimestamp(value / 1000, UTC)
+            except (ValueError, OverflowError, OSError):
+                pass  # out of range: left as a number, the shape check then refuses it
         elif key in _ID_KEYS and isinstance(value, int):
             value = str(value)
         out[key] = _normalise(value)
@@ -92,7 +95,8 @@ def _normalise(obj: Any) -> Any:
 def _dec_hook(type_: type, obj: Any) -> Any:
     if type_ is Secret and isinstance(obj, str):
         return Secret(obj)
-    raise NotImplementedError(f"cannot decode {type_!r}")
+    # TypeError becomes msgspec's ValidationError, with the path (never the value).
+    raise TypeError(f"expected {type_.__name__}")
 
 
 def _enc_hook(obj: Any) -> Any:
@@ -126,6 +130,8 @@ class ResponseDecoder(Generic[T]):
             raise ResponseDecodeError(
                 f"unexpected {self._type.__name__} response shape: {exc}"
             ) from None
+        except msgspec.DecodeError as exc:  # e.g. a truncated body that failed validation first
+            raise ResponseDecodeError(f"response is not valid JSON: {exc}") from None
 
 
 _encoder = msgspec.json.Encoder(enc_hook=_enc_hook)

@@ -187,6 +187,16 @@ class SingleSend:
         """A validated request (for :meth:`send_many`); ``send_id`` is generated if absent."""
         if not to:
             raise ValueError("to must not be empty")
+        for name, value in (
+            ("to", to),
+            ("from_", from_),
+            ("cc", cc),
+            ("bcc", bcc),
+            ("reply_to", reply_to),
+        ):
+            for address in _addresses(value) or ():
+                if any(ord(c) < 32 or c == "\x7f" for c in address):
+                    raise ValueError(f"{name} contains a control character: {address!r}")
         if isinstance(email_id, bool) or not isinstance(email_id, int) or email_id <= 0:
             raise ValueError(f"email_id must be a positive int, got {email_id!r}")
         return SingleSendRequest(

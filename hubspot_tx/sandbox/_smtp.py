@@ -58,6 +58,7 @@ class SmtpHandler:
         self.faults = faults
         self.pipelining = pipelining
         self.sessions: set[SandboxSMTP] = set()  # live sessions, to end them on stop
+        self.mail_commands = 0  # transactions begun (MAIL accepted or refused)
 
     async def apply(self, server: SandboxSMTP, stage: str, address: str | None) -> str | None:
         """Strike an armed fault: a reply to push instead, ``""`` if dropped, else ``None``."""
@@ -95,6 +96,7 @@ class SmtpHandler:
         address: str,
         mail_options: list[str],
     ) -> str:
+        self.mail_commands += 1
         status = await self.apply(server, "mail", address)
         if status is not None:
             return status

@@ -484,8 +484,9 @@ class _Result:
 
     def unknown(self) -> Outcome:
         """Cut after the final '.': the pending recipients may or may not have it."""
-        text = self.last[1]
-        self.refused.extend(RecipientRefusal(r, 0, text) for r in self.pending)
+        if self.accepted:  # a partial delivery: name who is in doubt (code 0: no reply)
+            text = self.last[1]
+            self.refused.extend(RecipientRefusal(r, 0, text) for r in self.pending)
         return self._settle(FailureCategory.DELIVERY_UNKNOWN)
 
     def interrupted(self) -> Outcome:
