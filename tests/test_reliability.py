@@ -27,7 +27,6 @@ from hubspot_tx import (
 from hubspot_tx.models._base import ResponseDecoder
 from hubspot_tx.models.single_send import SendStatus
 from hubspot_tx.models.smtp_tokens import SmtpTokenPage
-from hubspot_tx.models.smtp_tokens import SmtpTokenWithPassword as TokenModel
 from hubspot_tx.models.tracking import CampaignData, EmailEventPage, EmailStatistics
 from hubspot_tx.sandbox import Sandbox
 from hubspot_tx.smtp import Envelope
@@ -40,7 +39,7 @@ async def test_certificate_for_the_wrong_host() -> None:
         async with sb.client() as hs:
             token = await hs.smtp_tokens.create(campaign_name="wrong-host")
         for tls in ("starttls", "implicit"):
-            async with sb.smtp_pool(token, tls=tls) as pool:  # type: ignore[arg-type]
+            async with sb.smtp_pool(token, tls=tls) as pool:
                 with pytest.raises(SmtpTLSError, match="TLS"):
                     await pool.send(make_message(1))
         async with sb.client(https=True, retry=None) as hs:
@@ -207,7 +206,7 @@ SHAPE_KEYS = st.sampled_from(
 def test_decoders_raise_only_typed_errors(body: bytes) -> None:
     for model in (
         SmtpTokenPage,
-        TokenModel,
+        SmtpTokenWithPassword,
         SendStatus,
         EmailEventPage,
         CampaignData,
