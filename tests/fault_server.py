@@ -6,6 +6,7 @@ transaction number, so that the relay's guarantees have a second, independent ju
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,10 +32,24 @@ class FaultServer:
     pipelining: bool = False
     plan: dict[int, str] = field(default_factory=dict)
     slow_seconds: float = 0.5
+    chaos: float = 0.0  # probability of a random fault on a transaction not in ``plan``
+    seed: int = 0
+    keep: bool = True  # store accepted messages (False: only count them, for long soaks)
     store: list[tuple[str, tuple[str, ...], bytes]] = field(default_factory=list)
+    accepted: int = 0
     transactions: int = 0
     port: int = 0
     _server: asyncio.AbstractServer | None = None
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+
+    def _fault(self, transaction: int) -> str:
+        if transaction in self.plan:
+            return self.plan[transaction]
+        if self.chaos and self._random.random() < self.chaos:
+            return self._random.choice(FAULTS)
+        return ""
 
     def stored_ids(self) -> Counter[str]:
         ids: Counter[str] = Counter()
@@ -82,7 +97,7 @@ class FaultServer:
                 say("250 SIZE 10485760")
             elif verb == "MAIL":
                 self.transactions += 1
-                fault = self.plan.get(self.transactions, "")
+                fault = self._fault(self.transactions)
                 if fault == "drop_at_mail":
                     return
                 if fault == "421_at_mail":
@@ -128,7 +143,9 @@ class FaultServer:
                     say("554 rejected")
                 else:
                     assert mail_from is not None
-                    self.store.append((mail_from, accepted, bytes(body)))
+                    self.accepted += 1
+                    if self.keep:
+                        self.store.append((mail_from, accepted, bytes(body)))
                     if fault == "drop_after_store":
                         return
                     if fault == "slow_end":

@@ -10,6 +10,7 @@ encode natively.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from datetime import UTC, datetime
 from typing import Any, Generic, Self, TypeVar
@@ -82,10 +83,9 @@ def _normalise(obj: Any) -> Any:
         if isinstance(value, bool):
             pass
         elif key in _TIME_KEYS and isinstance(value, int | float):
-            try:
+            # Out of range: left as a number, for the shape check to refuse.
+            with contextlib.suppress(ValueError, OverflowError, OSError):
                 value = datetime.fromtimestamp(value / 1000, UTC)
-            except (ValueError, OverflowError, OSError):
-                pass  # out of range: left as a number, the shape check then refuses it
         elif key in _ID_KEYS and isinstance(value, int):
             value = str(value)
         out[key] = _normalise(value)

@@ -97,8 +97,13 @@ async def _hubspot_errors(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     except web.HTTPNotFound:
         return error_response(404, "OBJECT_NOT_FOUND", f"no route for {request.path}")
-    except web.HTTPMethodNotAllowed:
-        return error_response(405, "METHOD_NOT_ALLOWED", f"{request.method} not allowed here")
+    except web.HTTPMethodNotAllowed as exc:
+        return error_response(
+            405,
+            "METHOD_NOT_ALLOWED",
+            f"{request.method} not allowed here",
+            headers={"Allow": ", ".join(sorted(exc.allowed_methods))},
+        )
 
 
 def _is_oauth(request: web.Request) -> bool:
@@ -195,11 +200,13 @@ async def list_tokens(request: web.Request) -> web.Response:
         limit = int(query.get("limit", DEFAULT_LIMIT))
     except ValueError:
         return _validation_error("limit must be an integer", "limit")
-    if not 1 <= limit <= MAX_LIMIT:
-        return _validation_error(f"limit must be between 1 and {MAX_LIMIT}", "limit")
+    if limit > MAX_LIMIT:
+        return _validation_error(f"limit must be at most {MAX_LIMIT}", "limit")
+    if limit < 1:  # the spec sets no minimum: a non-positive limit means the default
+        limit = DEFAULT_LIMIT
     scope = f"{campaign_name!r}|{email_campaign_id!r}"
     after_seq = 0
-    if "after" in query:
+    if query.get("after"):  # an empty cursor is no cursor
         try:
             after_seq = state.read_cursor(query["after"], scope)
         except CursorError as exc:
@@ -226,8 +233,6 @@ async def create_token(request: web.Request) -> web.Response:
         body = _create_decoder.decode(await request.read())
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
         return _validation_error(f"Invalid input JSON: {exc}", "body")
-    if not body.campaign_name.strip():
-        return _validation_error("campaignName must not be empty", "campaignName")
     record, password = _state(request).create_token(body.campaign_name, body.create_contact)
     return json_response(_with_password(record, password), status=201)
 

@@ -52,9 +52,27 @@ def _reveal(obj: Any) -> Any:
 encoder = msgspec.json.Encoder(enc_hook=_reveal)
 
 
+def _wire(obj: Any) -> Any:
+    """Models as HubSpot sends them: every field with a value (defaults such as ``false`` or
+    ``[]`` included, so that required fields are never missing), absent ones (``None``) left out."""
+    if isinstance(obj, msgspec.Struct):
+        return {
+            f.encode_name: _wire(value)
+            for f in msgspec.structs.fields(obj)
+            if (value := getattr(obj, f.name)) is not None
+        }
+    if isinstance(obj, list | tuple):
+        return [_wire(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _wire(v) for k, v in obj.items()}
+    return obj
+
+
 def json_response(obj: object, status: int = 200) -> web.Response:
     """``obj`` as a JSON response."""
-    return web.Response(body=encoder.encode(obj), status=status, content_type="application/json")
+    return web.Response(
+        body=encoder.encode(_wire(obj)), status=status, content_type="application/json"
+    )
 
 
 def error_response(
