@@ -220,3 +220,37 @@ async def test_oauth_secrets_never_leak(caplog: pytest.LogCaptureFixture) -> Non
     assert len(access_tokens) == 2
     for secret in (client_secret, refresh_token, *access_tokens):
         assert_absent(secret, *texts)
+
+
+async def test_demo_leaks_no_password(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hubspot_tx.demo import run
+
+    caplog.set_level(logging.DEBUG)
+    issued: list[str] = []
+
+    def record_passwords(sb: Sandbox) -> None:
+        create, reset = sb.state.create_token, sb.state.reset_password
+
+        def created(*args: object) -> tuple[object, str]:
+            record, password = create(*args)  # type: ignore[arg-type]
+            issued.append(password)
+            return record, password
+
+        def was_reset(token_id: str) -> object:
+            result = reset(token_id)
+            if result is not None:
+                issued.append(result[1])
+            return result
+
+        sb.state.create_token = created  # type: ignore[method-assign,assignment]
+        sb.state.reset_password = was_reset  # type: ignore[method-assign,assignment]
+        issued.append(sb.access_token)
+
+    assert await run(200, prepare=record_passwords) == 0
+    assert len(issued) == 3  # the access token, the token's first and rotated passwords
+    out = capsys.readouterr()
+    texts = [out.out, out.err, caplog.text, *(r.getMessage() for r in caplog.records)]
+    for secret in issued:
+        assert_absent(secret, *texts)
