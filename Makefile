@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean bench bench-quick
 
 demo: $(STAMP)  ## the end-to-end demo against the embedded sandbox
 	$(BIN)/python -m hubspot_tx.demo
@@ -16,6 +16,14 @@ lint: $(STAMP)  ## ruff + mypy --strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict
+
+bench: $(STAMP)  ## benchmarks vs peers -> benchmarks/RESULTS.md (installs postfix, nginx, peers)
+	bash benchmarks/install.sh $(BIN)/python
+	$(BIN)/python benchmarks/run_all.py
+
+bench-quick: $(STAMP)  ## the same, fewer rounds (about 2 minutes)
+	bash benchmarks/install.sh $(BIN)/python
+	$(BIN)/python benchmarks/run_all.py --quick
 
 install: $(STAMP)
 

@@ -1,0 +1,104 @@
+"""B. SMTP relay with STARTTLS + AUTH to the sandbox's SMTP server (in its own process).
+
+The SDK's pool beside aiosmtplib persistent connections (login with the token id / password), both
+fed pre-flattened bytes. The Python server bounds wall time; the figure that matters is the
+client's CPU per message.
+
+    python benchmarks/bench_starttls.py [--quick] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Iterator, Sequence
+
+import aiosmtplib
+from _common import Json, Meter, Sample, Variant, alternate, cli, mime_bytes, table
+from _sandbox_proc import sandbox_process
+
+from hubspot_tx import HubSpot, SmtpCredentials, SmtpPool
+
+SENDER = "bench@example.com"
+CONNECTIONS = 10
+
+
+async def sdk_pool(
+    host: str, port: int, creds: SmtpCredentials, ctx: ssl.SSLContext, data: Sequence[bytes]
+) -> Sample:
+    meter = Meter()
+    sent = 0
+    async with SmtpPool(
+        host, port, credentials=creds, ssl_context=ctx, max_connections=CONNECTIONS
+    ) as pool:
+        relay = pool.send_many(iter(data), concurrency=CONNECTIONS)
+        async with relay:
+            async for outcome in relay:
+                sent += outcome.status == "sent"
+    sample = meter.stop(sent)
+    if sent != len(data):
+        raise RuntimeError(f"SDK pool: {sent} of {len(data)} sent")
+    return sample
+
+
+async def aiosmtplib_pool(
+    host: str, port: int, creds: SmtpCredentials, ctx: ssl.SSLContext, data: Sequence[bytes]
+) -> Sample:
+    async def work(counter: Iterator[int]) -> int:
+        ok = 0
+        async with aiosmtplib.SMTP(
+            hostname=host, port=port, start_tls=True, tls_context=ctx
+        ) as smtp:
+            await smtp.login(creds.username, creds.password.get_secret_value())
+            for i in counter:
+                errors, _ = await smtp.sendmail(SENDER, [f"rcpt{i % 1000}@example.org"], data[i])
+                ok += not errors
+        return ok
+
+    meter = Meter()
+    counter = iter(range(len(data)))
+    ok = sum(await asyncio.gather(*(work(counter) for _ in range(CONNECTIONS))))
+    sample = meter.stop(ok)
+    if ok != len(data):
+        raise RuntimeError(f"aiosmtplib: {ok} of {len(data)} accepted")
+    return sample
+
+
+async def run(quick: bool) -> Json:
+    total = 500 if quick else 2_000
+    rounds = 3 if quick else 5
+    data = [mime_bytes(i) for i in range(total)]
+    async with sandbox_process() as info:
+        ctx: ssl.SSLContext = info["ssl_context"]
+        async with HubSpot(info["access_token"], base_url=info["https_url"], ssl=ctx) as hs:
+            token = await hs.smtp_tokens.create(campaign_name="starttls-benchmark")
+        creds = SmtpCredentials.from_token(token)
+        host, port = info["smtp_host"], info["smtp_port"]
+        variants = [
+            Variant(
+                f"hubspot_tx SmtpPool, {CONNECTIONS} connections",
+                lambda: sdk_pool(host, port, creds, ctx, data),
+                "bytes",
+                sdk=True,
+            ),
+            Variant(
+                f"aiosmtplib SMTP.sendmail, {CONNECTIONS} persistent connections",
+                lambda: aiosmtplib_pool(host, port, creds, ctx, data),
+                "bytes",
+            ),
+        ]
+        await alternate(variants, rounds, "B")
+    return {
+        "id": "B",
+        "title": "SMTP relay, STARTTLS + AUTH, to the sandbox (separate process)",
+        "notes": [
+            f"~2 KB messages, {total} per round, {rounds} rounds alternating; each round opens "
+            f"{CONNECTIONS} sessions (TLS handshake + AUTH PLAIN/LOGIN) and relays over them.",
+            "The sandbox (Python, aiosmtpd) is the wall-time bottleneck: compare CPU per message.",
+        ],
+        "tables": [table(f"{total} messages per round", variants)],
+    }
+
+
+if __name__ == "__main__":
+    cli(__doc__, run)
