@@ -18,6 +18,7 @@ from aiosmtplib.errors import (
     SMTPAuthenticationError,
     SMTPConnectResponseError,
     SMTPException,
+    SMTPResponseException,
 )
 
 from .._exceptions import InsecureAuthError, SmtpAuthError, SmtpConnectError, SmtpTLSError
@@ -141,6 +142,11 @@ class Connection:
                             "unencrypted connection (allow_plaintext_auth=True to allow)"
                         )
                     await smtp.login(credentials.username, credentials.password.get_secret_value())
+                if smtp.is_ehlo_or_helo_needed:  # no TLS and no AUTH: greet before MAIL
+                    try:
+                        await smtp.ehlo()
+                    except SMTPResponseException:
+                        await smtp.helo()
         except (InsecureAuthError, asyncio.CancelledError):
             smtp.close()
             raise

@@ -8,6 +8,7 @@ write, and several replies parsed from one read.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections import deque
 
 __all__ = ["Reply", "Wire", "WireClosed"]
@@ -27,6 +28,11 @@ class Wire(asyncio.Protocol):
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Commands and data go out in small writes and a reply is awaited after each
+            # group: Nagle's algorithm would hold them for the peer's delayed ACK (~40 ms).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._buffer = bytearray()
         self._replies: deque[Reply] = deque()
         self._waiter: asyncio.Future[None] | None = None
