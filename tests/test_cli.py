@@ -12,12 +12,11 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from hubspot_tx import SmtpTokenWithPassword
-from hubspot_tx.sandbox import Sandbox
+from hubspot_tx.sandbox import Sandbox, SandboxProcess, sandbox_process
 
 from .conftest import make_message
 
@@ -41,41 +40,14 @@ async def cli(
 
 
 @pytest.fixture
-async def sandbox_process() -> AsyncIterator[dict[str, Any]]:
+async def sandbox_proc() -> AsyncIterator[SandboxProcess]:
     """``hubspot-tx sandbox`` as a process (stopped after the test)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "hubspot_tx.cli",
-        "sandbox",
-        "--json",
-        "--http-port",
-        "0",
-        "--https-port",
-        "0",
-        "--smtp-port",
-        "0",
-        "--smtps-port",
-        "0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    info: dict[str, Any] = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
-    info["env"] = {
-        "HUBSPOT_BASE_URL": info["https_url"],
-        "HUBSPOT_ACCESS_TOKEN": info["access_token"],
-        "HUBSPOT_CA_FILE": info["ca_file"],
-        "HUBSPOT_SMTP_HOST": info["smtp_host"],
-        "HUBSPOT_SMTP_PORT": str(info["smtp_port"]),
-    }
-    yield info
-    proc.send_signal(signal.SIGTERM)
-    assert await asyncio.wait_for(proc.wait(), 30) == 0
+    async with sandbox_process() as proc:
+        yield proc
 
 
-async def test_token_commands_against_a_sandbox_process(sandbox_process: dict[str, Any]) -> None:
-    env = sandbox_process["env"]
+async def test_token_commands_against_a_sandbox_process(sandbox_proc: SandboxProcess) -> None:
+    env = sandbox_proc.env()
     code, out, _ = await cli("tokens", "create", "--campaign-name", "cli", "--json", env=env)
     assert code == 0
     created = json.loads(out)
@@ -100,8 +72,8 @@ async def test_token_commands_against_a_sandbox_process(sandbox_process: dict[st
     assert "Traceback" not in err
 
 
-async def test_send_and_status_against_a_sandbox_process(sandbox_process: dict[str, Any]) -> None:
-    env = sandbox_process["env"]
+async def test_send_and_status_against_a_sandbox_process(sandbox_proc: SandboxProcess) -> None:
+    env = sandbox_proc.env()
     code, out, _ = await cli(
         "send",
         "--email-id",
@@ -137,8 +109,8 @@ async def test_send_and_status_against_a_sandbox_process(sandbox_process: dict[s
     assert code == 0
 
 
-async def test_relay_every_source_kind(sandbox_process: dict[str, Any], tmp_path: Path) -> None:
-    env = sandbox_process["env"]
+async def test_relay_every_source_kind(sandbox_proc: SandboxProcess, tmp_path: Path) -> None:
+    env = sandbox_proc.env()
     code, out, _ = await cli("tokens", "create", "--campaign-name", "relay", "--json", env=env)
     token = json.loads(out)
     env = {**env, "HUBSPOT_SMTP_USER": token["id"], "HUBSPOT_SMTP_PASSWORD": token["password"]}
@@ -177,9 +149,9 @@ async def test_relay_every_source_kind(sandbox_process: dict[str, Any], tmp_path
 
 
 async def test_user_mistakes_are_one_clear_line(
-    sandbox_process: dict[str, Any], tmp_path: Path
+    sandbox_proc: SandboxProcess, tmp_path: Path
 ) -> None:
-    env = sandbox_process["env"]
+    env = sandbox_proc.env()
     code, _, err = await cli("tokens", "list", "--bogus-flag", env=env)
     assert code == 2
     assert "unrecognized arguments: --bogus-flag" in err

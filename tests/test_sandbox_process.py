@@ -2,64 +2,32 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import signal
-import ssl
-import sys
-
 from hubspot_tx import HubSpot, SendResult, SmtpCredentials, SmtpPool
+from hubspot_tx.sandbox import sandbox_process
 from hubspot_tx.smtp import TlsMode
 
 from .conftest import make_message
 
 
 async def test_server_process_serves_and_stops_on_sigterm() -> None:
-    ports = [
-        "--json",
-        "--http-port",
-        "0",
-        "--https-port",
-        "0",
-        "--smtp-port",
-        "0",
-        "--smtps-port",
-        "0",
-    ]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "hubspot_tx.sandbox",
-        *ports,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert proc.stdout is not None
-        line = await asyncio.wait_for(proc.stdout.readline(), timeout=30)
-        info = json.loads(line)
-        ctx = ssl.create_default_context(cafile=info["ca_file"])
-        async with HubSpot(info["access_token"], base_url=info["https_url"], ssl=ctx) as hs:
+    async with sandbox_process() as info:  # exits 0 on SIGTERM, or raises
+        ctx = info.ssl_context()
+        async with HubSpot(info.access_token, base_url=info.https_url, ssl=ctx) as hs:
             token = await hs.smtp_tokens.create(campaign_name="process")
             assert [t.id async for t in hs.smtp_tokens.list()] == [token.id]
             status = await hs.single_send.send(email_id=1001, to="a@example.com")
             final = await hs.send_status.wait(status, timeout=10)
             assert final.send_result is SendResult.SENT
         listeners: list[tuple[TlsMode, int]] = [
-            ("starttls", info["smtp_port"]),
-            ("implicit", info["smtps_port"]),
+            ("starttls", info.smtp_port),
+            ("implicit", info.smtps_port),
         ]
         for tls, port in listeners:
             async with SmtpPool(
-                info["smtp_host"],
+                info.smtp_host,
                 port,
                 credentials=SmtpCredentials.from_token(token),
                 tls=tls,
                 ssl_context=ctx,
             ) as pool:
                 assert (await pool.send(make_message(1))).ok
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(proc.wait(), timeout=30)
-    assert code == 0

@@ -11,6 +11,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from ._faults import Faults, RestFault
+from ._process import SandboxProcess, sandbox_process
 from ._rules import single_send_result
 from ._server import Sandbox
 from ._state import SandboxState
@@ -23,6 +24,8 @@ __all__ = [
     "RestFault",
     "Sandbox",
     "SandboxCA",
+    "SandboxProcess",
     "SandboxState",
+    "sandbox_process",
     "single_send_result",
 ]

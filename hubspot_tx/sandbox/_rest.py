@@ -289,24 +289,26 @@ def _oauth_error(status: str, message: str) -> web.Response:
     return web.Response(body=encoder.encode(body), status=400, content_type="application/json")
 
 
-async def single_send(request: web.Request) -> web.Response:
+async def _single_send(request: web.Request, *, echo: bool) -> web.Response:
     try:
         body = _send_decoder.decode(await request.read())
     except msgspec.DecodeError as exc:
         return _validation_error(f"Invalid input JSON: {exc}", "body")
     state = _state(request)
-    return json_response(state.send_status(state.single_send(body)))
+    status = state.send_status(state.single_send(body))
+    if not echo:
+        return json_response(status)
+    answer = msgspec.to_builtins(status)
+    answer["message"] = msgspec.to_builtins(body.message)  # v4 echoes the message
+    return json_response(answer)
+
+
+async def single_send(request: web.Request) -> web.Response:
+    return await _single_send(request, echo=False)
 
 
 async def single_send_v4(request: web.Request) -> web.Response:
-    try:
-        body = _send_decoder.decode(await request.read())
-    except msgspec.DecodeError as exc:
-        return _validation_error(f"Invalid input JSON: {exc}", "body")
-    state = _state(request)
-    status = msgspec.to_builtins(state.send_status(state.single_send(body)))
-    status["message"] = msgspec.to_builtins(body.message)  # v4 echoes the message
-    return json_response(status)
+    return await _single_send(request, echo=True)
 
 
 async def send_status(request: web.Request) -> web.Response:
