@@ -123,3 +123,35 @@ def test_dot_stuffing_and_line_endings() -> None:
 def test_malformed_envelopes_are_invalid(env: Envelope) -> None:
     with pytest.raises(InvalidMessageError, match="Envelope"):
         prepare(env)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a@x.org",
+        "Shop <orders@shop.example.com>",
+        " a@x.org ",
+        "a@x.org, b@y.org",
+        '"Doe, J" <j@x.org>',
+        "Ada (work) <a@x.org>",
+        "<a@x.org>",
+        "undisclosed-recipients:;",
+        "",
+        "Name Only",
+        "a@x.org;b@y.org",
+        "=?utf-8?q?Caf=C3=A9?= <c@x.org>",
+        "Zoë <z@x.org>",
+    ],
+)
+def test_the_fast_address_path_agrees_with_email_utils(value: str) -> None:
+    from email.utils import getaddresses
+
+    from hubspot_tx.smtp.envelope import _addresses
+
+    assert _addresses([value]) == [a for _, a in getaddresses([value]) if a]
+
+
+def test_folded_and_repeated_headers_are_scanned() -> None:
+    raw = b"From: a@x.org\r\nTo: b@y.org,\r\n\tc@y.org\r\nto: d@y.org\r\nX-To: no@y.org\r\n\r\nx"
+    env, _ = prepare(raw)
+    assert env.rcpt_to == ("b@y.org", "c@y.org", "d@y.org")

@@ -12,7 +12,6 @@ import io
 import re
 from collections.abc import Iterable
 from email.message import EmailMessage, Message
-from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 
 import msgspec
@@ -25,7 +24,6 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _BCC_FIELD = re.compile(rb"(?im)^bcc[ \t]*:.*(?:\r?\n[ \t].*)*(?:\r?\n|$)")
 _LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
-_header_parser = BytesHeaderParser(policy=email.policy.compat32)
 _BAD_ADDRESS = re.compile(r"[\x00-\x20\x7f<>]")  # controls (CR, LF...), spaces, brackets
 # RFC 5322 2.1.1: at most 998 bytes per line. Anchored at line starts: tried once per line,
 # not at every byte (which made it the relay's hottest spot).
@@ -68,12 +66,55 @@ def strip_bcc(data: bytes) -> bytes:
     return _BCC_FIELD.sub(b"", head) + body
 
 
+_SIMPLE = re.compile(r"[^\"(),;:\\<>]*(?:<([^<>\s]+)>)?\s*")  # one plain address, or Name <addr>
+
+
 def _addresses(values: Iterable[object]) -> list[str]:
-    return [addr for _, addr in getaddresses([str(v) for v in values]) if addr]
+    found: list[str] = []
+    for value in values:
+        text = str(value)
+        match = _SIMPLE.fullmatch(text)
+        if match is not None:  # the common case, without email.utils' general parser
+            address = match.group(1) or text.strip()
+            if address and " " not in address:
+                found.append(address)
+                continue
+        found.extend(addr for _, addr in getaddresses([text]) if addr)
+    return found
 
 
-def _parse_headers(head: bytes) -> Message:
-    return _header_parser.parsebytes(head)
+_WANTED = frozenset({b"from", b"sender", b"to", b"cc", b"bcc", b"message-id"})
+
+
+class _Fields(dict[str, list[str]]):
+    """The few header fields an envelope needs, scanned from raw bytes (a fraction of the cost
+    of the ``email`` parser, which builds every field); ``get_all`` / ``get`` as on Message."""
+
+    def get_all(self, name: str, default: list[str]) -> list[str]:
+        return super().get(name.lower(), default)
+
+    def get(self, name: str, default: object = None) -> str | None:  # type: ignore[override]
+        values = super().get(name.lower())
+        return values[0] if values else None
+
+
+def _scan_headers(head: bytes) -> _Fields:
+    """Unfold the header block (RFC 5322 2.2.3) and keep the fields in ``_WANTED``."""
+    found = _Fields()
+    current: list[str] | None = None
+    for line in head.split(b"\n"):
+        if line[:1] in (b" ", b"\t"):  # a folded continuation
+            if current is not None:
+                current[-1] += " " + line.strip().decode("utf-8", "surrogateescape")
+            continue
+        name, colon, value = line.partition(b":")
+        key = name.strip().lower()
+        if colon and key in _WANTED:
+            current = found.setdefault(key.decode(), [])
+            current.append(value.strip().decode("utf-8", "surrogateescape"))
+        else:
+            current = None
+    return found
 
 
 def _flatten(message: Message) -> bytes:
@@ -103,7 +144,7 @@ def prepare(message: MessageInput, *, key: str | None = None) -> tuple[Envelope,
             raise InvalidMessageError("Envelope.data must be bytes")
         data = strip_bcc(message.data)
         head, _ = _split(data)
-        message_id = _parse_headers(head).get("Message-ID")
+        message_id = _scan_headers(head).get("Message-ID")
         if not message.rcpt_to:
             raise InvalidMessageError("the envelope has no recipients")
         env = Envelope(
@@ -113,15 +154,16 @@ def prepare(message: MessageInput, *, key: str | None = None) -> tuple[Envelope,
             key=message.key if message.key is not None else key,
         )
         return _checked(env), _clean_id(message_id)
+    headers: Message | _Fields
     if isinstance(message, Message):
         data = _flatten(message)
-        headers: Message = message
+        headers = message
     elif isinstance(message, bytes | bytearray | memoryview):
         data = bytes(message)
         head, _ = _split(data)
         if not head.strip():
             raise InvalidMessageError("empty message")
-        headers = _parse_headers(head)
+        headers = _scan_headers(head)
     else:
         raise TypeError(
             f"cannot send a {type(message).__name__}: give bytes, an EmailMessage or an Envelope"
@@ -181,7 +223,9 @@ def _clean_id(value: object) -> str | None:
 def dot_stuff(data: bytes) -> bytes:
     """``data`` as sent after DATA: CRLF line endings, leading dots doubled, ending in CRLF
     (the terminating ``.\\r\\n`` is not included)."""
-    data = _LINE_ENDINGS.sub(b"\r\n", data)
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:  # a bare CR or LF somewhere
+        data = _LINE_ENDINGS.sub(b"\r\n", data)
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     if b"\n." in data or data.startswith(b"."):
