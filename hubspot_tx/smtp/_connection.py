@@ -233,8 +233,9 @@ class Connection:
             if tx is not None:
                 await self._reset(replies[-1][0], timeout, data_open=replies[-1][0] == 354)
                 return tx
-            wire.write(stuffed)
-            wire.write(b".\r\n")  # raises, without writing, if the connection is gone
+            # Body and final "." in one write (one syscall). It raises, writing nothing, if the
+            # connection is already gone: the message certainly did not go out then.
+            wire.writelines((stuffed, b".\r\n"))
             self.dot_written = True
             code, text = await wire.reply(timeout)
         except (WireClosed, TimeoutError, OSError) as exc:

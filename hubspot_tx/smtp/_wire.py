@@ -108,6 +108,12 @@ class Wire(asyncio.Protocol):
             raise WireClosed(str(self._closed or "connection closed"))
         self.transport.write(data)
 
+    def writelines(self, parts: tuple[bytes, ...]) -> None:
+        """Like :meth:`write`, for several buffers at once."""
+        if self._closed is not None or self.transport.is_closing():
+            raise WireClosed(str(self._closed or "connection closed"))
+        self.transport.writelines(parts)
+
     @property
     def closed(self) -> bool:
         return self._closed is not None or self.transport.is_closing()
