@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 
+import pytest
+
 import hubspot_tx
 import hubspot_tx.models
 import hubspot_tx.sandbox
@@ -34,3 +36,7 @@ def test_errors_inherit_builtins() -> None:
         obj = getattr(hubspot_tx, name)
         if isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, hubspot_tx.HubSpotError), name
+
+
+def test_the_pytest_plugin_is_registered(pytestconfig: pytest.Config) -> None:
+    assert pytestconfig.pluginmanager.has_plugin("hubspot_tx")

@@ -23,7 +23,7 @@ from ._faults import Faults
 from ._limits import HUBSPOT_PROFESSIONAL, RestLimits
 from ._rest import build_app
 from ._smtp import SmtpHandler, smtp_factory
-from ._state import DEFAULT_EMAIL_IDS, SandboxState
+from ._state import DEFAULT_EMAIL_IDS, SandboxState, StoredMessage
 from ._tls import SandboxCA
 from ._web import LOG_KEY, RequestRecord
 
@@ -146,6 +146,17 @@ class Sandbox:
     def ssl_context(self) -> ssl.SSLContext:
         """A verifying client context that trusts the sandbox's CA."""
         return self.ca.client_context()
+
+    def outbox(
+        self,
+        *,
+        recipient: str | None = None,
+        message_id: str | None = None,
+        subject: str | None = None,
+    ) -> list[StoredMessage]:
+        """Messages accepted over SMTP, oldest first, optionally filtered; each has
+        ``.message`` (a parsed ``EmailMessage``), ``.rcpt_to``, ``.data`` (raw bytes)."""
+        return self.state.outbox(recipient=recipient, message_id=message_id, subject=subject)
 
     @property
     def requests(self) -> deque[RequestRecord]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import email
+import email.policy
 import hashlib
 import hmac
 import itertools
@@ -12,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.message import EmailMessage
 
 from ..models.single_send import EventId, SendResult, SendState, SendStatus, SingleSendRequest
 from ..models.smtp_tokens import SmtpToken
@@ -91,6 +94,18 @@ class StoredMessage:
     data: bytes
     message_id: str | None
     arrival: int
+
+    @property
+    def message(self) -> EmailMessage:
+        """The message parsed (``message["Subject"]``, ``message.get_body()`` ...)."""
+        parsed = email.message_from_bytes(self.data, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+    @property
+    def subject(self) -> str | None:
+        value = self.message["Subject"]
+        return None if value is None else str(value)
 
 
 @dataclass(slots=True, frozen=True)
@@ -274,15 +289,21 @@ class SandboxState:
         )
 
     def outbox(
-        self, *, recipient: str | None = None, message_id: str | None = None
+        self,
+        *,
+        recipient: str | None = None,
+        message_id: str | None = None,
+        subject: str | None = None,
     ) -> list[StoredMessage]:
-        """Stored messages, optionally for one recipient or one Message-ID."""
+        """Stored messages, optionally for one recipient, one Message-ID or one subject."""
         found = self.messages
         if recipient is not None:
             needle = recipient.lower()
             found = [m for m in found if needle in (r.lower() for r in m.rcpt_to)]
         if message_id is not None:
             found = [m for m in found if m.message_id == message_id]
+        if subject is not None:
+            found = [m for m in found if m.subject == subject]
         return list(found)
 
     # -- tokens -------------------------------------------------------------------------------

@@ -1,0 +1,46 @@
+"""How a user tests their own email code with hubspot-tx's pytest fixtures (no other setup:
+installing ``hubspot-tx[sandbox]`` registers them)."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+from hubspot_tx import FailureCategory, HubSpot, SendResult, SmtpPool
+from hubspot_tx.sandbox import Sandbox
+
+
+async def send_receipt(pool: SmtpPool, to: str, order: str) -> bool:
+    """The code under test: a receipt relayed over SMTP."""
+    message = EmailMessage()
+    message["From"] = "orders@shop.example.com"
+    message["To"] = to
+    message["Subject"] = f"Receipt {order}"
+    message.set_content(f"Thanks for order {order}.")
+    return (await pool.send(message)).ok
+
+
+async def test_a_receipt_is_sent(hubspot_sandbox: Sandbox, hubspot_smtp_pool: SmtpPool) -> None:
+    assert await send_receipt(hubspot_smtp_pool, "ada@example.org", "A-1")
+    (stored,) = hubspot_sandbox.outbox(recipient="ada@example.org")
+    assert stored.subject == "Receipt A-1"
+    body = stored.message.get_body()
+    assert body is not None
+    assert "order A-1" in body.get_content()
+
+
+async def test_a_lost_connection_is_reported(
+    hubspot_sandbox: Sandbox, hubspot_smtp_pool: SmtpPool
+) -> None:
+    hubspot_sandbox.faults.smtp_drop("stored")  # the reply to the final "." never comes
+    message = EmailMessage()
+    message["From"] = "orders@shop.example.com"
+    message["To"] = "ada@example.org"
+    message.set_content("x")
+    outcome = await hubspot_smtp_pool.send(message)
+    assert outcome.category is FailureCategory.DELIVERY_UNKNOWN
+
+
+async def test_a_welcome_single_send(hubspot_client: HubSpot) -> None:
+    status = await hubspot_client.single_send.send(email_id=1001, to="bob@example.org")
+    final = await hubspot_client.send_status.wait(status, timeout=10)
+    assert final.send_result is SendResult.SENT

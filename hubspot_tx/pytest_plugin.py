@@ -1,0 +1,78 @@
+"""pytest fixtures for testing code that sends through HubSpot, against the sandbox.
+
+Registered through the ``pytest11`` entry point whenever hubspot-tx is installed; the fixtures
+need the ``sandbox`` extra (``pip install 'hubspot-tx[sandbox]'``) and pytest-asyncio.
+
+- ``hubspot_sandbox``: a running :class:`~hubspot_tx.sandbox.Sandbox` (REST + SMTP on loopback,
+  real TLS with its own CA), fresh for each test. ``hubspot_sandbox.outbox(recipient=...)``,
+  ``.faults.smtp_drop("stored")``, ``.faults.rest_429(times=2)``, ``.state`` ...
+- ``hubspot_client``: a :class:`~hubspot_tx.HubSpot` client of it (verified HTTPS).
+- ``hubspot_smtp_token``: an SMTP token created through its REST API.
+- ``hubspot_smtp_pool``: an :class:`~hubspot_tx.SmtpPool` logged in with that token (STARTTLS).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from . import HubSpot, SmtpPool, SmtpTokenWithPassword
+    from .sandbox import Sandbox
+
+try:
+    import pytest_asyncio
+
+    HAVE_PYTEST_ASYNCIO = True
+except ImportError:  # pragma: no cover - depends on the environment
+    HAVE_PYTEST_ASYNCIO = False
+
+MISSING = (
+    "the hubspot-tx pytest fixtures need the 'sandbox' extra and pytest-asyncio: "
+    "pip install 'hubspot-tx[sandbox]' pytest-asyncio"
+)
+
+
+def _sandbox_class() -> Any:
+    try:
+        from .sandbox import Sandbox
+    except ImportError:
+        pytest.skip(MISSING)
+    return Sandbox
+
+
+if HAVE_PYTEST_ASYNCIO:
+
+    @pytest_asyncio.fixture
+    async def hubspot_sandbox() -> AsyncIterator[Sandbox]:
+        """A running sandbox, fresh for each test, stopped after it."""
+        async with _sandbox_class()(rate_limit=None) as sandbox:
+            yield sandbox
+
+    @pytest_asyncio.fixture
+    async def hubspot_client(hubspot_sandbox: Sandbox) -> AsyncIterator[HubSpot]:
+        """A HubSpot client of the sandbox, over verified HTTPS."""
+        async with hubspot_sandbox.client(https=True) as client:
+            yield client
+
+    @pytest_asyncio.fixture
+    async def hubspot_smtp_token(hubspot_client: HubSpot) -> SmtpTokenWithPassword:
+        """An SMTP token created through the sandbox's REST API."""
+        return await hubspot_client.smtp_tokens.create(campaign_name="pytest")
+
+    @pytest_asyncio.fixture
+    async def hubspot_smtp_pool(
+        hubspot_sandbox: Sandbox, hubspot_smtp_token: SmtpTokenWithPassword
+    ) -> AsyncIterator[SmtpPool]:
+        """An SMTP pool logged in with ``hubspot_smtp_token`` (STARTTLS, CA trusted)."""
+        async with hubspot_sandbox.smtp_pool(hubspot_smtp_token) as pool:
+            yield pool
+
+else:  # pragma: no cover - depends on the environment
+
+    @pytest.fixture
+    def hubspot_sandbox() -> None:
+        """Needs pytest-asyncio."""
+        pytest.skip(MISSING)
