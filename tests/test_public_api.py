@@ -12,7 +12,12 @@ import hubspot_tx.sandbox
 
 
 def test_all_is_sorted_and_complete() -> None:
-    for module in (hubspot_tx, hubspot_tx.models, hubspot_tx.sandbox):
+    # The top-level package imports lazily: every name of __all__ resolves, and nothing else
+    # public is defined there.
+    for name in hubspot_tx.__all__:
+        assert getattr(hubspot_tx, name) is not None
+    assert set(hubspot_tx.__all__) - {"__version__"} == set(hubspot_tx._EXPORTS)
+    for module in (hubspot_tx.models, hubspot_tx.sandbox):
         public = {
             name
             for name, value in vars(module).items()
@@ -40,3 +45,16 @@ def test_errors_inherit_builtins() -> None:
 
 def test_the_pytest_plugin_is_registered(pytestconfig: pytest.Config) -> None:
     assert pytestconfig.pluginmanager.has_plugin("hubspot_tx")
+
+
+def test_import_and_help_load_no_network_stack() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, hubspot_tx, hubspot_tx.cli._main as m\n"
+        "m.build_parser().format_help()\n"
+        "print(sorted(n for n in ('aiohttp', 'aiosmtplib') if n in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
