@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["Faults", "RestFault", "SmtpFault", "SmtpStage"]
+__all__ = ["Chaos", "Faults", "RestFault", "SmtpFault", "SmtpStage"]
 
 RestAction = Literal["error", "commit_then_error", "rate_limit", "delay"]
 SmtpStage = Literal["connect", "mail", "rcpt", "data", "end", "stored", "noop", "quit"]
@@ -61,6 +62,46 @@ class SmtpFault:
         )
 
 
+@dataclass(slots=True)
+class Chaos:
+    """Random faults, reproducible from ``seed``: each SMTP command at one of ``smtp_stages``
+    fails with probability ``smtp_rate`` (a 451, a 421 or a dropped connection, drawn from
+    ``smtp_kinds``), each REST call with probability ``rest_rate`` (a 503 or a 429)."""
+
+    seed: int
+    smtp_rate: float = 0.0
+    rest_rate: float = 0.0
+    smtp_stages: tuple[SmtpStage, ...] = ("mail", "rcpt", "end")
+    smtp_kinds: tuple[Literal["451", "421", "drop"], ...] = ("451", "421", "drop")
+    hits: int = 0
+    _smtp_rng: random.Random = field(init=False, repr=False)
+    _rest_rng: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # One stream per protocol: REST traffic does not shift the SMTP draws, and vice versa.
+        self._smtp_rng = random.Random(f"{self.seed}:smtp")
+        self._rest_rng = random.Random(f"{self.seed}:rest")
+
+    def smtp(self, stage: str) -> SmtpFault | None:
+        if stage not in self.smtp_stages or self._smtp_rng.random() >= self.smtp_rate:
+            return None
+        self.hits += 1
+        kind = self._smtp_rng.choice(self.smtp_kinds)
+        if kind == "drop":
+            return SmtpFault(stage, "drop", hits=1)
+        code = int(kind)
+        text = "Service not available, closing (chaos)" if code == 421 else "try again (chaos)"
+        return SmtpFault(stage, "reply", code, text, hits=1)
+
+    def rest(self, method: str, path: str) -> RestFault | None:
+        if self._rest_rng.random() >= self.rest_rate:
+            return None
+        self.hits += 1
+        if self._rest_rng.random() < 0.5:
+            return RestFault("rate_limit", 429, hits=1)
+        return RestFault("error", 503, hits=1)
+
+
 class Faults:
     """The armed faults. Each ``rest_*`` / ``smtp_*`` call arms one fault and returns it (its
     ``hits`` counts the times it struck).
@@ -72,6 +113,20 @@ class Faults:
     def __init__(self) -> None:
         self.rest: list[RestFault] = []
         self.smtp: list[SmtpFault] = []
+        self.random: Chaos | None = None
+
+    def chaos(
+        self,
+        *,
+        seed: int,
+        smtp_rate: float = 0.0,
+        rest_rate: float = 0.0,
+        smtp_stages: tuple[SmtpStage, ...] = ("mail", "rcpt", "end"),
+    ) -> Chaos:
+        """Fail a share of commands and calls at random, the same way for the same ``seed``
+        and the same traffic (armed faults strike first). :meth:`clear` stops it."""
+        self.random = Chaos(seed, smtp_rate, rest_rate, smtp_stages)
+        return self.random
 
     def smtp_reply(
         self,
@@ -96,6 +151,11 @@ class Faults:
         self.smtp.append(fault)
         return fault
 
+    def smtp_drop_after_data(self, *, times: int | None = 1) -> SmtpFault:
+        """Store the message, then drop the connection before the reply to its final ``.``:
+        the client cannot know it was delivered (``delivery_unknown``)."""
+        return self.smtp_drop("stored", times=times)
+
     def smtp_slow(self, stage: SmtpStage, seconds: float, *, times: int | None = 1) -> SmtpFault:
         """Wait ``seconds`` before answering at ``stage``."""
         fault = SmtpFault(stage, "delay", times=times, seconds=seconds)
@@ -108,7 +168,7 @@ class Faults:
             if fault.matches(stage, address):
                 fault.hits += 1
                 return fault
-        return None
+        return None if self.random is None else self.random.smtp(stage)
 
     def _arm(self, fault: RestFault) -> RestFault:
         self.rest.append(fault)
@@ -177,9 +237,10 @@ class Faults:
             if fault.matches(method, path):
                 fault.hits += 1
                 return fault
-        return None
+        return None if self.random is None else self.random.rest(method, path)
 
     def clear(self) -> None:
-        """Disarm every fault."""
+        """Disarm every fault, and stop the chaos."""
         self.rest.clear()
         self.smtp.clear()
+        self.random = None

@@ -22,6 +22,8 @@ from ..models.smtp_tokens import (
     SmtpTokenWithPassword,
 )
 from ._faults import Faults, RestFault
+from ._inspect import CONTROL_KEY, Control
+from ._inspect import routes as inspection_routes
 from ._limits import RestLimits
 from ._state import CursorError, SandboxState, TokenRecord
 from ._tracking import routes as tracking_routes
@@ -83,8 +85,16 @@ def _rate_limited(fault: RestFault) -> web.Response:
 
 
 # -- middlewares (outermost first) ------------------------------------------------------------
+def _is_sandbox_own(path: str) -> bool:
+    """The inbox and the inspection API: the test's side, not HubSpot's (no auth, no limits,
+    no faults, not in the request log)."""
+    return path == "/" or path.startswith("/_sandbox/")
+
+
 @web.middleware
 async def _record(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if _is_sandbox_own(request.path):
+        return await request.match_info.handler(request)
     response = await handler(request)
     response.headers.setdefault("X-HubSpot-Correlation-Id", str(uuid.uuid4()))
     request.app[LOG_KEY].append(RequestRecord(request.method, request.path, response.status))
@@ -326,9 +336,11 @@ def build_app(
     access_token: Secret,
     *,
     limits: RestLimits | None = None,
+    control: Control | None = None,
     log_size: int = 10_000,
 ) -> web.Application:
-    """The REST application over ``state``, accepting ``Bearer <access_token>``."""
+    """The REST application over ``state``, accepting ``Bearer <access_token>``; with
+    ``control``, the inspection API too."""
     app = web.Application(
         middlewares=[_record, _hubspot_errors, _bearer_auth, _rate_limit, _inject_faults]
     )
@@ -353,4 +365,7 @@ def build_app(
         router.add_get(path + "/{statusId}", send_status)
     router.add_post(TOKEN_ENDPOINT, oauth_token)
     router.add_routes(tracking_routes(p.email_statistics for p in API_VERSIONS.values()))
+    if control is not None:
+        app[CONTROL_KEY] = control
+        router.add_routes(inspection_routes())
     return app

@@ -27,13 +27,24 @@ its campaign (an SMTP token's ``emailCampaignId``; for a single-send, its ``emai
 A single-send refused by the rules above the table (``sendResult`` other than ``SENT``) gives
 PROCESSED, DROPPED with ``dropReason`` = its ``sendResult``; a duplicate ``sendId`` and
 ``MISSING_CONTENT`` give none.
+
+Over SMTP, a tag in the recipient's local part decides how ``RCPT TO`` is answered, so that a
+test can aim an error at one address:
+
+| recipient                         | ``RCPT TO`` reply                                     |
+|-----------------------------------|-------------------------------------------------------|
+| ``name+bounce@...``               | 550 5.1.1, every time                                 |
+| ``name+tempfail@...``             | 451 4.2.0 the first two times, then accepted          |
+| ``name+tempfail<N>@...``          | 451 4.2.0 the first N times, then accepted            |
 """
 
 from __future__ import annotations
 
 from ..models.single_send import SendResult
 
-__all__ = ["event_plan", "is_address", "single_send_result"]
+__all__ = ["event_plan", "is_address", "rcpt_rule", "single_send_result"]
+
+_TEMPFAIL = "+tempfail"
 
 
 def is_address(value: str) -> bool:
@@ -74,3 +85,18 @@ def event_plan(recipient: str) -> tuple[str, ...]:
     if local.startswith("click"):
         return ("PROCESSED", "SENT", "DELIVERED", "OPEN", "CLICK")
     return ("PROCESSED", "SENT", "DELIVERED")
+
+
+def rcpt_rule(recipient: str, tempfails_so_far: int) -> tuple[int, str] | None:
+    """The reply the address rules give to ``RCPT TO:<recipient>`` (``None``: accept), given
+    how many 451s this address has had."""
+    local = recipient.lower().rpartition("@")[0]
+    if "+bounce" in local:
+        return 550, f"5.1.1 <{recipient}>: mailbox unavailable (sandbox rule +bounce)"
+    tag = local.find(_TEMPFAIL)
+    if tag >= 0:
+        digits = local[tag + len(_TEMPFAIL) :]
+        count = int(digits) if digits.isdigit() else 2
+        if tempfails_so_far < count:
+            return 451, f"4.2.0 <{recipient}>: try again later (sandbox rule +tempfail)"
+    return None

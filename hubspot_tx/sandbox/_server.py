@@ -6,8 +6,10 @@ import asyncio
 import secrets
 import socket
 import ssl
+import threading
 from collections import deque
 from collections.abc import Iterable
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -20,11 +22,13 @@ from .._secret import Secret
 from ..models.smtp_tokens import SmtpTokenWithPassword
 from ..smtp import SmtpCredentials, SmtpPool, TlsMode
 from ._faults import Faults
-from ._limits import HUBSPOT_PROFESSIONAL, RestLimits
+from ._limits import HUBSPOT_PROFESSIONAL, RestLimits, SmtpLimits, SmtpRateLimit
 from ._rest import build_app
 from ._smtp import SmtpHandler, smtp_factory
 from ._state import DEFAULT_EMAIL_IDS, SandboxState, StoredMessage
+from ._store import Store
 from ._tls import SandboxCA
+from ._views import Stats
 from ._web import LOG_KEY, RequestRecord
 
 __all__ = ["Sandbox"]
@@ -37,6 +41,13 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.bind((host, port))
     sock.setblocking(False)
     return sock
+
+
+def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 def _url(scheme: str, host: str, port: int) -> str:
@@ -73,6 +84,10 @@ class Sandbox:
         smtp_utf8: advertise SMTPUTF8.
         tls_hosts: the names on its certificate (default the loopback names; another name
             makes clients see a certificate for the wrong host).
+        smtp_rate_limit: connections and messages per second its SMTP server lets through
+            before it answers 421 (default: no limit).
+        data_dir: keep the state (tokens, messages, events, single-sends) in SQLite in this
+            folder, across restarts (default: in memory only).
     """
 
     def __init__(
@@ -93,6 +108,8 @@ class Sandbox:
         smtp_max_size: int = 33_554_432,
         smtp_utf8: bool = True,
         tls_hosts: tuple[str, ...] | None = None,
+        smtp_rate_limit: SmtpRateLimit | None = None,
+        data_dir: str | Path | None = None,
     ) -> None:
         self.host = host
         self._ports = (http_port, https_port, smtp_port, smtps_port)
@@ -101,12 +118,19 @@ class Sandbox:
             email_ids=email_ids,
             pending_seconds=pending_seconds,
             processing_seconds=processing_seconds,
+            store=None if data_dir is None else Store(data_dir),
         )
         self.state.oauth_access_ttl = oauth_access_ttl
         self.faults = Faults()
         self.limits = RestLimits(rate_limit) if rate_limit is not None else None
-        self._app = build_app(self.state, self.faults, self._access_token, limits=self.limits)
-        self.smtp_handler = SmtpHandler(self.state, self.faults, pipelining=smtp_pipelining)
+        self.smtp_limits = None if smtp_rate_limit is None else SmtpLimits(smtp_rate_limit)
+        self._app = build_app(
+            self.state, self.faults, self._access_token, limits=self.limits, control=self
+        )
+        self.smtp_handler = SmtpHandler(
+            self.state, self.faults, pipelining=smtp_pipelining, limits=self.smtp_limits
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._smtp_options: dict[str, Any] = {"max_size": smtp_max_size, "utf8": smtp_utf8}
         self._tls_hosts = tls_hosts
         self._runner: web.AppRunner | None = None
@@ -158,6 +182,58 @@ class Sandbox:
         ``.message`` (a parsed ``EmailMessage``), ``.rcpt_to``, ``.data`` (raw bytes)."""
         return self.state.outbox(recipient=recipient, message_id=message_id, subject=subject)
 
+    def reset(self) -> None:
+        """Start afresh, in one call (between tests): forget every token, message, event and
+        single-send, disarm every fault and refill the rate limits. The access token, the CA,
+        OAuth apps and the ports stay. Safe to call from another thread than the sandbox's."""
+        loop = self._loop
+        if loop is not None and loop.is_running() and not _in_loop(loop):
+            done = threading.Event()
+
+            def run() -> None:
+                try:
+                    self._reset()
+                finally:
+                    done.set()
+
+            loop.call_soon_threadsafe(run)
+            done.wait(10.0)
+            return
+        self._reset()
+
+    def _reset(self) -> None:
+        self.state.reset()
+        self.faults.clear()
+        self.smtp_handler.mail_commands = 0
+        self._app[LOG_KEY].clear()
+        if self.limits is not None:
+            self.limits.reset()
+        if self.smtp_limits is not None:
+            self.smtp_limits.reset()
+
+    def stats(self) -> Stats:
+        """The sandbox's counters (as ``GET /_sandbox/v1/stats`` reports them)."""
+        state, limits, smtp = self.state, self.limits, self.smtp_limits
+        return Stats(
+            messages=len(state.messages),
+            events=len(state.events),
+            single_sends=len(state.sends),
+            tokens=len(state.tokens),
+            smtp_sessions_open=state.smtp_sessions_open,
+            smtp_sessions_peak=state.smtp_sessions_peak,
+            smtp_sessions_total=state.smtp_sessions_total,
+            smtp_refused_connections=0 if smtp is None else smtp.refused_connections,
+            smtp_refused_messages=0 if smtp is None else smtp.refused_messages,
+            rest_allowed=0 if limits is None else limits.allowed,
+            rest_rate_limited=0 if limits is None else limits.served_429,
+            generation=state.generation,
+        )
+
+    @property
+    def inspection_url(self) -> str:
+        """The inspection API's root (``/_sandbox/v1``), over plain HTTP."""
+        return self.base_url + "/_sandbox/v1"
+
     @property
     def requests(self) -> deque[RequestRecord]:
         """The requests answered so far, oldest first (the last 10 000)."""
@@ -202,6 +278,7 @@ class Sandbox:
         """Bind and start the listeners."""
         if self._runner is not None:
             raise RuntimeError("the sandbox is already running")
+        self._loop = asyncio.get_running_loop()
         self._ca = SandboxCA() if self._tls_hosts is None else SandboxCA(self._tls_hosts)
         runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
         await runner.setup()
@@ -257,6 +334,8 @@ class Sandbox:
             await runner.cleanup()
         if self._ca is not None:
             self._ca.cleanup()
+        if self.state.store is not None:
+            self.state.store.close()
 
     async def __aenter__(self) -> Self:
         await self.start()

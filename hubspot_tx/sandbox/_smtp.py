@@ -12,6 +12,8 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from ._faults import Faults, SmtpFault
+from ._limits import SmtpLimits
+from ._rules import rcpt_rule
 from ._state import SandboxState
 
 __all__ = ["HOSTNAME", "SandboxSMTP", "SmtpHandler", "smtp_factory"]
@@ -53,10 +55,18 @@ def _message_id(data: bytes) -> str | None:
 class SmtpHandler:
     """aiosmtpd handler: faults, PIPELINING advertisement, storing accepted messages."""
 
-    def __init__(self, state: SandboxState, faults: Faults, *, pipelining: bool) -> None:
+    def __init__(
+        self,
+        state: SandboxState,
+        faults: Faults,
+        *,
+        pipelining: bool,
+        limits: SmtpLimits | None = None,
+    ) -> None:
         self.state = state
         self.faults = faults
         self.pipelining = pipelining
+        self.limits = limits
         self.sessions: set[SandboxSMTP] = set()  # live sessions, to end them on stop
         self.mail_commands = 0  # transactions begun (MAIL accepted or refused)
 
@@ -100,6 +110,9 @@ class SmtpHandler:
         status = await self.apply(server, "mail", address)
         if status is not None:
             return status
+        if self.limits is not None and not self.limits.take_message():
+            server.close_after_reply = True
+            return "421 4.7.0 Too many messages, slow down (sandbox rate limit)"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
@@ -115,6 +128,13 @@ class SmtpHandler:
         status = await self.apply(server, "rcpt", address)
         if status is not None:
             return status
+        tempfails = self.state.tempfails
+        rule = rcpt_rule(address, tempfails.get(address.lower(), 0))
+        if rule is not None:
+            code, text = rule
+            if code == 451:
+                tempfails[address.lower()] = tempfails.get(address.lower(), 0) + 1
+            return f"{code} {text}"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 OK"
@@ -152,6 +172,10 @@ class SandboxSMTP(SMTP):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if not self._counted:  # not the second call after STARTTLS
             fault = self.sandbox.faults.take_smtp("connect")
+            limits = self.sandbox.limits
+            if fault is None and limits is not None and not limits.take_connection():
+                text = "4.7.0 Too many connections, slow down (sandbox rate limit)"
+                fault = SmtpFault("connect", "reply", 421, text)
             if fault is not None and fault.action != "delay":
                 self._refused = True
                 if fault.action == "reply":

@@ -1,8 +1,11 @@
-"""The sandbox's in-memory state, shared by its REST app and (later) its SMTP server."""
+"""The sandbox's state, shared by its REST app, its SMTP server and its inspection API: in memory,
+and written through to SQLite when the sandbox has a data directory (see ``_store.py``)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import bisect
 import email
 import email.policy
 import hashlib
@@ -15,10 +18,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
 from ..models.single_send import EventId, SendResult, SendState, SendStatus, SingleSendRequest
 from ..models.smtp_tokens import SmtpToken
 from ._rules import event_plan, single_send_result
+
+if TYPE_CHECKING:
+    from ._store import Store
 
 __all__ = [
     "CursorError",
@@ -141,6 +148,7 @@ class SandboxState:
         processing_seconds: float = 0.1,
         created_by: str = "sandbox@hubspot-tx.invalid",
         clock: Callable[[], float] = time.time,
+        store: Store | None = None,
     ) -> None:
         self.email_ids = set(email_ids)
         self.pending_seconds = pending_seconds
@@ -154,7 +162,11 @@ class SandboxState:
         self._campaign_ids = itertools.count(14862038)
         self._cursor_key = secrets.token_bytes(32)
         self.messages: list[StoredMessage] = []
+        self._message_seq = itertools.count(1)  # never reused, across resets and deletions
         self.arrivals: dict[str, int] = {}
+        self.tempfails: dict[str, int] = {}  # ``+tempfail`` recipient -> 451s answered
+        self.generation = 0  # bumped by every change an observer (the inbox) may show
+        self._changed: asyncio.Event | None = None
         self.events: list[SandboxEvent] = []
         self.event_step = 0.05  # seconds between one message's successive events
         self.smtp_sessions_open = 0
@@ -167,6 +179,67 @@ class SandboxState:
         self.access_tokens: dict[str, float] = {}
         self.oauth_access_ttl = 1800.0
         self.oauth_refreshes = 0
+        self.store = store
+        if store is not None:
+            store.load(self)
+
+    # -- change notification and reset ----------------------------------------------------------
+    def changed(self) -> None:
+        """Count a change and wake whoever waits for one (long polls of the inspection API)."""
+        self.generation += 1
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    async def wait_changed(self, since: int, timeout: float) -> int:
+        """Wait until :attr:`generation` passes ``since`` or ``timeout`` seconds pass."""
+        if self.generation == since:
+            if self._changed is None:
+                self._changed = asyncio.Event()
+            event = self._changed
+            try:
+                async with asyncio.timeout(timeout):
+                    await event.wait()
+            except TimeoutError:
+                pass
+        return self.generation
+
+    def reset(self) -> None:
+        """Forget every token, message, event and single-send (and their counters), in memory
+        and on disk. Message ids keep counting up, so an id never names two messages."""
+        self.tokens.clear()
+        self.sends.clear()
+        self._send_ids.clear()
+        self.messages.clear()
+        self.arrivals.clear()
+        self.tempfails.clear()
+        self.events.clear()
+        self.smtp_sessions_peak = self.smtp_sessions_open
+        self.smtp_sessions_total = self.smtp_sessions_open
+        if self.store is not None:
+            self.store.reset()
+        self.changed()
+
+    def message(self, seq: int) -> StoredMessage | None:
+        """The stored message with id ``seq``, if it was not deleted."""
+        index = bisect.bisect_left(self.messages, seq, key=lambda m: m.seq)
+        if index < len(self.messages) and self.messages[index].seq == seq:
+            return self.messages[index]
+        return None
+
+    def delete_messages(self, seqs: Iterable[int] | None = None) -> int:
+        """Delete these messages (every message if ``None``); return how many went."""
+        if seqs is None:
+            gone = len(self.messages)
+            self.messages.clear()
+        else:
+            doomed = set(seqs)
+            kept = [m for m in self.messages if m.seq not in doomed]
+            gone, self.messages[:] = len(self.messages) - len(kept), kept
+        if self.store is not None:
+            self.store.delete_messages(None if seqs is None else list(seqs))
+        self.changed()
+        return gone
 
     # -- OAuth --------------------------------------------------------------------------------
     def register_oauth_app(self) -> tuple[str, str, str]:
@@ -235,7 +308,7 @@ class SandboxState:
             self.arrivals[message_id] = arrival
         now = self.clock()
         stored = StoredMessage(
-            seq=len(self.messages) + 1,
+            seq=next(self._message_seq),
             received_at=now,
             session_id=session_id,
             token_id=token_id,
@@ -247,8 +320,12 @@ class SandboxState:
             arrival=arrival,
         )
         self.messages.append(stored)
+        first_event = len(self.events)
         for rcpt in rcpt_to:
             self._add_events(rcpt, campaign, now, event_plan(rcpt), smtp_id=message_id)
+        if self.store is not None:
+            self.store.add_message(stored, self.events[first_event:])
+        self.changed()
         return stored
 
     def _add_events(
@@ -323,7 +400,13 @@ class SandboxState:
             password_hash=_hash_password(password, salt),
         )
         self.tokens[record.id] = record
+        self._token_changed(record)
         return record, password
+
+    def _token_changed(self, record: TokenRecord) -> None:
+        if self.store is not None:
+            self.store.save_token(record)
+        self.changed()
 
     def reset_password(self, token_id: str) -> tuple[TokenRecord, str] | None:
         """Give the token a new password; the old one fails from now on."""
@@ -333,6 +416,7 @@ class SandboxState:
         password = secrets.token_urlsafe(24)
         record.salt = secrets.token_bytes(16)
         record.password_hash = _hash_password(password, record.salt)
+        self._token_changed(record)
         return record, password
 
     def check_login(self, token_id: str, password: str) -> TokenRecord | None:
@@ -345,7 +429,12 @@ class SandboxState:
         return record
 
     def delete_token(self, token_id: str) -> bool:
-        return self.tokens.pop(token_id, None) is not None
+        if self.tokens.pop(token_id, None) is None:
+            return False
+        if self.store is not None:
+            self.store.delete_token(token_id)
+        self.changed()
+        return True
 
     def list_tokens(
         self, *, campaign_name: str | None, email_campaign_id: str | None, after_seq: int
@@ -400,6 +489,7 @@ class SandboxState:
         self.sends[status_id] = record
         if send_id is not None and not duplicate:
             self._send_ids[send_id] = status_id
+        first_event = len(self.events)
         if not duplicate and result is not SendResult.MISSING_CONTENT:
             completed = record.requested_at + self.pending_seconds + self.processing_seconds
             to = request.message.to
@@ -407,6 +497,9 @@ class SandboxState:
             reason = None if result.is_sent else result.value
             campaign = str(request.email_id)
             self._add_events(to, campaign, completed, plan, send_id=send_id, drop_reason=reason)
+        if self.store is not None:
+            self.store.add_send(record, self.events[first_event:])
+        self.changed()
         return record
 
     @property

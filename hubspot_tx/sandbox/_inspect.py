@@ -1,0 +1,420 @@
+"""The inspection API: the sandbox's state over HTTP under ``/_sandbox/v1``, for tests in any
+language, CI jobs and the web inbox. Its shapes are in ``_views.py``; its OpenAPI document is
+served at ``/_sandbox/openapi.json``.
+
+It needs no bearer token and is not rate limited or fault injected: it is the test's side of
+the sandbox, not HubSpot's (the sandbox listens on loopback unless told otherwise).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
+
+import msgspec
+from aiohttp import web
+
+from ._faults import Faults
+from ._state import SandboxEvent, SandboxState, StoredMessage
+from ._views import (
+    CampaignList,
+    CampaignView,
+    ChaosRequest,
+    EventList,
+    FaultList,
+    MessageList,
+    RestFaultRequest,
+    SendList,
+    SmtpFaultRequest,
+    Stats,
+    TokenList,
+    chaos_view,
+    event_view,
+    fault_view,
+    message_detail,
+    message_summary,
+    send_view,
+    token_view,
+)
+from ._web import FAULTS_KEY, STATE_KEY, error_response
+
+__all__ = ["CONTROL_KEY", "PREFIX", "Control", "routes"]
+
+PREFIX = "/_sandbox/v1"
+MAX_WAIT = 30.0
+MAX_LIMIT = 1000
+
+_fault_decoder = msgspec.json.Decoder(SmtpFaultRequest | RestFaultRequest)
+_chaos_decoder = msgspec.json.Decoder(ChaosRequest)
+
+
+class Control(Protocol):
+    """What the inspection API asks of the sandbox beyond its state and faults."""
+
+    def reset(self) -> None: ...
+
+    def stats(self) -> Stats: ...
+
+
+CONTROL_KEY = web.AppKey("control", Control)
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def json_response(view: msgspec.Struct, status: int = 200) -> web.Response:
+    """A view as JSON, every field present (``null`` when empty): a stable shape."""
+    return web.Response(body=_encode(view), status=status, content_type="application/json")
+
+
+class _BadQuery(ValueError):
+    pass
+
+
+def _int(request: web.Request, name: str, default: int | None = None) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise _BadQuery(f"{name} must be an integer") from None
+
+
+def _bad(message: str) -> web.Response:
+    return error_response(400, "VALIDATION_ERROR", message)
+
+
+def _message_statuses(state: SandboxState) -> dict[str, str]:
+    """Message-ID -> the type of its latest visible event."""
+    now = state.clock()
+    latest: dict[str, tuple[float, str]] = {}
+    for e in state.events:
+        if e.smtp_id is None or e.created > now:
+            continue
+        seen = latest.get(e.smtp_id)
+        if seen is None or e.created >= seen[0]:
+            latest[e.smtp_id] = (e.created, e.type)
+    return {mid: kind for mid, (_, kind) in latest.items()}
+
+
+def _matching(request: web.Request) -> Callable[[StoredMessage], bool]:
+    q = request.query
+    recipient = (q.get("recipient") or "").lower() or None
+    message_id, subject = q.get("messageId"), q.get("subject")
+    token_id, campaign_id = q.get("tokenId"), q.get("campaignId")
+    text = (q.get("q") or "").lower() or None
+
+    def match(m: StoredMessage) -> bool:
+        if recipient is not None and recipient not in (r.lower() for r in m.rcpt_to):
+            return False
+        if message_id is not None and m.message_id != message_id:
+            return False
+        if token_id is not None and m.token_id != token_id:
+            return False
+        if campaign_id is not None and m.email_campaign_id != campaign_id:
+            return False
+        if subject is not None and m.subject != subject:
+            return False
+        if text is not None:
+            haystack = " ".join((m.subject or "", m.mail_from, *m.rcpt_to, m.message_id or ""))
+            return text in haystack.lower()
+        return True
+
+    return match
+
+
+def _page(request: web.Request, state: SandboxState) -> MessageList:
+    after = _int(request, "after", 0) or 0
+    before = _int(request, "before")
+    limit = min(_int(request, "limit", 100) or 100, MAX_LIMIT)
+    newest_first = request.query.get("order", "asc") == "desc"
+    match = _matching(request)
+    found = [
+        m
+        for m in state.messages
+        if m.seq > after and (before is None or m.seq < before) and match(m)
+    ]
+    if newest_first:
+        found.reverse()
+    page = found[:limit]
+    statuses = _message_statuses(state)
+    return MessageList(
+        total=len(found),
+        results=[message_summary(m, statuses.get(m.message_id or "", "ACCEPTED")) for m in page],
+        next_after=page[-1].seq if len(found) > limit else None,
+        generation=state.generation,
+    )
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    """Messages, oldest first (``order=desc``: newest first), filtered; ``wait=S`` long-polls:
+    with nothing to return, it answers when a change comes or after ``S`` seconds."""
+    state = request.app[STATE_KEY]
+    try:
+        wait = min(float(request.query.get("wait", 0)), MAX_WAIT)
+        page = _page(request, state)
+        deadline = time.monotonic() + wait
+        while not page.results and (left := deadline - time.monotonic()) > 0:
+            await state.wait_changed(state.generation, left)
+            page = _page(request, state)
+    except (_BadQuery, ValueError) as exc:
+        return _bad(str(exc))
+    return json_response(page)
+
+
+def _stored(request: web.Request) -> StoredMessage:
+    state = request.app[STATE_KEY]
+    try:
+        seq = int(request.match_info["id"])
+    except ValueError:
+        seq = -1
+    message = state.message(seq)
+    if message is None:
+        raise web.HTTPNotFound(
+            body=error_response(
+                404, "OBJECT_NOT_FOUND", f"message {request.match_info['id']} does not exist"
+            ).body,
+            content_type="application/json",
+        )
+    return message
+
+
+def _events_of(state: SandboxState, message_id: str | None) -> list[SandboxEvent]:
+    if message_id is None:
+        return []
+    return [e for e in state.visible_events() if e.smtp_id == message_id]
+
+
+async def get_message(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    m = _stored(request)
+    events = _events_of(state, m.message_id)
+    status = events[-1].type if events else "ACCEPTED"
+    return json_response(message_detail(m, status, events))
+
+
+async def raw_message(request: web.Request) -> web.Response:
+    return web.Response(body=_stored(request).data, content_type="message/rfc822")
+
+
+# The HTML part is served on its own, to an iframe that has no scripts, with headers that say
+# the same: no script runs, no request leaves for the network, whatever the mail contains.
+_HTML_HEADERS = {
+    "Content-Security-Policy": (
+        "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data: cid:"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+async def html_message(request: web.Request) -> web.Response:
+    m = _stored(request)
+    html = message_detail(m, "", ()).html
+    if html is None:
+        raise web.HTTPNotFound(text=f"message {m.seq} has no HTML part")
+    return web.Response(text=html, content_type="text/html", headers=_HTML_HEADERS)
+
+
+async def delete_message(request: web.Request) -> web.Response:
+    m = _stored(request)
+    request.app[STATE_KEY].delete_messages([m.seq])
+    return web.Response(status=204)
+
+
+async def delete_messages(request: web.Request) -> web.Response:
+    request.app[STATE_KEY].delete_messages()
+    return web.Response(status=204)
+
+
+def _filtered_events(request: web.Request, state: SandboxState) -> Iterator[SandboxEvent]:
+    q = request.query
+    wanted = {
+        "email_campaign_id": q.get("campaignId"),
+        "type": q.get("type"),
+        "smtp_id": q.get("messageId"),
+        "send_id": q.get("sendId"),
+    }
+    recipient = (q.get("recipient") or "").lower() or None
+    for e in state.visible_events():
+        if recipient is not None and e.recipient.lower() != recipient:
+            continue
+        if all(v is None or getattr(e, k) == v for k, v in wanted.items()):
+            yield e
+
+
+async def list_events(request: web.Request) -> web.Response:
+    """Email events whose time has come, oldest first, filtered."""
+    state = request.app[STATE_KEY]
+    try:
+        limit = min(_int(request, "limit", MAX_LIMIT) or MAX_LIMIT, MAX_LIMIT)
+    except _BadQuery as exc:
+        return _bad(str(exc))
+    found = list(_filtered_events(request, state))
+    return json_response(
+        EventList(total=len(found), results=[event_view(e) for e in found[:limit]])
+    )
+
+
+async def list_campaigns(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    names = {t.email_campaign_id: t.campaign_name for t in state.tokens.values()}
+    counts: dict[str, dict[str, int]] = {}
+    for e in state.visible_events():
+        if e.email_campaign_id is not None:
+            per_type = counts.setdefault(e.email_campaign_id, {})
+            per_type[e.type] = per_type.get(e.type, 0) + 1
+    messages: dict[str, int] = {}
+    for m in state.messages:
+        if m.email_campaign_id is not None:
+            messages[m.email_campaign_id] = messages.get(m.email_campaign_id, 0) + 1
+    ids = sorted(set(names) | set(counts) | set(messages), key=lambda c: (len(c), c))
+    results = [
+        CampaignView(
+            campaign_id=c,
+            name=names.get(c),
+            messages=messages.get(c, 0),
+            events=counts.get(c, {}),
+        )
+        for c in ids
+    ]
+    return json_response(CampaignList(total=len(results), results=results))
+
+
+async def list_sends(request: web.Request) -> web.Response:
+    """Single-sends, oldest first, with their status timelines (``to`` filters)."""
+    state = request.app[STATE_KEY]
+    to = (request.query.get("to") or "").lower() or None
+    records = [r for r in state.sends.values() if to is None or r.request.message.to.lower() == to]
+    return json_response(
+        SendList(total=len(records), results=[send_view(state, r) for r in records])
+    )
+
+
+async def get_send(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    record = state.sends.get(request.match_info["statusId"])
+    if record is None:
+        return error_response(404, "OBJECT_NOT_FOUND", "no such single-send")
+    return json_response(send_view(state, record))
+
+
+async def list_tokens(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    relayed: dict[str, int] = {}
+    for m in state.messages:
+        if m.token_id is not None:
+            relayed[m.token_id] = relayed.get(m.token_id, 0) + 1
+    views = [token_view(t, relayed.get(t.id, 0)) for t in state.tokens.values()]
+    return json_response(TokenList(total=len(views), results=views))
+
+
+def _fault_list(faults: Faults) -> FaultList:
+    armed: Iterable[tuple[int, object]] = [*enumerate(faults.smtp), *enumerate(faults.rest)]
+    return FaultList(
+        results=[fault_view(i, f) for i, f in armed],  # type: ignore[arg-type]
+        chaos=None if faults.random is None else chaos_view(faults.random),
+    )
+
+
+async def list_faults(request: web.Request) -> web.Response:
+    return json_response(_fault_list(request.app[FAULTS_KEY]))
+
+
+async def add_fault(request: web.Request) -> web.Response:
+    """Arm one fault (``{"kind": "smtp", ...}`` or ``{"kind": "rest", ...}``)."""
+    faults = request.app[FAULTS_KEY]
+    try:
+        spec = _fault_decoder.decode(await request.read())
+    except msgspec.DecodeError as exc:
+        return _bad(f"Invalid fault: {exc}")
+    if isinstance(spec, SmtpFaultRequest):
+        if spec.action == "reply":
+            faults.smtp_reply(
+                spec.stage, spec.code, spec.text, recipient=spec.recipient, times=spec.times
+            )
+        elif spec.action == "drop":
+            faults.smtp_drop(spec.stage, recipient=spec.recipient, times=spec.times)
+        else:
+            faults.smtp_slow(spec.stage, spec.seconds, times=spec.times)
+        view = fault_view(len(faults.smtp) - 1, faults.smtp[-1])
+    else:
+        options = {"times": spec.times, "method": spec.method, "path": spec.path}
+        if spec.action == "error":
+            faults.rest_error(spec.status, **options)
+        elif spec.action == "commit_then_error":
+            faults.rest_commit_then_error(spec.status, **options)
+        elif spec.action == "rate_limit":
+            faults.rest_429(retry_after=spec.retry_after, **options)
+        else:
+            faults.rest_slow(spec.seconds, **options)
+        view = fault_view(len(faults.rest) - 1, faults.rest[-1])
+    return json_response(view, status=201)
+
+
+async def clear_faults(request: web.Request) -> web.Response:
+    request.app[FAULTS_KEY].clear()
+    return web.Response(status=204)
+
+
+async def set_chaos(request: web.Request) -> web.Response:
+    try:
+        spec = _chaos_decoder.decode(await request.read())
+    except msgspec.DecodeError as exc:
+        return _bad(f"Invalid chaos: {exc}")
+    chaos = request.app[FAULTS_KEY].chaos(
+        seed=spec.seed,
+        smtp_rate=spec.smtp_rate,
+        rest_rate=spec.rest_rate,
+        smtp_stages=tuple(spec.smtp_stages),
+    )
+    return json_response(chaos_view(chaos))
+
+
+async def stop_chaos(request: web.Request) -> web.Response:
+    request.app[FAULTS_KEY].random = None
+    return web.Response(status=204)
+
+
+async def reset(request: web.Request) -> web.Response:
+    """Forget every token, message, event and single-send, disarm faults, refill limits."""
+    request.app[CONTROL_KEY].reset()
+    return web.Response(status=204)
+
+
+async def stats(request: web.Request) -> web.Response:
+    return json_response(request.app[CONTROL_KEY].stats())
+
+
+async def openapi(request: web.Request) -> web.Response:
+    from ._openapi import openapi_document  # built on first request
+
+    return web.Response(text=openapi_document(), content_type="application/json")
+
+
+def routes() -> list[web.RouteDef]:
+    """The inspection API's routes (under :data:`PREFIX`) and the OpenAPI document."""
+    p = PREFIX
+    return [
+        web.get("/_sandbox/openapi.json", openapi),
+        web.get(p + "/messages", list_messages),
+        web.delete(p + "/messages", delete_messages),
+        web.get(p + "/messages/{id}", get_message),
+        web.delete(p + "/messages/{id}", delete_message),
+        web.get(p + "/messages/{id}/raw", raw_message),
+        web.get(p + "/messages/{id}/html", html_message),
+        web.get(p + "/events", list_events),
+        web.get(p + "/campaigns", list_campaigns),
+        web.get(p + "/single-sends", list_sends),
+        web.get(p + "/single-sends/{statusId}", get_send),
+        web.get(p + "/tokens", list_tokens),
+        web.get(p + "/faults", list_faults),
+        web.post(p + "/faults", add_fault),
+        web.delete(p + "/faults", clear_faults),
+        web.put(p + "/faults/chaos", set_chaos),
+        web.delete(p + "/faults/chaos", stop_chaos),
+        web.post(p + "/reset", reset),
+        web.get(p + "/stats", stats),
+    ]

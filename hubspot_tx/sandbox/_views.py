@@ -1,0 +1,431 @@
+"""What the inspection API returns: the sandbox's state as stable, documented JSON shapes.
+
+These structs are the inspection API's contract (``/_sandbox/v1``); the OpenAPI document the
+sandbox serves is generated from them, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from functools import lru_cache
+from typing import Any, Literal
+
+import msgspec
+
+from ._faults import Chaos, RestFault, SmtpFault
+from ._state import SandboxEvent, SandboxState, SendRecord, StoredMessage, TokenRecord
+
+__all__ = [
+    "Attachment",
+    "CampaignList",
+    "CampaignView",
+    "ChaosRequest",
+    "ChaosView",
+    "EventList",
+    "EventView",
+    "FaultList",
+    "FaultView",
+    "MessageDetail",
+    "MessageList",
+    "MessageSummary",
+    "RestFaultRequest",
+    "SendList",
+    "SendView",
+    "SmtpFaultRequest",
+    "Stats",
+    "TimelineEntry",
+    "TokenList",
+    "TokenView",
+    "chaos_view",
+    "event_view",
+    "fault_view",
+    "message_detail",
+    "message_summary",
+    "send_view",
+    "token_view",
+]
+
+
+class _View(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=False):
+    pass
+
+
+class MessageSummary(_View):
+    """A message accepted over SMTP, as the inbox lists it."""
+
+    id: int
+    """Its number in this sandbox (never reused, even after a reset)."""
+    message_id: str | None
+    received_at: datetime
+    mail_from: str
+    """The envelope sender (``MAIL FROM``)."""
+    rcpt_to: list[str]
+    """The envelope recipients (``RCPT TO``), Bcc included."""
+    from_: str | None = msgspec.field(name="from")
+    """The ``From`` header."""
+    to: list[str]
+    """The ``To`` and ``Cc`` headers' addresses."""
+    subject: str | None
+    size: int
+    token_id: str | None
+    """The SMTP token that logged in."""
+    campaign_id: str | None
+    """The token's ``emailCampaignId``."""
+    session_id: int
+    arrival: int
+    """1 for the first message with its Message-ID, 2 for a duplicate, ..."""
+    status: str
+    """The latest email event for it (``DELIVERED``, ``BOUNCE`` ...), or ``ACCEPTED``."""
+
+
+class Attachment(_View):
+    filename: str | None
+    content_type: str
+    size: int
+
+
+class EventView(_View):
+    """An email event, as HubSpot's events API would report it."""
+
+    id: str
+    type: str
+    recipient: str
+    created: datetime
+    campaign_id: str | None
+    smtp_id: str | None
+    """The Message-ID of the SMTP message it follows."""
+    send_id: str | None
+    """The ``sendId`` of the single-send it follows."""
+    drop_reason: str | None
+
+
+class MessageDetail(MessageSummary):
+    """One message, opened: headers, bodies, attachments and events."""
+
+    headers: list[tuple[str, str]]
+    text: str | None
+    html: str | None
+    attachments: list[Attachment]
+    events: list[EventView]
+
+
+class MessageList(_View):
+    total: int
+    """Messages matching the filters, on every page."""
+    results: list[MessageSummary]
+    next_after: int | None
+    """Pass as ``after`` for the next page (``None``: this was the last one)."""
+    generation: int
+    """The sandbox's change counter (give it to ``wait`` to long-poll for the next change)."""
+
+
+class EventList(_View):
+    total: int
+    results: list[EventView]
+
+
+class TimelineEntry(_View):
+    status: str
+    at: datetime
+
+
+class SendView(_View):
+    """A single-send request and the status it went through."""
+
+    status_id: str
+    send_id: str | None
+    email_id: int
+    to: str
+    from_: str | None = msgspec.field(name="from")
+    status: str
+    send_result: str | None
+    """Known once ``COMPLETE``."""
+    duplicate: bool
+    requested_at: datetime
+    timeline: list[TimelineEntry]
+    contact_properties: dict[str, Any]
+    custom_properties: dict[str, Any]
+
+
+class CampaignView(_View):
+    """A campaign (an SMTP token's ``emailCampaignId``, or a single-send's ``emailId``)."""
+
+    campaign_id: str
+    name: str | None
+    """The token's ``campaignName``, when a token names it."""
+    messages: int
+    events: dict[str, int]
+    """Visible events by type."""
+
+
+class CampaignList(_View):
+    total: int
+    results: list[CampaignView]
+
+
+class SendList(_View):
+    total: int
+    results: list[SendView]
+
+
+class TokenView(_View):
+    """An SMTP token (never its password)."""
+
+    id: str
+    campaign_name: str
+    email_campaign_id: str
+    create_contact: bool
+    created_at: datetime
+    created_by: str
+    messages: int
+    """Messages it relayed."""
+
+
+class TokenList(_View):
+    total: int
+    results: list[TokenView]
+
+
+class SmtpFaultRequest(msgspec.Struct, rename="camel", kw_only=True, tag_field="kind", tag="smtp"):
+    """Arm an SMTP fault: a ``reply`` (``code``/``text``), a ``drop`` or a ``delay``
+    (``seconds``) at ``stage``, the first ``times`` times (``null``: until cleared)."""
+
+    stage: Literal["connect", "mail", "rcpt", "data", "end", "stored", "noop", "quit"]
+    action: Literal["reply", "drop", "delay"] = "reply"
+    code: int = 451
+    text: str = ""
+    recipient: str | None = None
+    times: int | None = 1
+    seconds: float = 0.0
+
+
+class RestFaultRequest(msgspec.Struct, rename="camel", kw_only=True, tag_field="kind", tag="rest"):
+    """Arm a REST fault: ``error`` (``status``), ``commit_then_error``, ``rate_limit`` (429)
+    or ``delay`` (``seconds``), for requests matching ``method`` and the ``path`` prefix."""
+
+    action: Literal["error", "commit_then_error", "rate_limit", "delay"] = "error"
+    status: int = 500
+    times: int | None = 1
+    method: str | None = None
+    path: str | None = None
+    seconds: float = 0.0
+    retry_after: float | None = None
+
+
+class FaultView(_View):
+    kind: Literal["smtp", "rest"]
+    index: int
+    action: str
+    times: int | None
+    hits: int
+    stage: str | None = None
+    code: int | None = None
+    text: str | None = None
+    recipient: str | None = None
+    status: int | None = None
+    method: str | None = None
+    path: str | None = None
+    seconds: float = 0.0
+
+
+class ChaosRequest(_View):
+    """Random faults, the same for the same seed and traffic."""
+
+    seed: int
+    smtp_rate: float = 0.0
+    rest_rate: float = 0.0
+    smtp_stages: list[Literal["connect", "mail", "rcpt", "end"]] = msgspec.field(
+        default_factory=lambda: ["mail", "rcpt", "end"]
+    )
+
+
+class ChaosView(ChaosRequest):
+    hits: int = 0
+
+
+class FaultList(_View):
+    results: list[FaultView]
+    chaos: ChaosView | None
+
+
+class Stats(_View):
+    """Counters of the sandbox since it started (or since the last reset)."""
+
+    messages: int
+    events: int
+    single_sends: int
+    tokens: int
+    smtp_sessions_open: int
+    smtp_sessions_peak: int
+    smtp_sessions_total: int
+    smtp_refused_connections: int
+    smtp_refused_messages: int
+    rest_allowed: int
+    rest_rate_limited: int
+    generation: int
+
+
+def _iso(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+def _addresses(message: EmailMessage, *names: str) -> list[str]:
+    found: list[str] = []
+    for name in names:
+        for header in message.get_all(name) or ():
+            found.extend(str(a.addr_spec) for a in getattr(header, "addresses", ()))
+    return found
+
+
+@lru_cache(maxsize=4096)
+def _headers_of(seq: int, data: bytes) -> EmailMessage:
+    # Keyed by seq too: the same bytes in two messages parse once each, never wrongly shared.
+    parsed = email.message_from_bytes(data, policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def message_summary(m: StoredMessage, status: str) -> MessageSummary:
+    parsed = _headers_of(m.seq, m.data)
+    sender = parsed["From"]
+    subject = parsed["Subject"]
+    return MessageSummary(
+        id=m.seq,
+        message_id=m.message_id,
+        received_at=_iso(m.received_at),
+        mail_from=m.mail_from,
+        rcpt_to=list(m.rcpt_to),
+        from_=None if sender is None else str(sender),
+        to=_addresses(parsed, "To", "Cc"),
+        subject=None if subject is None else str(subject),
+        size=len(m.data),
+        token_id=m.token_id,
+        campaign_id=m.email_campaign_id,
+        session_id=m.session_id,
+        arrival=m.arrival,
+        status=status,
+    )
+
+
+def _content(part: EmailMessage) -> str:
+    try:
+        content = part.get_content()
+    except (LookupError, ValueError):  # an unknown charset: show what can be shown
+        payload = part.get_payload(decode=True)
+        return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+    return content if isinstance(content, str) else content.decode("utf-8", "replace")
+
+
+def message_detail(m: StoredMessage, status: str, events: Iterable[SandboxEvent]) -> MessageDetail:
+    parsed = m.message
+    summary = message_summary(m, status)
+    text = parsed.get_body(("plain",))
+    html = parsed.get_body(("html",))
+    attachments = [
+        Attachment(
+            filename=part.get_filename(),
+            content_type=part.get_content_type(),
+            size=len(part.get_payload(decode=True) or b""),
+        )
+        for part in parsed.iter_attachments()
+        if isinstance(part, EmailMessage)
+    ]
+    return MessageDetail(
+        **{f: getattr(summary, f) for f in summary.__struct_fields__},
+        headers=[(k, str(v)) for k, v in parsed.items()],
+        text=None if not isinstance(text, EmailMessage) else _content(text),
+        html=None if not isinstance(html, EmailMessage) else _content(html),
+        attachments=attachments,
+        events=[event_view(e) for e in events],
+    )
+
+
+def event_view(e: SandboxEvent) -> EventView:
+    return EventView(
+        id=e.id,
+        type=e.type,
+        recipient=e.recipient,
+        created=_iso(e.created),
+        campaign_id=e.email_campaign_id,
+        smtp_id=e.smtp_id,
+        send_id=e.send_id,
+        drop_reason=e.drop_reason,
+    )
+
+
+def send_view(state: SandboxState, r: SendRecord) -> SendView:
+    status = state.send_status(r)
+    requested = _iso(r.requested_at)
+    timeline = [TimelineEntry(status="PENDING", at=requested)]
+    if status.started_at is not None and not r.duplicate:
+        timeline.append(TimelineEntry(status="PROCESSING", at=status.started_at))
+    if status.completed_at is not None:
+        timeline.append(TimelineEntry(status="COMPLETE", at=status.completed_at))
+    message = r.request.message
+    return SendView(
+        status_id=r.status_id,
+        send_id=message.send_id,
+        email_id=r.request.email_id,
+        to=message.to,
+        from_=message.from_,
+        status=str(status.status),
+        send_result=None if status.send_result is None else str(status.send_result),
+        duplicate=r.duplicate,
+        requested_at=requested,
+        timeline=timeline,
+        contact_properties=dict(r.request.contact_properties or {}),
+        custom_properties=dict(r.request.custom_properties or {}),
+    )
+
+
+def token_view(t: TokenRecord, messages: int) -> TokenView:
+    return TokenView(
+        id=t.id,
+        campaign_name=t.campaign_name,
+        email_campaign_id=t.email_campaign_id,
+        create_contact=t.create_contact,
+        created_at=t.created_at,
+        created_by=t.created_by,
+        messages=messages,
+    )
+
+
+def fault_view(index: int, f: SmtpFault | RestFault) -> FaultView:
+    if isinstance(f, SmtpFault):
+        return FaultView(
+            kind="smtp",
+            index=index,
+            action=f.action,
+            times=f.times,
+            hits=f.hits,
+            stage=f.stage,
+            code=f.code if f.action == "reply" else None,
+            text=f.text or None,
+            recipient=f.recipient,
+            seconds=f.seconds,
+        )
+    return FaultView(
+        kind="rest",
+        index=index,
+        action=f.action,
+        times=f.times,
+        hits=f.hits,
+        status=f.status,
+        method=f.method,
+        path=f.path,
+        seconds=f.seconds,
+    )
+
+
+def chaos_view(c: Chaos) -> ChaosView:
+    return ChaosView(
+        seed=c.seed,
+        smtp_rate=c.smtp_rate,
+        rest_rate=c.rest_rate,
+        smtp_stages=list(c.smtp_stages),  # type: ignore[arg-type]
+        hits=c.hits,
+    )
