@@ -9,11 +9,14 @@ need the ``sandbox`` extra (``pip install 'hubspot-tx[sandbox]'``) and pytest-as
 - ``hubspot_client``: a :class:`~hubspot_tx.HubSpot` client of it (verified HTTPS).
 - ``hubspot_smtp_token``: an SMTP token created through its REST API.
 - ``hubspot_smtp_pool``: an :class:`~hubspot_tx.SmtpPool` logged in with that token (STARTTLS).
+- ``hubspot_sandbox_session``: one sandbox for the whole session, in a background thread (any
+  test, sync or async, in any event loop, can use it); ``hubspot_shared_sandbox`` is the same
+  sandbox, :meth:`~hubspot_tx.sandbox.Sandbox.reset` before each test that asks for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -41,6 +44,23 @@ def _sandbox_class() -> Any:
     except ImportError:
         pytest.skip(MISSING)
     return Sandbox
+
+
+@pytest.fixture(scope="session")
+def hubspot_sandbox_session() -> Iterator[Sandbox]:
+    """One sandbox for the session, on its own loop in a thread; stopped at the end."""
+    _sandbox_class()
+    from .sandbox import SandboxThread
+
+    with SandboxThread(rate_limit=None) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def hubspot_shared_sandbox(hubspot_sandbox_session: Sandbox) -> Sandbox:
+    """The session's sandbox, reset (no tokens, messages, events, faults) for this test."""
+    hubspot_sandbox_session.reset()
+    return hubspot_sandbox_session
 
 
 if HAVE_PYTEST_ASYNCIO:

@@ -76,6 +76,29 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument(
         "--no-rate-limit", action="store_true", help="do not enforce HubSpot's REST limits"
     )
+    sb.add_argument(
+        "--data",
+        metavar="DIR",
+        default=None,
+        help="keep tokens, messages, events and the CA in DIR across restarts (SQLite)",
+    )
+    sb.add_argument(
+        "--smtp-messages-per-second",
+        type=float,
+        default=None,
+        metavar="N",
+        help="answer MAIL FROM with 421 above this rate",
+    )
+    sb.add_argument(
+        "--smtp-connections-per-second",
+        type=float,
+        default=None,
+        metavar="N",
+        help="greet new sessions with 421 above this rate",
+    )
+    sb.add_argument(
+        "--smtp-burst", type=int, default=None, metavar="N", help="burst above those rates"
+    )
     sb.add_argument("--json", action="store_true", help="print the settings as one JSON line")
 
     demo = sub.add_parser("demo", help="run the end-to-end demo against the embedded sandbox")

@@ -13,7 +13,7 @@ __all__ = ["run_sandbox"]
 
 async def run_sandbox(args: argparse.Namespace) -> int:
     try:
-        from ..sandbox import Sandbox
+        from ..sandbox import Sandbox, SmtpRateLimit
     except ImportError as exc:
         raise ValueError(str(exc)) from None
 
@@ -21,7 +21,14 @@ async def run_sandbox(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    options = {} if not args.no_rate_limit else {"rate_limit": None}
+    options: dict[str, object] = {} if not args.no_rate_limit else {"rate_limit": None}
+    smtp_rates = (args.smtp_messages_per_second, args.smtp_connections_per_second)
+    if any(rate is not None for rate in smtp_rates):
+        options["smtp_rate_limit"] = SmtpRateLimit(
+            messages_per_second=args.smtp_messages_per_second,
+            connections_per_second=args.smtp_connections_per_second,
+            burst=args.smtp_burst,
+        )
     async with Sandbox(
         host=args.host,
         http_port=args.http_port,
@@ -30,6 +37,7 @@ async def run_sandbox(args: argparse.Namespace) -> int:
         smtps_port=args.smtps_port,
         smtp_pipelining=args.pipelining,
         access_token=args.access_token,
+        data_dir=args.data,
         **options,  # type: ignore[arg-type]
     ) as sb:
         info = {
@@ -40,6 +48,7 @@ async def run_sandbox(args: argparse.Namespace) -> int:
             "smtp_host": sb.host,
             "smtp_port": sb.smtp_port,
             "smtps_port": sb.smtps_port,
+            "inspection_url": sb.inspection_url,
         }
         if args.json:
             print(json.dumps(info), flush=True)
@@ -50,7 +59,10 @@ async def run_sandbox(args: argparse.Namespace) -> int:
                 f"  token       {sb.access_token}\n"
                 f"  SMTP        {sb.host}:{sb.smtp_port} (STARTTLS), "
                 f"{sb.host}:{sb.smtps_port} (implicit TLS)\n"
-                f"  CA file     {sb.ca_file}\n\n"
+                f"  CA file     {sb.ca_file}\n"
+                f"  inbox       {sb.base_url}/  (inspection API: {sb.inspection_url})\n"
+                + (f"  data        {sb.data_dir}\n" if sb.data_dir else "")
+                + "\n"
                 f"  export HUBSPOT_BASE_URL={sb.https_url} "
                 f"HUBSPOT_ACCESS_TOKEN={sb.access_token} HUBSPOT_CA_FILE={sb.ca_file} "
                 f"HUBSPOT_SMTP_HOST={sb.host} HUBSPOT_SMTP_PORT={sb.smtp_port}",

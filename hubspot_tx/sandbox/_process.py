@@ -26,6 +26,8 @@ class SandboxProcess:
     smtp_host: str
     smtp_port: int
     smtps_port: int
+    inspection_url: str = ""
+    """The inspection API's root (``/_sandbox/v1``)."""
 
     def ssl_context(self) -> ssl.SSLContext:
         """A verifying client context trusting the process's CA."""

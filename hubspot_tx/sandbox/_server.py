@@ -27,7 +27,7 @@ from ._rest import build_app
 from ._smtp import SmtpHandler, smtp_factory
 from ._state import DEFAULT_EMAIL_IDS, SandboxState, StoredMessage
 from ._store import Store
-from ._tls import SandboxCA
+from ._tls import DEFAULT_HOSTS, SandboxCA
 from ._views import Stats
 from ._web import LOG_KEY, RequestRecord
 
@@ -113,13 +113,20 @@ class Sandbox:
     ) -> None:
         self.host = host
         self._ports = (http_port, https_port, smtp_port, smtps_port)
+        store = None if data_dir is None else Store(data_dir)
+        if access_token is None and store is not None:  # the same token after a restart
+            kept = store.meta("access_token")
+            access_token = kept.decode() if kept else None
         self._access_token = Secret(access_token or f"pat-sandbox-{secrets.token_hex(16)}")
+        if store is not None:
+            store.set_meta("access_token", self._access_token.get_secret_value().encode())
         self.state = SandboxState(
             email_ids=email_ids,
             pending_seconds=pending_seconds,
             processing_seconds=processing_seconds,
-            store=None if data_dir is None else Store(data_dir),
+            store=store,
         )
+        self.data_dir = None if data_dir is None else Path(data_dir)
         self.state.oauth_access_ttl = oauth_access_ttl
         self.faults = Faults()
         self.limits = RestLimits(rate_limit) if rate_limit is not None else None
@@ -279,7 +286,7 @@ class Sandbox:
         if self._runner is not None:
             raise RuntimeError("the sandbox is already running")
         self._loop = asyncio.get_running_loop()
-        self._ca = SandboxCA() if self._tls_hosts is None else SandboxCA(self._tls_hosts)
+        self._ca = SandboxCA(self._tls_hosts or DEFAULT_HOSTS, data_dir=self.data_dir)
         runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
         await runner.setup()
         self._runner = runner
