@@ -44,3 +44,28 @@ async def test_a_welcome_single_send(hubspot_client: HubSpot) -> None:
     status = await hubspot_client.single_send.send(email_id=1001, to="bob@example.org")
     final = await hubspot_client.send_status.wait(status, timeout=10)
     assert final.send_result is SendResult.SENT
+
+
+async def test_an_address_that_bounces(
+    hubspot_sandbox: Sandbox, hubspot_smtp_pool: SmtpPool
+) -> None:
+    # Address rules aim an error at one recipient: +bounce is refused (550), +tempfail
+    # twice (451) and then accepted.
+    assert await send_receipt(hubspot_smtp_pool, "ada+tempfail@example.org", "A-2")
+    assert not await send_receipt(hubspot_smtp_pool, "bob+bounce@example.org", "A-3")
+    assert [m.subject for m in hubspot_sandbox.outbox()] == ["Receipt A-2"]
+
+
+def test_one_sandbox_for_the_session(hubspot_shared_sandbox: Sandbox) -> None:
+    # A plain (sync) test: the session's sandbox runs in its own thread, reset for this test.
+    assert hubspot_shared_sandbox.outbox() == []
+    assert hubspot_shared_sandbox.base_url.startswith("http://127.0.0.1:")
+
+
+async def test_the_shared_sandbox_from_async_code(hubspot_shared_sandbox: Sandbox) -> None:
+    async with hubspot_shared_sandbox.client(https=True) as hs:
+        token = await hs.smtp_tokens.create(campaign_name="shared")
+    async with hubspot_shared_sandbox.smtp_pool(token) as pool:
+        assert await send_receipt(pool, "grace@example.org", "B-1")
+    (stored,) = hubspot_shared_sandbox.outbox(subject="Receipt B-1")
+    assert stored.rcpt_to == ("grace@example.org",)
