@@ -3,12 +3,14 @@ cases in lock-step without it: each message gets exactly one correct outcome."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
-from hubspot_tx import FailureCategory, SmtpTokenWithPassword
+from hubspot_tx import FailureCategory, Outcome, SmtpTokenWithPassword
 from hubspot_tx.sandbox import Sandbox
 from hubspot_tx.smtp import Envelope
 
@@ -84,3 +86,81 @@ async def test_no_recipient_accepted_in_a_group(sb: Sandbox, tok: SmtpTokenWithP
     assert outcome.category is FailureCategory.RECIPIENTS_REFUSED
     assert [r.code for r in outcome.refused] == [550, 550, 550]
     assert sb.state.smtp_sessions_total == 1
+
+
+# -- one round trip per message: the next message's commands follow the previous one's data --
+def _count_overlaps(sb: Sandbox) -> list[bool]:
+    """Record, at each end of data, whether the client's next commands were already waiting
+    (sent before the server's reply to the final "."): the overlap PIPELINING allows."""
+    seen: list[bool] = []
+    original = sb.smtp_handler.handle_DATA
+
+    async def handle_DATA(server: Any, session: Any, envelope: Any) -> str:
+        seen.append(bool(server._reader._buffer))  # aiosmtpd's StreamReader: bytes unread
+        return await original(server, session, envelope)
+
+    sb.smtp_handler.handle_DATA = handle_DATA  # type: ignore[method-assign]
+    return seen
+
+
+async def test_the_next_message_follows_the_data_only_with_pipelining(
+    sb: Sandbox, tok: SmtpTokenWithPassword
+) -> None:
+    overlaps = _count_overlaps(sb)
+    async with sb.smtp_pool(tok, max_connections=1) as pool:
+        outcomes = [o async for o in pool.send_many(env(i) for i in range(20))]
+    assert all(o.ok for o in outcomes)
+    assert len(overlaps) == 20
+    if sb.smtp_handler.pipelining:
+        assert sum(overlaps) >= 10  # most messages: their successor was already on the wire
+    else:
+        assert not any(overlaps)  # never ahead of a reply when the server did not offer it
+
+
+async def test_a_drop_after_data_with_the_next_message_behind_it(
+    sb: Sandbox, tok: SmtpTokenWithPassword
+) -> None:
+    sb.faults.smtp_drop("stored", times=1)
+    async with sb.smtp_pool(tok, max_connections=1, retry=FAST_SMTP_RETRY) as pool:
+        outcomes = [o async for o in pool.send_many(env(i) for i in range(10))]
+    assert len(outcomes) == 10
+    unknown = [o for o in outcomes if o.category is FailureCategory.DELIVERY_UNKNOWN]
+    assert len(unknown) == 1  # the one whose reply was lost; the one behind it was retried
+    assert all(o.ok for o in outcomes if o not in unknown)
+    stored = Counter(m.message_id for m in sb.state.messages)
+    assert set(stored.values()) == {1}  # nothing twice
+    assert len(stored) == 10  # the unknown one did arrive
+
+
+async def test_a_refused_end_of_data_with_the_next_message_behind_it(
+    sb: Sandbox, tok: SmtpTokenWithPassword
+) -> None:
+    sb.faults.smtp_reply("end", 554, "content rejected", times=1)
+    async with sb.smtp_pool(tok, max_connections=1, retry=FAST_SMTP_RETRY) as pool:
+        outcomes = [o async for o in pool.send_many(env(i) for i in range(10))]
+    rejected = [o for o in outcomes if o.category is FailureCategory.REJECTED]
+    assert [o.code for o in rejected] == [554]
+    assert sum(o.ok for o in outcomes) == 9
+    assert len(sb.state.messages) == 9
+    assert sb.state.smtp_sessions_total == 1  # the session stayed in step
+
+
+async def test_cancelled_while_its_reply_is_on_the_way(
+    sb: Sandbox, tok: SmtpTokenWithPassword
+) -> None:
+    sb.faults.smtp_slow("stored", 0.5)
+    reported: list[Outcome] = []
+    async with sb.smtp_pool(tok, max_connections=1, on_outcome=reported.append) as pool:
+        first = asyncio.create_task(pool.send(env(1)))
+        while not sb.state.messages:  # noqa: ASYNC110 (the server holds the reply)
+            await asyncio.sleep(0.01)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        second = await pool.send(env(2))
+    assert second.ok
+    assert reported[0].category is FailureCategory.DELIVERY_UNKNOWN  # its "." was written
+    assert [m.message_id for m in sb.state.messages] == [
+        "<m1@hubspot-tx.test>",
+        "<m2@hubspot-tx.test>",
+    ]

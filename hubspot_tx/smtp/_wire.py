@@ -24,7 +24,12 @@ Reply = tuple[int, str]
 
 
 class Wire(asyncio.Protocol):
-    """Buffers the server's replies and hands them out in order."""
+    """Hands the server's replies out in order, to whoever asked for them first.
+
+    A caller who writes commands asks for their replies (:meth:`expect`) at once, so that a
+    later caller, pipelining behind it, gets the replies that follow. A reply whose asker gave
+    up (cancelled) is consumed all the same: the session stays in step.
+    """
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self.transport = transport
@@ -34,15 +39,14 @@ class Wire(asyncio.Protocol):
             # group: Nagle's algorithm would hold them for the peer's delayed ACK (~40 ms).
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._buffer = bytearray()
-        self._replies: deque[Reply] = deque()
-        self._waiter: asyncio.Future[None] | None = None
+        self._replies: deque[Reply] = deque()  # arrived before anyone asked
+        self._owed: deque[tuple[list[Reply], int, asyncio.Future[list[Reply]]]] = deque()
         self._closed: BaseException | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         self._buffer += data
         self._parse()
-        self._wake()
 
     def eof_received(self) -> bool:
         self._fail(WireClosed("the server closed the connection"))
@@ -75,31 +79,53 @@ class Wire(asyncio.Protocol):
                 self._fail(WireClosed(f"malformed reply {lines[-1][:80]!r}"))
                 return
             text = "\n".join(line[4:].decode("utf-8", "replace") for line in lines)
-            self._replies.append((code, text))
+            self._deliver((code, text))
 
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+    def _deliver(self, reply: Reply) -> None:
+        if not self._owed:
+            self._replies.append(reply)
+            return
+        group, count, future = self._owed[0]
+        group.append(reply)
+        if len(group) == count:
+            self._owed.popleft()
+            if not future.done():  # else its asker gave up: the replies are dropped
+                future.set_result(group)
 
     def _fail(self, exc: BaseException) -> None:
         if self._closed is None:
             self._closed = exc
-        self._wake()
+        owed, self._owed = self._owed, deque()
+        for _, _, future in owed:
+            if not future.done():
+                future.set_exception(WireClosed(str(self._closed)))
+                future.exception()  # retrieved here: an asker who gave up must not warn
         if not self.transport.is_closing():
             self.transport.abort()
 
+    def expect(self, count: int) -> asyncio.Future[list[Reply]]:
+        """The next ``count`` replies not yet asked for, as one future (in order). Ask right
+        after writing the commands they answer."""
+        future: asyncio.Future[list[Reply]] = asyncio.get_running_loop().create_future()
+        group: list[Reply] = []
+        while self._replies and len(group) < count:
+            group.append(self._replies.popleft())
+        if len(group) == count:
+            future.set_result(group)
+        elif self._closed is not None:
+            future.set_exception(WireClosed(str(self._closed)))
+        else:
+            self._owed.append((group, count, future))
+        return future
+
+    async def replies(self, count: int, timeout: float) -> list[Reply]:
+        """Wait for :meth:`expect`'s replies. Raises :class:`WireClosed` or ``TimeoutError``."""
+        async with asyncio.timeout(timeout):
+            return await self.expect(count)
+
     async def reply(self, timeout: float) -> Reply:
         """The next reply, in order. Raises :class:`WireClosed` or ``TimeoutError``."""
-        while not self._replies:
-            if self._closed is not None:
-                raise WireClosed(str(self._closed))
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._waiter
-            finally:
-                self._waiter = None
-        return self._replies.popleft()
+        return (await self.replies(1, timeout))[0]
 
     def write(self, data: bytes) -> None:
         """Hand ``data`` to the transport; raises :class:`WireClosed`, writing nothing, if the

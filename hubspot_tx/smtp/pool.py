@@ -160,6 +160,8 @@ class SmtpPool:
         while self._idle:
             conn = self._idle.pop()  # the most recently used: the likeliest to be alive
             idle_for = loop.time() - conn.last_used
+            if not conn.reusable:  # dropped while idle (e.g. a lost reply to a final ".")
+                continue
             if conn.generation != self._generation or idle_for > self.idle_timeout:
                 await conn.close(timeout)
                 continue
@@ -292,13 +294,7 @@ class SmtpPool:
             assert conn is not None
             self._discard(conn)
             conn = None
-            if exc.after_dot:
-                result.last = (None, f"connection lost after the final '.': {exc}")
-                result.final = result.unknown()
-                return result.final
-            result.last = (None, f"connection lost before the end of data: {exc}")
-            result.retry_category = FailureCategory.TEMPORARY_EXHAUSTED
-            return None
+            return self._lost(exc, result)
         except asyncio.CancelledError:
             if conn is not None:  # mid-transaction: the session is out of sync
                 result.dot_written = conn.dot_written
@@ -306,15 +302,39 @@ class SmtpPool:
                 conn = None
             raise
         else:
-            result.final = result.apply(tx)
-            result.retry_category = FailureCategory.TEMPORARY_EXHAUSTED
-            return result.final
+            if tx.pending is None:
+                result.final = result.apply(tx)
+                result.retry_category = FailureCategory.TEMPORARY_EXHAUSTED
+                return result.final
+            session = conn  # the reply to the final "." is read with the session given back
         finally:
             try:
                 if conn is not None:
                     await self._checkin(conn)
             finally:
                 self._slots.release()
+        # PIPELINING: the next message's commands may already follow this one's data on the
+        # session; this message's own reply arrives in the same round trip as theirs.
+        result.dot_written = True  # whatever happens now, the message may have gone out
+        try:
+            tx = await session.finish(tx, self.settings.command_timeout)
+        except ConnectionLost as exc:
+            if session in self._idle:  # dropped while idle: never hand it out again
+                self._idle.remove(session)
+            return self._lost(exc, result)
+        result.final = result.apply(tx)
+        result.retry_category = FailureCategory.TEMPORARY_EXHAUSTED
+        return result.final
+
+    @staticmethod
+    def _lost(exc: ConnectionLost, result: _Result) -> Outcome | None:
+        if exc.after_dot:
+            result.last = (None, f"connection lost after the final '.': {exc}")
+            result.final = result.unknown()
+            return result.final
+        result.last = (None, f"connection lost before the end of data: {exc}")
+        result.retry_category = FailureCategory.TEMPORARY_EXHAUSTED
+        return None
 
     def _report(self, outcome: Outcome) -> Outcome:
         if self.on_outcome is not None:
@@ -345,7 +365,9 @@ class SmtpPool:
         """
         if self._closing:
             raise PoolClosedError("the SMTP pool is closed")
-        relay = Relay(self, messages, concurrency or self.max_connections, progress)
+        # Twice the sessions by default: with PIPELINING a session takes the next message while
+        # the reply to the previous one's final "." is still on its way.
+        relay = Relay(self, messages, concurrency or 2 * self.max_connections, progress)
         self._relays.add(relay)
         return relay
 
