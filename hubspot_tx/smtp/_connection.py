@@ -241,12 +241,11 @@ class Connection:
                 return tx
             # Body and final "." in one write (one syscall). It raises, writing nothing, if the
             # connection is already gone: the message certainly did not go out then.
-            wire.writelines((stuffed, b".\r\n"))
+            wire.writelines((stuffed, b".\r\n"), linger=self.pipelining)
             self.dot_written = True
-            pending = wire.expect(1)
+            pending = wire.expect(1, timeout)
             if not self.pipelining:
-                async with asyncio.timeout(timeout):
-                    ((code, text),) = await pending
+                ((code, text),) = await pending
         except (WireClosed, TimeoutError, OSError) as exc:
             self.abort()
             raise ConnectionLost(_reason(exc), after_dot=self.dot_written) from None
@@ -266,14 +265,13 @@ class Connection:
             self.reusable = False
         return tx
 
-    async def finish(self, tx: Transaction, timeout: float) -> Transaction:
+    async def finish(self, tx: Transaction) -> Transaction:
         """Wait for a ``pending`` transaction's reply to its final ".". Raises
         :class:`ConnectionLost` (``after_dot``) if it does not come; the session is dropped
         then, whoever uses it now (their own message had not reached its end of data)."""
         assert tx.pending is not None
         try:
-            async with asyncio.timeout(timeout):
-                ((tx.code, tx.message),) = await tx.pending
+            ((tx.code, tx.message),) = await tx.pending
         except (WireClosed, TimeoutError, OSError) as exc:
             self.abort()
             raise ConnectionLost(_reason(exc), after_dot=True) from None

@@ -40,8 +40,11 @@ class Wire(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._buffer = bytearray()
         self._replies: deque[Reply] = deque()  # arrived before anyone asked
-        self._owed: deque[tuple[list[Reply], int, asyncio.Future[list[Reply]]]] = deque()
+        self._owed: deque[tuple[list[Reply], int, asyncio.Future[list[Reply]], float]] = deque()
         self._closed: BaseException | None = None
+        self._loop = asyncio.get_running_loop()
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._out: list[bytes] | None = None  # held for one loop turn (see ``writelines``)
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -85,28 +88,43 @@ class Wire(asyncio.Protocol):
         if not self._owed:
             self._replies.append(reply)
             return
-        group, count, future = self._owed[0]
+        group, count, future, _ = self._owed[0]
         group.append(reply)
         if len(group) == count:
             self._owed.popleft()
             if not future.done():  # else its asker gave up: the replies are dropped
                 future.set_result(group)
 
+    def _check_deadline(self) -> None:
+        # One timer per session, moved only when it fires, instead of one per awaited reply.
+        self._watchdog = None
+        if not self._owed or self._closed is not None:
+            return
+        deadline = self._owed[0][3]
+        if self._loop.time() >= deadline:
+            self._fail(TimeoutError("no reply from the server in time"))
+        else:
+            self._watchdog = self._loop.call_at(deadline, self._check_deadline)
+
     def _fail(self, exc: BaseException) -> None:
         if self._closed is None:
             self._closed = exc
         owed, self._owed = self._owed, deque()
-        for _, _, future in owed:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        for _, _, future, _ in owed:
             if not future.done():
                 future.set_exception(WireClosed(str(self._closed)))
                 future.exception()  # retrieved here: an asker who gave up must not warn
         if not self.transport.is_closing():
             self.transport.abort()
 
-    def expect(self, count: int) -> asyncio.Future[list[Reply]]:
+    def expect(self, count: int, timeout: float) -> asyncio.Future[list[Reply]]:
         """The next ``count`` replies not yet asked for, as one future (in order). Ask right
-        after writing the commands they answer."""
-        future: asyncio.Future[list[Reply]] = asyncio.get_running_loop().create_future()
+        after writing the commands they answer. If they do not all come within ``timeout``
+        seconds, the session is out of step: it is dropped, and every future fails."""
+        future: asyncio.Future[list[Reply]] = self._loop.create_future()
         group: list[Reply] = []
         while self._replies and len(group) < count:
             group.append(self._replies.popleft())
@@ -115,13 +133,15 @@ class Wire(asyncio.Protocol):
         elif self._closed is not None:
             future.set_exception(WireClosed(str(self._closed)))
         else:
-            self._owed.append((group, count, future))
+            self._owed.append((group, count, future, self._loop.time() + timeout))
+            if self._watchdog is None:
+                self._watchdog = self._loop.call_at(self._owed[0][3], self._check_deadline)
         return future
 
     async def replies(self, count: int, timeout: float) -> list[Reply]:
-        """Wait for :meth:`expect`'s replies. Raises :class:`WireClosed` or ``TimeoutError``."""
-        async with asyncio.timeout(timeout):
-            return await self.expect(count)
+        """Wait for :meth:`expect`'s replies. Raises :class:`WireClosed` (``TimeoutError``
+        as its cause when the session timed out)."""
+        return await self.expect(count, timeout)
 
     async def reply(self, timeout: float) -> Reply:
         """The next reply, in order. Raises :class:`WireClosed` or ``TimeoutError``."""
@@ -132,13 +152,29 @@ class Wire(asyncio.Protocol):
         connection is already gone."""
         if self._closed is not None or self.transport.is_closing():
             raise WireClosed(str(self._closed or "connection closed"))
-        self.transport.write(data)
+        if self._out is not None:
+            self._out.append(data)
+        else:
+            self.transport.write(data)
 
-    def writelines(self, parts: tuple[bytes, ...]) -> None:
-        """Like :meth:`write`, for several buffers at once."""
+    def writelines(self, parts: tuple[bytes, ...], *, linger: bool = False) -> None:
+        """Like :meth:`write`, for several buffers at once. With ``linger``, they wait two loop
+        turns, so that what the next user of the session writes meanwhile (the next message's
+        commands, behind this one's data) leaves in the same segment: one send, not two."""
         if self._closed is not None or self.transport.is_closing():
             raise WireClosed(str(self._closed or "connection closed"))
-        self.transport.writelines(parts)
+        if self._out is not None:
+            self._out.extend(parts)
+        elif linger:
+            self._out = list(parts)
+            self._loop.call_soon(self._loop.call_soon, self._flush)
+        else:
+            self.transport.writelines(parts)
+
+    def _flush(self) -> None:
+        out, self._out = self._out, None
+        if out and self._closed is None and not self.transport.is_closing():
+            self.transport.write(b"".join(out))
 
     @property
     def closed(self) -> bool:

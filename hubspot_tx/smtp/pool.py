@@ -317,7 +317,7 @@ class SmtpPool:
         # session; this message's own reply arrives in the same round trip as theirs.
         result.dot_written = True  # whatever happens now, the message may have gone out
         try:
-            tx = await session.finish(tx, self.settings.command_timeout)
+            tx = await session.finish(tx)
         except ConnectionLost as exc:
             if session in self._idle:  # dropped while idle: never hand it out again
                 self._idle.remove(session)
