@@ -60,10 +60,7 @@ def _split(data: bytes) -> tuple[bytes, bytes]:
 
 def strip_bcc(data: bytes) -> bytes:
     """``data`` without its ``Bcc`` header field(s), folded lines included."""
-    head, body = _split(data)
-    if b"bcc" not in head.lower():
-        return data
-    return _BCC_FIELD.sub(b"", head) + body
+    return _without_bcc(data, None)[0]
 
 
 _SIMPLE = re.compile(r"[^\"(),;:\\<>]*(?:<([^<>\s]+)>)?\s*")  # one plain address, or Name <addr>
@@ -133,6 +130,15 @@ def prepare(message: MessageInput, *, key: str | None = None) -> tuple[Envelope,
     Raises:
         InvalidMessageError: no recipients, no sender, or not a message at all.
     """
+    env, message_id, _ = prepare_for_wire(message, key=key)
+    return env, message_id
+
+
+def prepare_for_wire(
+    message: MessageInput, *, key: str | None = None
+) -> tuple[Envelope, str | None, bool]:
+    """:func:`prepare`, plus whether the message needs SMTPUTF8 (see :func:`needs_smtputf8`),
+    found while the header block is at hand: it is split and scanned once per message."""
     if isinstance(message, Envelope):
         if not isinstance(message.mail_from, str):
             raise InvalidMessageError("Envelope.mail_from must be a str")
@@ -142,28 +148,29 @@ def prepare(message: MessageInput, *, key: str | None = None) -> tuple[Envelope,
             raise InvalidMessageError("Envelope.rcpt_to must be a tuple of addresses")
         if not isinstance(message.data, bytes):
             raise InvalidMessageError("Envelope.data must be bytes")
-        data = strip_bcc(message.data)
-        head, _ = _split(data)
-        message_id = _scan_headers(head).get("Message-ID")
         if not message.rcpt_to:
             raise InvalidMessageError("the envelope has no recipients")
+        data, head = _without_bcc(message.data, None)
+        message_id = _clean_id(_scan_headers(head).get("Message-ID"))
         env = Envelope(
             mail_from=message.mail_from,
             rcpt_to=message.rcpt_to,
             data=data,
             key=message.key if message.key is not None else key,
         )
-        return _checked(env), _clean_id(message_id)
+        return env, message_id, _checked(env, head)
     headers: Message | _Fields
     if isinstance(message, Message):
         data = _flatten(message)
         headers = message
+        data, head = _without_bcc(data, None)
     elif isinstance(message, bytes | bytearray | memoryview):
         data = bytes(message)
         head, _ = _split(data)
         if not head.strip():
             raise InvalidMessageError("empty message")
         headers = _scan_headers(head)
+        data, head = _without_bcc(data, head if "bcc" in headers else b"")
     else:
         raise TypeError(
             f"cannot send a {type(message).__name__}: give bytes, an EmailMessage or an Envelope"
@@ -180,19 +187,34 @@ def prepare(message: MessageInput, *, key: str | None = None) -> tuple[Envelope,
     env = Envelope(
         mail_from=senders[0],
         rcpt_to=tuple(recipients),
-        data=strip_bcc(data),
+        data=data,
         key=key if key is not None else message_id,
     )
-    return _checked(env), message_id
+    return env, message_id, _checked(env, head)
 
 
-def _checked(env: Envelope) -> Envelope:
-    """Refuse, before any byte is sent, what no SMTP server may receive."""
-    for address in (env.mail_from, *env.rcpt_to):
-        if _BAD_ADDRESS.search(address):
-            raise InvalidMessageError(
-                f"invalid address {address!r} (control characters, spaces or angle brackets)"
-            )
+def _without_bcc(data: bytes, head: bytes | None) -> tuple[bytes, bytes]:
+    """``data`` without its Bcc field(s), and its header block. ``head`` is the header block
+    if it is known to hold a Bcc field, ``b""`` if it is known not to, ``None`` if unknown."""
+    if head == b"":
+        return data, _split(data)[0]
+    head, body = _split(data) if head is None else (head, data[len(head) :])
+    if b"bcc" not in head.lower():
+        return data, head
+    head = _BCC_FIELD.sub(b"", head)
+    return head + body, head
+
+
+def _checked(env: Envelope, head: bytes) -> bool:
+    """Refuse, before any byte is sent, what no SMTP server may receive; return whether the
+    message needs SMTPUTF8 (a non-ASCII address or header)."""
+    addresses = env.mail_from + "".join(env.rcpt_to)
+    if _BAD_ADDRESS.search(addresses):
+        for address in (env.mail_from, *env.rcpt_to):
+            if _BAD_ADDRESS.search(address):
+                raise InvalidMessageError(
+                    f"invalid address {address!r} (control characters, spaces or angle brackets)"
+                )
     if env.mail_from and "@" not in env.mail_from:
         raise InvalidMessageError(f"invalid sender address {env.mail_from!r}")
     for rcpt in env.rcpt_to:
@@ -200,9 +222,9 @@ def _checked(env: Envelope) -> Envelope:
             raise InvalidMessageError(f"invalid recipient address {rcpt!r}")
     if b"\x00" in env.data:
         raise InvalidMessageError("the message contains NUL bytes")
-    if _LONG_LINE.search(env.data):
+    if len(env.data) > MAX_LINE and _LONG_LINE.search(env.data):
         raise InvalidMessageError(f"a line of the message is longer than {MAX_LINE} bytes")
-    return env
+    return not (addresses.isascii() and head.isascii())
 
 
 def needs_smtputf8(env: Envelope) -> bool:

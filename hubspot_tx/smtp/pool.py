@@ -18,7 +18,7 @@ from typing import Literal, Self
 from .._exceptions import InvalidMessageError, PoolClosedError, SmtpConnectError
 from ._connection import Connection, ConnectionLost, Settings, TlsMode, Transaction, Unsendable
 from .credentials import SmtpCredentials
-from .envelope import Envelope, MessageInput, dot_stuff, needs_smtputf8, prepare
+from .envelope import Envelope, MessageInput, dot_stuff, prepare_for_wire
 from .outcome import FailureCategory, Outcome, OutcomeStatus, RecipientRefusal, RelaySummary
 from .relay import Relay
 
@@ -228,7 +228,7 @@ class SmtpPool:
         self, message: MessageInput, *, key: str | None, index: int | None
     ) -> Outcome:
         try:
-            env, message_id = prepare(message, key=key)
+            env, message_id, utf8 = prepare_for_wire(message, key=key)
         except Exception as exc:  # whatever cannot be parsed or flattened cannot be sent
             reason = exc if isinstance(exc, InvalidMessageError) else f"{type(exc).__name__}: {exc}"
             return self._report(
@@ -241,7 +241,6 @@ class SmtpPool:
                 )
             )
         stuffed = dot_stuff(env.data)
-        utf8 = needs_smtputf8(env)
         result = _Result(env.key, message_id, index, list(env.rcpt_to))
         try:
             while True:
