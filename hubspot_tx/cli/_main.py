@@ -8,23 +8,16 @@ unreachable; 130 interrupted (results of what was in flight are written first).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import ssl
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from .._exceptions import (
-    APIConnectionError,
-    APIError,
-    AuthenticationError,
-    HubSpotError,
-    InsecureAuthError,
-    SendStatusTimeout,
-    SmtpAuthError,
-    SmtpConnectError,
-)
-from ._output import fail
+if TYPE_CHECKING:
+    import ssl
+
+# Nothing else at import: ``hubspot-tx --help`` loads argparse only (no asyncio, ssl, msgspec,
+# HTTP or SMTP stack); each command imports what it needs.
 
 __all__ = ["main"]
 
@@ -175,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def ssl_context(ca_file: str | None) -> ssl.SSLContext | bool:
     """The system's trust store, plus ``ca_file`` (or ``$HUBSPOT_CA_FILE``) if given."""
+    import ssl
+
     path = ca_file or _env("HUBSPOT_CA_FILE")
     if path is None:
         return True
@@ -206,6 +201,20 @@ async def _run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hubspot-tx`` command."""
     args = build_parser().parse_args(argv)
+    import asyncio
+
+    from .._exceptions import (
+        APIConnectionError,
+        APIError,
+        AuthenticationError,
+        HubSpotError,
+        InsecureAuthError,
+        SendStatusTimeout,
+        SmtpAuthError,
+        SmtpConnectError,
+    )
+    from ._output import fail
+
     try:
         return asyncio.run(_run(args))
     except KeyboardInterrupt:
