@@ -16,6 +16,7 @@ import json
 import re
 import statistics
 import sys
+import time
 from pathlib import Path
 
 from _common import Json, cli
@@ -43,12 +44,32 @@ IMPORTS = {
     ),
     "hubspot_sdk (AsyncHubSpot)": "from hubspot_sdk import AsyncHubSpot",
     "aiohttp (reference)": "import aiohttp",
+    "its dependencies (aiohttp, aiosmtplib, msgspec, anyio)": (
+        "import aiohttp, aiosmtplib, msgspec, anyio"
+    ),
+}
+# Whole processes, start to exit (the interpreter's own start-up included).
+PROCESSES = {
+    'python -c "import hubspot_tx"': [sys.executable, "-c", "import hubspot_tx"],
+    "hubspot-tx --help": [sys.executable, "-m", "hubspot_tx.cli", "--help"],
+    'python -c "pass" (the interpreter alone)': [sys.executable, "-c", "pass"],
 }
 PACKAGE = {
     "hubspot (hubspot-api-client)": "hubspot",
     "hubspot + marketing.transactional API (what a call loads)": "hubspot",
     "hubspot_sdk (AsyncHubSpot)": "hubspot_sdk",
+    "its dependencies (aiohttp, aiosmtplib, msgspec, anyio)": "aiohttp",
 }
+
+
+async def process_ms(argv: list[str]) -> float:
+    started = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    if await asyncio.wait_for(proc.wait(), 60) != 0:
+        raise RuntimeError(f"{argv} failed")
+    return 1000 * (time.perf_counter() - started)
 
 
 async def probe(stmt: str) -> dict[str, float]:
@@ -113,6 +134,11 @@ async def run(quick: bool) -> Json:
         after = statistics.median(s["rss_after_mb"] for s in samples[name])
         delta = statistics.median(s["rss_after_mb"] - s["rss_before_mb"] for s in samples[name])
         import_rows.append([name, statistics.median(ms), min(ms), max(ms), delta, after])
+    startup: dict[str, list[float]] = {n: [] for n in PROCESSES}
+    for r in range(rounds * 3):
+        for name in PROCESSES if r % 2 == 0 else reversed(PROCESSES):
+            startup[name].append(await process_ms(PROCESSES[name]))
+    startup_rows = [[name, statistics.median(ms), min(ms), max(ms)] for name, ms in startup.items()]
     messages = 20_000 if quick else 100_000
     print(f"  [F relay_memory.py --messages {messages}]", file=sys.stderr, flush=True)
     relay = await relay_memory(messages)
@@ -140,6 +166,17 @@ async def run(quick: bool) -> Json:
                     ["RSS after MB", "{:.1f}"],
                 ],
                 "rows": import_rows,
+            },
+            {
+                "kind": "plain",
+                "title": "Start-up, whole process",
+                "columns": [
+                    ["command", "{}"],
+                    ["median ms", "{:.1f}"],
+                    ["min ms", "{:.1f}"],
+                    ["max ms", "{:.1f}"],
+                ],
+                "rows": startup_rows,
             },
             {
                 "kind": "plain",

@@ -39,7 +39,9 @@ def rcpt(i: int) -> list[str]:
     return [f"rcpt{i % 1000}@example.org"]
 
 
-async def sdk_pool(port: int, data: Sequence[bytes], connections: int) -> Sample:
+async def sdk_pool(
+    port: int, data: Sequence[bytes] | Sequence[EmailMessage], connections: int
+) -> Sample:
     meter = Meter()
     sent = 0
     async with SmtpPool(HOST, port, tls="none", credentials=None, max_connections=connections) as p:
@@ -152,6 +154,11 @@ async def run(quick: bool) -> Json:
                 lambda: sdk_pool(port, data, 10),
                 "bytes",
                 sdk=True,
+            ),
+            Variant(
+                "hubspot_tx SmtpPool, 10 connections, EmailMessage input",
+                lambda: sdk_pool(port, messages, 10),
+                "EmailMessage",
             ),
             Variant(
                 "aiosmtplib.send, new connection per message, 10 at a time",

@@ -12,9 +12,20 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Iterator, Sequence
+from email.message import EmailMessage
 
 import aiosmtplib
-from _common import Json, Meter, Sample, Variant, alternate, cli, mime_bytes, table
+from _common import (
+    Json,
+    Meter,
+    Sample,
+    Variant,
+    alternate,
+    cli,
+    email_message,
+    mime_bytes,
+    table,
+)
 from _sandbox_proc import sandbox_process
 
 from hubspot_tx import HubSpot, SmtpCredentials, SmtpPool
@@ -31,7 +42,7 @@ async def sdk_pool(
     async with SmtpPool(
         host, port, credentials=creds, ssl_context=ctx, max_connections=CONNECTIONS
     ) as pool:
-        relay = pool.send_many(iter(data), concurrency=CONNECTIONS)
+        relay = pool.send_many(iter(data))  # default concurrency; still CONNECTIONS sessions
         async with relay:
             async for outcome in relay:
                 sent += outcome.status == "sent"
@@ -42,7 +53,11 @@ async def sdk_pool(
 
 
 async def aiosmtplib_pool(
-    host: str, port: int, creds: SmtpCredentials, ctx: ssl.SSLContext, data: Sequence[bytes]
+    host: str,
+    port: int,
+    creds: SmtpCredentials,
+    ctx: ssl.SSLContext,
+    data: Sequence[bytes] | Sequence[EmailMessage],
 ) -> Sample:
     async def work(counter: Iterator[int]) -> int:
         ok = 0
@@ -51,7 +66,11 @@ async def aiosmtplib_pool(
         ) as smtp:
             await smtp.login(creds.username, creds.password.get_secret_value())
             for i in counter:
-                errors, _ = await smtp.sendmail(SENDER, [f"rcpt{i % 1000}@example.org"], data[i])
+                msg = data[i]
+                if isinstance(msg, EmailMessage):
+                    errors, _ = await smtp.send_message(msg)
+                else:
+                    errors, _ = await smtp.sendmail(SENDER, [f"rcpt{i % 1000}@example.org"], msg)
                 ok += not errors
         return ok
 
@@ -68,6 +87,7 @@ async def run(quick: bool) -> Json:
     total = 500 if quick else 2_000
     rounds = 3 if quick else 5
     data = [mime_bytes(i) for i in range(total)]
+    messages = [email_message(i) for i in range(total)]
     async with sandbox_process() as info:
         ctx: ssl.SSLContext = info["ssl_context"]
         async with HubSpot(info["access_token"], base_url=info["https_url"], ssl=ctx) as hs:
@@ -85,6 +105,11 @@ async def run(quick: bool) -> Json:
                 f"aiosmtplib SMTP.sendmail, {CONNECTIONS} persistent connections",
                 lambda: aiosmtplib_pool(host, port, creds, ctx, data),
                 "bytes",
+            ),
+            Variant(
+                f"aiosmtplib SMTP.send_message, {CONNECTIONS} persistent connections",
+                lambda: aiosmtplib_pool(host, port, creds, ctx, messages),
+                "EmailMessage",
             ),
         ]
         await alternate(variants, rounds, "B")

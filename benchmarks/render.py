@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import Json, summarise
+from targets import table as targets_table
 
 HERE = Path(__file__).parent
 
@@ -84,6 +85,12 @@ def render(data: dict[str, Any]) -> str:
         "runs in a child, e.g. smtp-source) per operation. **SDK / row, speed** > 1: the SDK "
         "(bold, `ref`) is faster than that row; **SDK / row, CPU/op** < 1: the SDK uses less "
         "CPU per operation.",
+        "",
+        "## Targets (issue 8)",
+        "",
+        "Each a ratio within this run (or a CPU figure), computed by `benchmarks/targets.py`.",
+        "",
+        *targets_table(data),
         "",
         "## Versions",
         "",

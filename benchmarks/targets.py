@@ -1,0 +1,153 @@
+"""The speed targets (issue 8), each computed from one results.json: ratios within one run.
+
+Each target names a figure the harness measured and a bound; ``evaluate`` gives its value and
+whether it is met (``None`` when the rows it needs are missing from that run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from _common import Json, summarise
+
+SDK_10 = "hubspot_tx SmtpPool, 10 connections"
+
+
+class Missing(LookupError):
+    """A row or table the target needs is not in this run."""
+
+
+@dataclass(frozen=True)
+class Target:
+    what: str
+    bound: str  # e.g. ">= 1.8x"
+    figure: Callable[[Json], float]
+    unit: str = "x"
+
+    def evaluate(self, data: Json) -> tuple[float | None, bool | None]:
+        try:
+            value = self.figure(data)
+        except Missing:
+            return None, None
+        op, limit = self.bound.split(maxsplit=1)
+        bound = float(limit.removesuffix(" ms").removesuffix("x"))
+        return value, (value >= bound if op == ">=" else value <= bound)
+
+
+def _comparison(data: Json, cid: str) -> Json:
+    comparisons: list[Json] = data["comparisons"]
+    for comp in comparisons:
+        if comp["id"] == cid and "error" not in comp:
+            return comp
+    raise Missing(cid)
+
+
+def _row(data: Json, cid: str, table: str, name: str) -> Json:
+    """The summary (medians) of the row called ``name`` in the table whose title starts with
+    ``table`` (or in the comparison's first table if ``table`` is empty)."""
+    for t in _comparison(data, cid)["tables"]:
+        if t["kind"] == "bench" and t["title"].startswith(table):
+            for row in t["rows"]:
+                if row["name"] == name:
+                    return summarise(row)
+    raise Missing(f"{cid}/{table}/{name}")
+
+
+def _plain(data: Json, cid: str, table: str, name: str) -> float:
+    for t in _comparison(data, cid)["tables"]:
+        if t["kind"] == "plain" and t["title"].startswith(table):
+            for row in t["rows"]:
+                if row[0] == name:
+                    return float(row[1])
+    raise Missing(f"{cid}/{table}/{name}")
+
+
+def speed(cid: str, sdk: str, peer: str, table: str = "") -> Callable[[Json], float]:
+    """SDK rate / peer rate."""
+    return lambda d: (
+        _row(d, cid, table, sdk)["rate_median"] / _row(d, cid, table, peer)["rate_median"]
+    )
+
+
+def cpu(cid: str, sdk: str, peer: str, table: str = "") -> Callable[[Json], float]:
+    """SDK CPU per operation / peer CPU per operation."""
+    return lambda d: (
+        _row(d, cid, table, sdk)["cpu_ms_median"] / _row(d, cid, table, peer)["cpu_ms_median"]
+    )
+
+
+def _latency_share(d: Json) -> float:
+    limit = _comparison(d, "C").get("limit_msgs_per_s")
+    if not limit:
+        raise Missing("C limit")
+    return float(_row(d, "C", "", SDK_10)["rate_median"]) / float(limit)
+
+
+def _best_sdk_cpu_ratio(d: Json) -> float:
+    """hubspot-sdk's CPU per request over ours, with whichever HTTP client serves it best."""
+    table = "GET smtp-tokens/{id}, sequential"
+    ours = _row(d, "D", table, "hubspot_tx HubSpot")["cpu_ms_median"]
+    theirs = min(
+        _row(d, "D", table, f"hubspot-sdk AsyncHubSpot ({client}), 2026-03 paths")["cpu_ms_median"]
+        for client in ("httpx", "aiohttp")
+    )
+    return float(theirs / ours)
+
+
+A_SINK = "Postfix smtp-source -s 10 -d (C)"
+A_SENDMAIL = "aiosmtplib SMTP.sendmail, 10 persistent connections"
+A_SEND_MESSAGE = "aiosmtplib SMTP.send_message, 10 persistent connections"
+D_NAIVE = "naive aiohttp + msgspec Struct"
+D_OFFICIAL = "hubspot-api-client (sync, urllib3)"
+STARTUP = "Start-up, whole process"
+DEPENDENCIES = "its dependencies (aiohttp, aiosmtplib, msgspec, anyio)"
+
+TARGETS = [
+    Target("A. plaintext relay, 10 sessions: speed vs smtp-source", ">= 0.55x",
+           speed("A", SDK_10, A_SINK)),
+    Target("A. speed vs aiosmtplib sendmail(bytes)", ">= 1.8x", speed("A", SDK_10, A_SENDMAIL)),
+    Target("A. speed vs aiosmtplib send_message(EmailMessage)", ">= 4x",
+           speed("A", SDK_10, A_SEND_MESSAGE)),
+    Target("A. client CPU per message (ms)", "<= 0.07 ms",
+           lambda d: float(_row(d, "A", "", SDK_10)["cpu_ms_median"]), unit=" ms"),
+    Target("A. EmailMessage input: speed vs aiosmtplib send_message", ">= 2x",
+           speed("A", SDK_10 + ", EmailMessage input", A_SEND_MESSAGE)),
+    Target("C. 20 ms RTT: share of connections / RTT", ">= 0.8x", _latency_share),
+    Target("C. 20 ms RTT: speed vs aiosmtplib", ">= 3x",
+           speed("C", SDK_10, A_SENDMAIL)),
+    Target("B. STARTTLS + AUTH: CPU per message vs aiosmtplib send_message", "<= 0.35x",
+           cpu("B", SDK_10, A_SEND_MESSAGE)),
+    Target("D. REST GET sequential: CPU per request vs naive aiohttp", "<= 1.15x",
+           cpu("D", "hubspot_tx HubSpot", D_NAIVE, "GET smtp-tokens/{id}, sequential")),
+    Target("D. REST GET concurrency 64: CPU per request vs naive aiohttp", "<= 1.15x",
+           cpu("D", "hubspot_tx HubSpot", D_NAIVE, "GET smtp-tokens/{id}, concurrency 64")),
+    Target("D. REST GET sequential: speed vs hubspot-api-client", ">= 2x",
+           speed("D", "hubspot_tx HubSpot", D_OFFICIAL, "GET smtp-tokens/{id}, sequential")),
+    Target("D. REST GET concurrency 64: speed vs hubspot-api-client", ">= 3x",
+           speed("D", "hubspot_tx HubSpot", D_OFFICIAL, "GET smtp-tokens/{id}, concurrency 64")),
+    Target("D. REST: CPU per request, hubspot-sdk (best client) / ours", ">= 4x",
+           _best_sdk_cpu_ratio),
+    Target("E. 100-token page decode: speed vs hubspot-api-client", ">= 100x",
+           speed("E", "hubspot_tx msgspec decoder", "hubspot-api-client ApiClient.deserialize",
+                 "100-token list page")),
+    Target("F. import hubspot_tx / import of its dependencies", "<= 1.1x",
+           lambda d: _plain(d, "F", "Import time", "hubspot_tx")
+           / _plain(d, "F", "Import time", DEPENDENCIES)),
+    Target('F. hubspot-tx --help / python -c "import hubspot_tx" (whole processes)', "<= 0.5x",
+           lambda d: _plain(d, "F", STARTUP, "hubspot-tx --help")
+           / _plain(d, "F", STARTUP, 'python -c "import hubspot_tx"')),
+]  # fmt: skip
+
+
+def table(data: Json) -> list[str]:
+    """The targets as a Markdown table, each marked met or not met."""
+    lines = ["| target | bound | this run | met? |", "|---|--:|--:|---|"]
+    for t in TARGETS:
+        value, met = t.evaluate(data)
+        if value is None:
+            lines.append(f"| {t.what} | {t.bound} | - | not measured in this run |")
+            continue
+        shown = f"{value:.3f} ms" if t.unit == " ms" else f"{value:.2f}x"
+        lines.append(f"| {t.what} | {t.bound} | {shown} | {'met' if met else '**not met**'} |")
+    return lines
