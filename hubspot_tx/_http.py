@@ -181,6 +181,9 @@ class HTTPClient:
                 headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
                 raise_for_status=False,
                 trace_configs=self._trace_configs or None,
+                # HubSpot's API authenticates by header and sets no cookie it needs back: no
+                # cookie jar to filter and update on every request.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
@@ -246,7 +249,8 @@ class HTTPClient:
             attempt += 1
             wait: float | None = None
             authorization = await self.auth.authorization()
-            await run_hooks(self.hooks.on_request, RequestEvent(method, path, attempt))
+            if self.hooks.on_request:
+                await run_hooks(self.hooks.on_request, RequestEvent(method, path, attempt))
             paced, probe = await self._pace()
             # No await between pacing and the try: the pacer always hears how it ended.
             started = loop.time()
@@ -292,10 +296,10 @@ class HTTPClient:
                         headers, status=resp.status if headers is not None else 0, probe=probe
                     )
             duration = loop.time() - started
+            on_response = self.hooks.on_response
             if headers is None:
-                await run_hooks(
-                    self.hooks.on_response,
-                    ResponseEvent(
+                if on_response:
+                    event = ResponseEvent(
                         method,
                         path,
                         attempt,
@@ -303,13 +307,12 @@ class HTTPClient:
                         duration,
                         error=type(error).__name__,
                         paced=paced,
-                    ),
-                )
+                    )
+                    await run_hooks(on_response, event)
             else:
                 status = resp.status
-                await run_hooks(
-                    self.hooks.on_response,
-                    ResponseEvent(
+                if on_response:  # no event to build when nobody listens
+                    event = ResponseEvent(
                         method,
                         path,
                         attempt,
@@ -318,8 +321,8 @@ class HTTPClient:
                         correlation_id=headers.get("X-HubSpot-Correlation-Id"),
                         rate_limit_remaining=_remaining(headers),
                         paced=paced,
-                    ),
-                )
+                    )
+                    await run_hooks(on_response, event)
                 logger.debug(
                     "%s %s -> %d in %.1f ms (attempt %d)",
                     method,
