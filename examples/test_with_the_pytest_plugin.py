@@ -3,6 +3,7 @@ installing ``hubspot-tx[sandbox]`` registers them)."""
 
 from __future__ import annotations
 
+import asyncio
 from email.message import EmailMessage
 
 from hubspot_tx import FailureCategory, HubSpot, SendResult, SmtpPool
@@ -69,3 +70,21 @@ async def test_the_shared_sandbox_from_async_code(hubspot_shared_sandbox: Sandbo
         assert await send_receipt(pool, "grace@example.org", "B-1")
     (stored,) = hubspot_shared_sandbox.outbox(subject="Receipt B-1")
     assert stored.rcpt_to == ("grace@example.org",)
+
+
+async def test_a_single_send_with_its_properties(
+    hubspot_sandbox: Sandbox, hubspot_client: HubSpot
+) -> None:
+    status = await hubspot_client.single_send.send(
+        email_id=1001, to="open.ada@example.org", custom_properties={"order": "A-9"}
+    )
+    await hubspot_client.send_status.wait(status, timeout=10)
+    (sent,) = hubspot_sandbox.single_sends(to="open.ada@example.org")
+    assert sent.custom_properties == {"order": "A-9"}
+    assert [step.status for step in sent.timeline] == ["PENDING", "PROCESSING", "COMPLETE"]
+    for _ in range(100):  # events follow the send, one step apart
+        if hubspot_sandbox.events(recipient="open.ada@example.org", type="OPEN"):
+            break
+        await asyncio.sleep(0.02)
+    kinds = [e.type for e in hubspot_sandbox.events(recipient="open.ada@example.org")]
+    assert kinds == ["PROCESSED", "SENT", "DELIVERED", "OPEN"]

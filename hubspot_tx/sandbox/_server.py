@@ -25,10 +25,10 @@ from ._faults import Faults
 from ._limits import HUBSPOT_PROFESSIONAL, RestLimits, SmtpLimits, SmtpRateLimit
 from ._rest import build_app
 from ._smtp import SmtpHandler, smtp_factory
-from ._state import DEFAULT_EMAIL_IDS, SandboxState, StoredMessage
+from ._state import DEFAULT_EMAIL_IDS, SandboxEvent, SandboxState, StoredMessage
 from ._store import Store
 from ._tls import DEFAULT_HOSTS, SandboxCA
-from ._views import Stats
+from ._views import SendView, Stats, send_view
 from ._web import LOG_KEY, RequestRecord
 
 __all__ = ["Sandbox"]
@@ -188,6 +188,32 @@ class Sandbox:
         """Messages accepted over SMTP, oldest first, optionally filtered; each has
         ``.message`` (a parsed ``EmailMessage``), ``.rcpt_to``, ``.data`` (raw bytes)."""
         return self.state.outbox(recipient=recipient, message_id=message_id, subject=subject)
+
+    def single_sends(self, *, to: str | None = None) -> list[SendView]:
+        """Single-sends received, oldest first (optionally to one address), each with its
+        properties, its current status and its status timeline."""
+        needle = None if to is None else to.lower()
+        return [
+            send_view(self.state, r)
+            for r in self.state.sends.values()
+            if needle is None or r.request.message.to.lower() == needle
+        ]
+
+    def events(
+        self,
+        *,
+        campaign_id: str | None = None,
+        recipient: str | None = None,
+        type: str | None = None,
+    ) -> list[SandboxEvent]:
+        """Email events whose time has come, oldest first, optionally filtered."""
+        return [
+            e
+            for e in self.state.visible_events()
+            if (campaign_id is None or e.email_campaign_id == campaign_id)
+            and (recipient is None or e.recipient.lower() == recipient.lower())
+            and (type is None or e.type == type)
+        ]
 
     def reset(self) -> None:
         """Start afresh, in one call (between tests): forget every token, message, event and
