@@ -1,5 +1,5 @@
-"""The sandbox's REST app against HubSpot's OpenAPI spec (tests/data/openapi.yml, a verbatim copy
-of the project's spec), with schemathesis and every check on.
+"""The sandbox's REST app against HubSpot's OpenAPI spec (the project's spec, shipped as JSON in
+``hubspot_tx/sandbox/data/hubspot-openapi.json``), with schemathesis and every check on.
 
 Two documented deviations are checked apart (README, "Where HubSpot's docs and its spec
 disagree"): the spec types ``customProperties`` values as strings, while HubSpot's guide sends
@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
+import hubspot_tx.sandbox
 from hubspot_tx.sandbox import Sandbox
 
-SPEC = Path(__file__).parent / "data" / "openapi.yml"
+SPEC = Path(hubspot_tx.sandbox.__file__).parent / "data" / "hubspot-openapi.json"
 SINGLE_SEND = "/marketing/v3/transactional/single-email/send"
 TOKENS = "/marketing/v3/transactional/smtp-tokens"
 

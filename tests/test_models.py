@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-import yaml
 
+import hubspot_tx.sandbox
 from hubspot_tx import (
     ResponseDecodeError,
     SendResult,
@@ -22,8 +23,10 @@ from hubspot_tx import (
 from hubspot_tx.models import ErrorBody, encode
 from hubspot_tx.models._base import ResponseDecoder
 
-# A copy of ../shared/spec/openapi.yml (HubSpot's v3 transactional spec).
-SPEC = yaml.safe_load((Path(__file__).parent / "data" / "openapi.yml").read_text())
+# ../shared/spec/openapi.yml (HubSpot's v3 transactional spec), as the sandbox ships it.
+SPEC = json.loads(
+    (Path(hubspot_tx.sandbox.__file__).parent / "data" / "hubspot-openapi.json").read_text()
+)
 EXAMPLES: dict[str, Any] = {k: v["value"] for k, v in SPEC["components"]["examples"].items()}
 
 
