@@ -273,3 +273,26 @@ async def test_served_openapi_documents_the_inspection_api(server: Server) -> No
     assert set(detail) == _schema_keys(spec, "MessageDetail")
     assert set(await server.get("/stats")) == _schema_keys(spec, "Stats")
     assert set((await server.get("/tokens"))["results"][0]) == _schema_keys(spec, "TokenView")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"limit": "0"},
+        {"limit": "-5"},
+        {"limit": "1001"},
+        {"limit": "x"},
+        {"order": "sideways"},
+        {"wait": "-1"},
+        {"wait": "nan"},
+        {"wait": "31"},
+        {"wait": "soon"},
+        {"after": "1.5"},
+    ],
+)
+async def test_bad_message_queries_get_a_400(server: Server, query: dict[str, str]) -> None:
+    async with server.http.get(server.api + "/messages", params=query) as r:
+        assert r.status == 400, await r.text()
+        body = await r.json()
+    assert body["category"] == "VALIDATION_ERROR"
+    assert body["message"]

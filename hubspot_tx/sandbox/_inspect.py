@@ -125,11 +125,22 @@ def _matching(request: web.Request) -> Callable[[StoredMessage], bool]:
     return match
 
 
+def _limit(request: web.Request, default: int) -> int:
+    limit = _int(request, "limit", default)
+    assert limit is not None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise _BadQuery(f"limit must be between 1 and {MAX_LIMIT}")
+    return limit
+
+
 def _page(request: web.Request, state: SandboxState) -> MessageList:
     after = _int(request, "after", 0) or 0
     before = _int(request, "before")
-    limit = min(_int(request, "limit", 100) or 100, MAX_LIMIT)
-    newest_first = request.query.get("order", "asc") == "desc"
+    limit = _limit(request, 100)
+    order = request.query.get("order", "asc")
+    if order not in ("asc", "desc"):
+        raise _BadQuery("order must be asc or desc")
+    newest_first = order == "desc"
     match = _matching(request)
     found = [
         m
@@ -153,14 +164,18 @@ async def list_messages(request: web.Request) -> web.Response:
     with nothing to return, it answers when a change comes or after ``S`` seconds."""
     state = request.app[STATE_KEY]
     try:
-        wait = min(float(request.query.get("wait", 0)), MAX_WAIT)
+        wait = float(request.query.get("wait", 0))
+        if not 0 <= wait <= MAX_WAIT:  # also refuses NaN
+            raise _BadQuery(f"wait must be between 0 and {MAX_WAIT:g} seconds")
         page = _page(request, state)
         deadline = time.monotonic() + wait
         while not page.results and (left := deadline - time.monotonic()) > 0:
             await state.wait_changed(state.generation, left)
             page = _page(request, state)
-    except (_BadQuery, ValueError) as exc:
+    except _BadQuery as exc:
         return _bad(str(exc))
+    except ValueError:
+        return _bad("wait must be a number of seconds")
     return json_response(page)
 
 
@@ -172,12 +187,11 @@ def _stored(request: web.Request) -> StoredMessage:
         seq = -1
     message = state.message(seq)
     if message is None:
-        raise web.HTTPNotFound(
-            body=error_response(
-                404, "OBJECT_NOT_FOUND", f"message {request.match_info['id']} does not exist"
-            ).body,
-            content_type="application/json",
+        missing = error_response(
+            404, "OBJECT_NOT_FOUND", f"message {request.match_info['id']} does not exist"
         )
+        assert isinstance(missing.body, bytes)
+        raise web.HTTPNotFound(text=missing.body.decode(), content_type="application/json")
     return message
 
 
@@ -249,7 +263,7 @@ async def list_events(request: web.Request) -> web.Response:
     """Email events whose time has come, oldest first, filtered."""
     state = request.app[STATE_KEY]
     try:
-        limit = min(_int(request, "limit", MAX_LIMIT) or MAX_LIMIT, MAX_LIMIT)
+        limit = _limit(request, MAX_LIMIT)
     except _BadQuery as exc:
         return _bad(str(exc))
     found = list(_filtered_events(request, state))

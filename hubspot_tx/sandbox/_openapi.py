@@ -45,9 +45,17 @@ def _ok(name: str | None, description: str, media: str = "application/json") -> 
     return {"200": {"description": description, "content": {media: {"schema": _schema(name)}}}}
 
 
-def _query(name: str, description: str, kind: str = "string") -> dict[str, Any]:
+def _query(name: str, description: str, kind: str = "string", **schema: Any) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "description": description,
-            "schema": {"type": kind}}  # fmt: skip
+            "schema": {"type": kind, **schema}}  # fmt: skip
+
+
+_BAD = {
+    "400": {
+        "description": "A malformed parameter or body (HubSpot's error body)",
+        "content": {"application/json": {"schema": _schema("Error")}},
+    }
+}
 
 
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
@@ -67,14 +75,20 @@ def _operations() -> dict[str, dict[str, Any]]:
         _query("q", "a substring of the subject, sender, recipients or Message-ID"),
         _query("after", "only ids above this one (paging: pass nextAfter)", "integer"),
         _query("before", "only ids below this one", "integer"),
-        _query("order", "asc (default, oldest first) or desc"),
-        _query("limit", "at most this many (default 100, max 1000)", "integer"),
-        _query("wait", "long-poll: with no result, wait up to this many seconds", "number"),
+        _query("order", "oldest first (default) or newest first", enum=["asc", "desc"]),
+        _query("limit", "at most this many (default 100)", "integer", minimum=1, maximum=1000),
+        _query(
+            "wait",
+            "long-poll: with no result, wait up to this many seconds",
+            "number",
+            minimum=0,
+            maximum=30,
+        ),
     ]
     html = "text/html"
     return {
         "/messages": {
-            "get": op("List messages accepted over SMTP", _ok("MessageList", "A page"),
+            "get": op("List messages accepted over SMTP", {**_ok("MessageList", "A page"), **_BAD},
                       parameters=message_filters),
             "delete": op("Delete every message", _ok(None, "Deleted")),
         },
@@ -98,12 +112,13 @@ def _operations() -> dict[str, dict[str, Any]]:
                 **_MISSING}),
         },
         "/events": {
-            "get": op("Email events whose time has come", _ok("EventList", "Events"), parameters=[
+            "get": op("Email events whose time has come", {**_ok("EventList", "Events"), **_BAD},
+                      parameters=[
                 _query("campaignId", "the campaign"), _query("recipient", "the recipient"),
                 _query("type", "DELIVERED, BOUNCE, ..."),
                 _query("messageId", "events of the SMTP message with this Message-ID"),
                 _query("sendId", "events of the single-send with this sendId"),
-                _query("limit", "at most this many (max 1000)", "integer")]),
+                _query("limit", "at most this many", "integer", minimum=1, maximum=1000)]),
         },
         "/campaigns": {"get": op("Campaigns and their event counts", _ok("CampaignList", "All"))},
         "/single-sends": {
@@ -113,13 +128,14 @@ def _operations() -> dict[str, dict[str, Any]]:
         "/single-sends/{statusId}": {
             "parameters": [{"name": "statusId", "in": "path", "required": True,
                             "schema": {"type": "string"}}],
-            "get": op("One single-send", _ok("SendView", "The send")),
+            "get": op("One single-send", {**_ok("SendView", "The send"),
+                                          "404": {"description": "No such single-send"}}),
         },
         "/tokens": {"get": op("SMTP tokens (never their passwords)", _ok("TokenList", "All"))},
         "/faults": {
             "get": op("Armed faults and the chaos setting", _ok("FaultList", "Faults")),
             "post": op("Arm a fault", {"201": {"description": "Armed", "content": {
-                "application/json": {"schema": _schema("FaultView")}}}},
+                "application/json": {"schema": _schema("FaultView")}}}, **_BAD},
                 requestBody={"required": True, "content": {"application/json": {"schema": {
                     "oneOf": [_schema("SmtpFaultRequest"), _schema("RestFaultRequest")],
                     "discriminator": {"propertyName": "kind"}}}}}),
@@ -127,7 +143,8 @@ def _operations() -> dict[str, dict[str, Any]]:
         },
         "/faults/chaos": {
             "put": op("Fail a share of commands and calls at random, reproducibly",
-                      _ok("ChaosView", "Chaos on"), requestBody={"required": True, "content": {
+                      {**_ok("ChaosView", "Chaos on"), **_BAD},
+                      requestBody={"required": True, "content": {
                           "application/json": {"schema": _schema("ChaosRequest")}}}),
             "delete": op("Stop the chaos", _ok(None, "Chaos off")),
         },
