@@ -150,13 +150,20 @@ def _page(request: web.Request, state: SandboxState) -> MessageList:
 
 async def list_messages(request: web.Request) -> web.Response:
     """Messages, oldest first (``order=desc``: newest first), filtered; ``wait=S`` long-polls:
-    with nothing to return, it answers when a change comes or after ``S`` seconds."""
+    with nothing to return, it answers when a matching message comes or after ``S`` seconds,
+    and with ``since=G`` also as soon as the sandbox's generation is not ``G`` (a deletion,
+    a reset, a single-send, a token: the inbox's cue to refresh what it shows)."""
     state = request.app[STATE_KEY]
     try:
         wait = min(float(request.query.get("wait", 0)), MAX_WAIT)
+        since = _int(request, "since")
         page = _page(request, state)
         deadline = time.monotonic() + wait
-        while not page.results and (left := deadline - time.monotonic()) > 0:
+        while (
+            not page.results
+            and since in (None, page.generation)
+            and (left := deadline - time.monotonic()) > 0
+        ):
             await state.wait_changed(state.generation, left)
             page = _page(request, state)
     except (_BadQuery, ValueError) as exc:

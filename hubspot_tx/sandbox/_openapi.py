@@ -70,6 +70,7 @@ def _operations() -> dict[str, dict[str, Any]]:
         _query("order", "asc (default, oldest first) or desc"),
         _query("limit", "at most this many (default 100, max 1000)", "integer"),
         _query("wait", "long-poll: with no result, wait up to this many seconds", "number"),
+        _query("since", "long-poll: also answer once the generation is not this", "integer"),
     ]
     html = "text/html"
     return {
