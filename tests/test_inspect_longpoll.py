@@ -61,3 +61,19 @@ async def test_since_answers_at_once_for_any_change() -> None:
         started = time.monotonic()
         await _get(http, sb.inspection_url + f"/messages?after=1&wait=10&since={generation}")
         assert time.monotonic() - started < 5
+
+
+async def test_stopping_the_sandbox_answers_open_long_polls_at_once() -> None:
+    sb = Sandbox(rate_limit=None)
+    await sb.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            poll = asyncio.ensure_future(_get(http, sb.inspection_url + "/messages?wait=30"))
+            await asyncio.sleep(0.2)
+            started = time.monotonic()
+            await sb.aclose()
+            assert time.monotonic() - started < 5  # not the 30 s of the wait
+            page = await poll
+            assert page["results"] == []
+    finally:
+        await sb.aclose()
