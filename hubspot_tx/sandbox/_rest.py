@@ -22,6 +22,7 @@ from ..models.smtp_tokens import (
     SmtpTokenWithPassword,
 )
 from ._faults import Faults, RestFault
+from ._inbox import routes as inbox_routes
 from ._inspect import CLOSING_KEY, CONTROL_KEY, Control, end_long_polls
 from ._inspect import routes as inspection_routes
 from ._limits import RestLimits
@@ -370,4 +371,5 @@ def build_app(
         app[CLOSING_KEY] = asyncio.Event()
         app.on_shutdown.append(end_long_polls)
         router.add_routes(inspection_routes())
+        router.add_routes(inbox_routes())  # the web inbox, at / and /_sandbox/inbox/
     return app
