@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean bench bench-quick
+.PHONY: demo test lint install clean bench bench-quick screenshots
 
 demo: $(STAMP)  ## the end-to-end demo against the embedded sandbox
 	$(BIN)/python -m hubspot_tx.demo
@@ -24,6 +24,9 @@ bench: $(STAMP)  ## benchmarks vs peers -> benchmarks/RESULTS.md (installs postf
 bench-quick: $(STAMP)  ## the same, fewer rounds (about 2 minutes)
 	bash benchmarks/install.sh $(BIN)/python
 	$(BIN)/python benchmarks/run_all.py --quick
+
+screenshots: $(STAMP)  ## refresh docs/screenshots/ (the web inbox, in Debian's headless Chromium)
+	HUBSPOT_TX_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_inbox_browser.py -k screenshots
 
 install: $(STAMP)
 

@@ -8,6 +8,7 @@ the sandbox, not HubSpot's (the sandbox listens on loopback unless told otherwis
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
@@ -39,7 +40,7 @@ from ._views import (
 )
 from ._web import FAULTS_KEY, STATE_KEY, error_response
 
-__all__ = ["CONTROL_KEY", "PREFIX", "Control", "routes"]
+__all__ = ["CLOSING_KEY", "CONTROL_KEY", "PREFIX", "Control", "end_long_polls", "routes"]
 
 PREFIX = "/_sandbox/v1"
 MAX_WAIT = 30.0
@@ -58,6 +59,14 @@ class Control(Protocol):
 
 
 CONTROL_KEY = web.AppKey("control", Control)
+CLOSING_KEY = web.AppKey("closing", asyncio.Event)
+
+
+async def end_long_polls(app: web.Application) -> None:
+    """On shutdown, answer every long-poll at once: stopping the sandbox must not wait out
+    a ``wait`` (a browser left on the web inbox always holds one open)."""
+    app[CLOSING_KEY].set()
+    app[STATE_KEY].changed()  # wakes the waiters, who then see the flag
 
 
 _encode = msgspec.json.Encoder().encode
@@ -161,15 +170,23 @@ def _page(request: web.Request, state: SandboxState) -> MessageList:
 
 async def list_messages(request: web.Request) -> web.Response:
     """Messages, oldest first (``order=desc``: newest first), filtered; ``wait=S`` long-polls:
-    with nothing to return, it answers when a change comes or after ``S`` seconds."""
-    state = request.app[STATE_KEY]
+    with nothing to return, it answers when a matching message comes or after ``S`` seconds,
+    and with ``since=G`` also as soon as the sandbox's generation is not ``G`` (a deletion,
+    a reset, a single-send, a token: the inbox's cue to refresh what it shows)."""
+    state, closing = request.app[STATE_KEY], request.app[CLOSING_KEY]
     try:
         wait = float(request.query.get("wait", 0))
         if not 0 <= wait <= MAX_WAIT:  # also refuses NaN
             raise _BadQuery(f"wait must be between 0 and {MAX_WAIT:g} seconds")
+        since = _int(request, "since")
         page = _page(request, state)
         deadline = time.monotonic() + wait
-        while not page.results and (left := deadline - time.monotonic()) > 0:
+        while (
+            not page.results
+            and since in (None, page.generation)
+            and not closing.is_set()
+            and (left := deadline - time.monotonic()) > 0
+        ):
             await state.wait_changed(state.generation, left)
             page = _page(request, state)
     except _BadQuery as exc:

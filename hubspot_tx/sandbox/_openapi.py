@@ -84,6 +84,7 @@ def _operations() -> dict[str, dict[str, Any]]:
             minimum=0,
             maximum=30,
         ),
+        _query("since", "long-poll: also answer once the generation is not this", "integer"),
     ]
     html = "text/html"
     return {

@@ -22,7 +22,8 @@ from ..models.smtp_tokens import (
     SmtpTokenWithPassword,
 )
 from ._faults import Faults, RestFault
-from ._inspect import CONTROL_KEY, Control
+from ._inbox import routes as inbox_routes
+from ._inspect import CLOSING_KEY, CONTROL_KEY, Control, end_long_polls
 from ._inspect import routes as inspection_routes
 from ._limits import RestLimits
 from ._state import CursorError, SandboxState, TokenRecord
@@ -367,5 +368,8 @@ def build_app(
     router.add_routes(tracking_routes(p.email_statistics for p in API_VERSIONS.values()))
     if control is not None:
         app[CONTROL_KEY] = control
+        app[CLOSING_KEY] = asyncio.Event()
+        app.on_shutdown.append(end_long_polls)
         router.add_routes(inspection_routes())
+        router.add_routes(inbox_routes())  # the web inbox, at / and /_sandbox/inbox/
     return app

@@ -120,7 +120,8 @@ class MessageList(_View):
     next_after: int | None
     """Pass as ``after`` for the next page (``None``: this was the last one)."""
     generation: int
-    """The sandbox's change counter (give it to ``wait`` to long-poll for the next change)."""
+    """The sandbox's change counter (pass it as ``since``, with ``wait``, to long-poll for the
+    next change of any kind)."""
 
 
 class EventList(_View):
