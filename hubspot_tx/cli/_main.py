@@ -24,6 +24,7 @@ from .._exceptions import (
     SmtpAuthError,
     SmtpConnectError,
 )
+from ._distributed import add_distributed_options, add_worker_parser
 from ._output import fail
 
 __all__ = ["main"]
@@ -147,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     relay.add_argument("--ca-file", default=None, help="trust this CA bundle too")
     relay.add_argument("--quiet", action="store_true", help="no progress line")
     relay.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_distributed_options(relay)
+    add_worker_parser(sub)
     return parser
 
 
@@ -171,6 +174,14 @@ async def _run(args: argparse.Namespace) -> int:
         from ..demo import run
 
         return await run(args.messages)
+    if args.command == "worker":
+        from ._distributed import run_worker
+
+        return await run_worker(args)
+    if args.command == "relay" and args.distributed:
+        from ._distributed import run_distributed_relay
+
+        return await run_distributed_relay(args)
     if args.command == "relay":
         from ._relay import run_relay
 

@@ -127,6 +127,7 @@ class Worker:
         self._pool: SmtpPool | None = None
         self._limiter: RateLimiter | None = None
         self.fatal: SmtpError | None = None
+        self.unreachable = False  #: stopped: Redis unreachable for longer than the lease
         self._fatal_event = asyncio.Event()
         self.sent = 0
 
@@ -247,13 +248,23 @@ class Worker:
     # -- lifecycle ----------------------------------------------------------------------------
     async def _heartbeat(self) -> None:
         ledger, _ = self._ready()
+        loop = asyncio.get_running_loop()
+        last_ok = loop.time()
         while True:
             try:
                 await ledger.renew(
                     self.owner, list(self._held), self.settings.lease, heartbeat=self._identity
                 )
-            except (RedisConnectionError, RedisTimeoutError) as exc:
+                last_ok = loop.time()
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 logger.warning("heartbeat failed: %s", exc)
+                if loop.time() - last_ok > self.settings.lease:
+                    # Our leases are gone: whatever we hold is being reconciled elsewhere.
+                    logger.error("Redis unreachable for longer than the lease: stopping")
+                    self.unreachable = True
+                    self._stopping = True
+                    self._fatal_event.set()
+                    return
             await asyncio.sleep(self.settings.lease / 3)
 
     async def _reconcile_loop(self, every: float) -> None:
