@@ -64,7 +64,7 @@ async def workers(
     pids: list[int] = []
     try:
         for _ in range(200):
-            match = re.search(r"processes: ([\d ]+)", await asyncio.to_thread(log.read_text))
+            match = re.search(r"process(?:es)?: ([\d ]+)", await asyncio.to_thread(log.read_text))
             if match:
                 pids = [int(p) for p in match.group(1).split()]
                 break

@@ -1,7 +1,7 @@
 """A worker process: takes batches of keys from the task stream and sends them, exactly once.
 
-For each key of a batch: claim it (compare-and-set), wait for the shared rate limit, open the
-SMTP transaction, and, after the server's 354 and before any byte of the message, mark it
+For each key of a batch: claim it (compare-and-set), open the SMTP transaction, and after the
+server's 354, before any byte of the message, wait for the shared rate limit and mark it
 ``sending``; then record its one outcome. One :class:`SmtpPool` per process serves every task.
 The SMTP password comes from the process's own configuration, never from Redis or a task.
 """
@@ -165,12 +165,15 @@ class Worker:
         async with self._slots:
             if self._stopping:
                 return False  # released by the batch
-            if self._limiter is not None:
-                await self._limiter.acquire()
             begun = False
+            limiter = self._limiter
 
             async def before_data() -> None:
                 nonlocal begun
+                # Paced here, after the 354: the rate is the rate messages reach the server,
+                # not blurred by connection set-up (TLS, AUTH) or MAIL/RCPT round trips.
+                if limiter is not None:
+                    await limiter.acquire()
                 if not await ledger.begin(self.owner, key, lease):
                     raise _LeaseLost(key)
                 begun = True
