@@ -144,8 +144,15 @@ class Worker:
         try:
             bodies = await ledger.claim(self.owner, keys, self.settings.lease)
             self._held.update(bodies)
-            done = await asyncio.gather(*(self._send_one(k, b) for k, b in bodies.items()))
-            return sum(done)
+            done = await asyncio.gather(
+                *(self._send_one(k, b) for k, b in bodies.items()), return_exceptions=True
+            )
+            for item in done:
+                if isinstance(item, BaseException):
+                    # Its key stays held: released below if it never began, else its lease
+                    # runs out and reconcile settles it (never a second send).
+                    logger.error("a message of the batch failed: %r", item)
+            return sum(item for item in done if item is True)
         finally:
             left = [k for k in bodies if k in self._held]  # never started (stopping, error)
             if left:
