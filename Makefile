@@ -4,13 +4,16 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean bench bench-quick screenshots
+.PHONY: demo test lint install clean bench bench-quick screenshots system-deps
 
 demo: $(STAMP)  ## the end-to-end demo against the embedded sandbox
 	$(BIN)/python -m hubspot_tx.demo
 
-test: $(STAMP)  ## the test suite (real servers on loopback)
+test: $(STAMP) system-deps  ## the test suite (real servers on loopback)
 	$(BIN)/python -m pytest
+
+system-deps:  ## Debian packages the tests need (chromium, redis-server), if missing
+	bash scripts/system-deps.sh
 
 lint: $(STAMP)  ## ruff + mypy --strict
 	$(BIN)/ruff check .

@@ -116,6 +116,12 @@ async def test_messages_list_open_filter_and_delete(server: Server) -> None:
     rest = await server.get("/messages", limit=1, after=paged["nextAfter"])
     assert [m["id"] for m in rest["results"]] == [second["id"]]
     assert rest["nextAfter"] is None
+    newest = await server.get("/messages", limit=1, order="desc")
+    assert [m["id"] for m in newest["results"]] == [second["id"]]
+    assert newest["nextAfter"] is None
+    older = await server.get("/messages", limit=1, order="desc", before=newest["nextBefore"])
+    assert [m["id"] for m in older["results"]] == [first["id"]]
+    assert older["nextBefore"] is None
 
     detail = await server.get(f"/messages/{first['id']}")
     assert detail["text"].strip() == "Thank you for order 1."

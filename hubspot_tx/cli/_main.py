@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import ssl
 
-# Nothing else at import: ``hubspot-tx --help`` loads argparse only (no asyncio, ssl, msgspec,
-# HTTP or SMTP stack); each command imports what it needs.
+# Nothing heavy at import: ``hubspot-tx --help`` loads argparse (no asyncio, ssl, msgspec, HTTP
+# or SMTP stack); each command imports what it needs.
+from ._distributed import add_distributed_options, add_worker_parser
 
 __all__ = ["main"]
 
@@ -163,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     relay.add_argument("--ca-file", default=None, help="trust this CA bundle too")
     relay.add_argument("--quiet", action="store_true", help="no progress line")
     relay.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_distributed_options(relay)
+    add_worker_parser(sub)
     return parser
 
 
@@ -189,6 +192,14 @@ async def _run(args: argparse.Namespace) -> int:
         from ..demo import run
 
         return await run(args.messages)
+    if args.command == "worker":
+        from ._distributed import run_worker
+
+        return await run_worker(args)
+    if args.command == "relay" and args.distributed:
+        from ._distributed import run_distributed_relay
+
+        return await run_distributed_relay(args)
     if args.command == "relay":
         from ._relay import run_relay
 

@@ -34,6 +34,7 @@ class _Interrupted(Exception):
 class _Done:
     id: str
     outcome: Outcome | None  # None: never started (interrupted first)
+    recorded: bool = False  # already in the results file
 
 
 def _record(done: _Done) -> dict[str, object]:
@@ -109,7 +110,11 @@ async def run_relay(args: argparse.Namespace) -> int:
     async def work(index: int, item: Item) -> _Done:
         message_id, raw = item
         ledger.started(message_id)
-        return _Done(message_id, await pool.send(raw, key=message_id))
+        done = _Done(message_id, await pool.send(raw, key=message_id), recorded=True)
+        # Recorded at once, not when the loop below reads it: a kill then leaves unrecorded only
+        # the messages in a transaction (at most --concurrency), never finished ones queued.
+        ledger.result(_record(done))
+        return done
 
     def abandoned(index: int, item: Item, exc: Exception, attempted: bool) -> _Done:
         if not attempted:
@@ -144,7 +149,8 @@ async def run_relay(args: argparse.Namespace) -> int:
             async for done in pipeline:
                 if done.outcome is None:
                     continue  # not started: the next run (with --resume) sends it
-                ledger.result(_record(done))
+                if not done.recorded:  # abandoned by a fatal error: recorded here
+                    ledger.result(_record(done))
                 key = done.outcome.category.value if done.outcome.category else "sent"
                 counts[key] += 1
                 progress.update(sum(counts.values()), sum(counts.values()) - counts["sent"])

@@ -163,7 +163,8 @@ def _page(request: web.Request, state: SandboxState) -> MessageList:
     return MessageList(
         total=len(found),
         results=[message_summary(m, statuses.get(m.message_id or "", "ACCEPTED")) for m in page],
-        next_after=page[-1].seq if len(found) > limit else None,
+        next_after=page[-1].seq if len(found) > limit and not newest_first else None,
+        next_before=page[-1].seq if len(found) > limit and newest_first else None,
         generation=state.generation,
     )
 

@@ -74,7 +74,7 @@ def _operations() -> dict[str, dict[str, Any]]:
         _query("campaignId", "the token's emailCampaignId"),
         _query("q", "a substring of the subject, sender, recipients or Message-ID"),
         _query("after", "only ids above this one (paging: pass nextAfter)", "integer"),
-        _query("before", "only ids below this one", "integer"),
+        _query("before", "only ids below this one (order=desc paging: pass nextBefore)", "integer"),
         _query("order", "oldest first (default) or newest first", enum=["asc", "desc"]),
         _query("limit", "at most this many (default 100)", "integer", minimum=1, maximum=1000),
         _query(

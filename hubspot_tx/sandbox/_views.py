@@ -118,7 +118,9 @@ class MessageList(_View):
     """Messages matching the filters, on every page."""
     results: list[MessageSummary]
     next_after: int | None
-    """Pass as ``after`` for the next page (``None``: this was the last one)."""
+    """Oldest first: pass as ``after`` for the next page (``None``: this was the last one)."""
+    next_before: int | None
+    """Newest first (``order=desc``): pass as ``before`` for the next page."""
     generation: int
     """The sandbox's change counter (pass it as ``since``, with ``wait``, to long-poll for the
     next change of any kind)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -199,6 +200,7 @@ class Connection:
         timeout: float,
         *,
         utf8: bool = False,
+        before_data: Callable[[], Awaitable[None]] | None = None,
     ) -> Transaction:
         """Run one transaction. Raises :class:`ConnectionLost` if the session breaks.
 
@@ -207,6 +209,10 @@ class Connection:
         back ``pending``, and the next message's commands may follow its data at once (RFC 2920
         lets message content lead a group), so that a busy session costs one round trip per
         message, not ``3 + recipients``.
+
+        ``before_data`` is awaited after the server's 354 and before any byte of the message
+        is written. If it raises, the session is dropped (a transaction without its final "."
+        is discarded by the server) and the exception propagates.
         """
         self.check(size, utf8)
         wire = self._wire
@@ -239,6 +245,16 @@ class Connection:
             if tx is not None:
                 await self._reset(replies[-1][0], timeout, data_open=replies[-1][0] == 354)
                 return tx
+        except (WireClosed, TimeoutError, OSError) as exc:
+            self.abort()
+            raise ConnectionLost(_reason(exc), after_dot=False) from None
+        if before_data is not None:
+            try:
+                await before_data()
+            except BaseException:
+                self.abort()
+                raise
+        try:
             # Body and final "." in one write (one syscall). It raises, writing nothing, if the
             # connection is already gone: the message certainly did not go out then.
             wire.writelines((stuffed, b".\r\n"), linger=self.pipelining)

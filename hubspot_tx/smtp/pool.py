@@ -10,7 +10,7 @@ import socket
 import ssl
 import weakref
 from collections import deque
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, Self
@@ -199,17 +199,34 @@ class SmtpPool:
         conn.abort()
 
     # -- sending ------------------------------------------------------------------------------
-    async def send(self, message: MessageInput, *, key: str | None = None) -> Outcome:
+    async def send(
+        self,
+        message: MessageInput,
+        *,
+        key: str | None = None,
+        before_data: Callable[[], Awaitable[None]] | None = None,
+    ) -> Outcome:
         """Send one message and return its outcome (never raising for a refused message).
+
+        ``before_data``, if given, is awaited in every transaction after the server's 354 and
+        before any byte of the message is written (e.g. to record, before the message may reach
+        the server, that it may have). If it raises, the session is dropped, nothing of the
+        message was written in that transaction, and the exception propagates (no outcome).
 
         Raises:
             SmtpAuthError, SmtpTLSError, InsecureAuthError: fatal, nothing was sent.
             PoolClosedError: the pool is closed or closing.
         """
-        return await self._send(message, key=key, index=None)
+        return await self._send(message, key=key, index=None, before_data=before_data)
 
     async def _send(
-        self, message: MessageInput, *, key: str | None, index: int | None, relayed: bool = False
+        self,
+        message: MessageInput,
+        *,
+        key: str | None,
+        index: int | None,
+        relayed: bool = False,
+        before_data: Callable[[], Awaitable[None]] | None = None,
     ) -> Outcome:
         # A relay's messages were taken before the pool began closing: they may still go
         # out while it drains; new callers may not.
@@ -218,14 +235,19 @@ class SmtpPool:
         self._in_flight += 1
         self._drained.clear()
         try:
-            return await self._deliver(message, key=key, index=index)
+            return await self._deliver(message, key=key, index=index, before_data=before_data)
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._drained.set()
 
     async def _deliver(
-        self, message: MessageInput, *, key: str | None, index: int | None
+        self,
+        message: MessageInput,
+        *,
+        key: str | None,
+        index: int | None,
+        before_data: Callable[[], Awaitable[None]] | None = None,
     ) -> Outcome:
         try:
             env, message_id, utf8 = prepare_for_wire(message, key=key)
@@ -245,7 +267,7 @@ class SmtpPool:
         try:
             while True:
                 result.attempts += 1
-                outcome = await self._attempt(env, stuffed, utf8, result)
+                outcome = await self._attempt(env, stuffed, utf8, result, before_data)
                 if outcome is None and self._aborted:
                     result.last = (None, "not sent: the pool was closed before a retry")
                     outcome = result.failed(FailureCategory.CANCELLED)
@@ -261,7 +283,12 @@ class SmtpPool:
             raise
 
     async def _attempt(
-        self, env: Envelope, stuffed: bytes, utf8: bool, result: _Result
+        self,
+        env: Envelope,
+        stuffed: bytes,
+        utf8: bool,
+        result: _Result,
+        before_data: Callable[[], Awaitable[None]] | None = None,
     ) -> Outcome | None:
         """One transaction: the final outcome, or ``None`` when it may be retried."""
         await self._slots.acquire()
@@ -278,6 +305,7 @@ class SmtpPool:
                 len(env.data),
                 self.settings.command_timeout,
                 utf8=utf8,
+                before_data=before_data,
             )
         except SmtpConnectError as exc:
             if exc.fatal:

@@ -1,0 +1,307 @@
+"""``hubspot-tx worker`` and ``hubspot-tx relay --distributed``: the relay over Redis.
+
+Only light modules are imported here at module level (``--help`` stays light); asyncio,
+logging, taskiq and redis are imported when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from ..distributed import DistributedResult
+
+__all__ = ["add_distributed_options", "add_worker_parser", "run_distributed_relay", "run_worker"]
+
+PARENT_VARIABLE = "HUBSPOT_TX_WORKER_PARENT"
+REDIS_HELP = "default $HUBSPOT_TX_REDIS_URL or redis://127.0.0.1:6379/0"
+
+
+def _redis_url(args: argparse.Namespace) -> str:
+    return str(
+        args.redis_url or os.environ.get("HUBSPOT_TX_REDIS_URL") or "redis://127.0.0.1:6379/0"
+    )
+
+
+def add_worker_parser(sub: Any) -> None:
+    """Register ``hubspot-tx worker``."""
+    worker = sub.add_parser(
+        "worker",
+        help="run distributed-relay workers (taskiq on Redis) that send what relay "
+        "--distributed submits",
+        epilog="The SMTP password is read from $HUBSPOT_SMTP_PASSWORD (or --smtp-password) and "
+        "handed to the worker processes in their environment: never to Redis, never in a task.",
+    )
+    worker.add_argument("--redis-url", default=None, help=REDIS_HELP)
+    worker.add_argument("--namespace", default="default", help="the relay's namespace")
+    worker.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
+    worker.add_argument("--connections", type=int, default=10, help="SMTP sessions per process")
+    worker.add_argument("--batches", type=int, default=2, help="tasks per process at once")
+    worker.add_argument(
+        "--rate", type=float, default=None, help="messages/s shared by every worker"
+    )
+    worker.add_argument("--burst", type=int, default=10, help="burst allowed under --rate")
+    worker.add_argument("--lease", type=float, default=30.0, help="seconds a claim lasts")
+    worker.add_argument(
+        "--reconcile-every", type=float, default=10.0, help="seconds between reconcile passes"
+    )
+    worker.add_argument("--requeue-after", type=float, default=600.0)
+    worker.add_argument("--host", default=None, help="default $HUBSPOT_SMTP_HOST or HubSpot's")
+    worker.add_argument("--port", type=int, default=None)
+    worker.add_argument("--tls", choices=["starttls", "implicit", "none"], default="starttls")
+    worker.add_argument("--region", choices=["na", "eu"], default="na")
+    worker.add_argument("--smtp-user", default=None, help="default $HUBSPOT_SMTP_USER")
+    worker.add_argument(
+        "--smtp-password", default=None, help="default $HUBSPOT_SMTP_PASSWORD (prefer the variable)"
+    )
+    worker.add_argument("--ca-file", default=None, help="trust this CA bundle too")
+    worker.add_argument(
+        "--allow-plaintext-auth", action="store_true", help="AUTH without TLS (tests only)"
+    )
+    worker.add_argument("--verbose", "-v", action="store_true", help="log reconcile passes")
+
+
+def add_distributed_options(relay: argparse.ArgumentParser) -> None:
+    """``relay --distributed`` and its options."""
+    group = relay.add_argument_group("distributed relay (hubspot-tx worker sends)")
+    group.add_argument(
+        "--distributed", action="store_true", help="submit to Redis for `hubspot-tx worker`"
+    )
+    group.add_argument("--redis-url", default=None, help=REDIS_HELP)
+    group.add_argument("--namespace", default="default", help="the workers' namespace")
+    group.add_argument("--no-wait", action="store_true", help="submit only; do not follow")
+    group.add_argument(
+        "--timeout", type=float, default=None, help="seconds to wait for the results"
+    )
+
+
+# -- worker -------------------------------------------------------------------------------------
+_CHILD_OPTIONS = (
+    "redis_url",
+    "namespace",
+    "connections",
+    "batches",
+    "rate",
+    "burst",
+    "lease",
+    "reconcile_every",
+    "requeue_after",
+    "host",
+    "port",
+    "tls",
+    "region",
+    "smtp_user",
+    "ca_file",
+)
+
+
+def _child_argv(args: argparse.Namespace) -> list[str]:
+    argv = [sys.executable, "-m", "hubspot_tx.cli", "worker", "--processes", "1"]
+    for name in _CHILD_OPTIONS:
+        value = getattr(args, name)
+        if value is not None:
+            argv += [f"--{name.replace('_', '-')}", str(value)]
+    if args.allow_plaintext_auth:
+        argv.append("--allow-plaintext-auth")
+    if args.verbose:
+        argv.append("--verbose")
+    return argv  # never the password: it goes in the environment
+
+
+async def _supervise(args: argparse.Namespace) -> int:
+    """Start ``--processes`` workers; forward SIGTERM / SIGINT; wait for all of them."""
+    import asyncio
+    import signal
+
+    env = dict(os.environ)
+    if args.smtp_password:
+        env["HUBSPOT_SMTP_PASSWORD"] = args.smtp_password
+    env[PARENT_VARIABLE] = str(os.getpid())  # a worker whose supervisor is gone stops
+    argv = _child_argv(args)
+    children = [await asyncio.create_subprocess_exec(*argv, env=env) for _ in range(args.processes)]
+    print(
+        f"hubspot-tx worker: {len(children)} processes: {' '.join(str(c.pid) for c in children)}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+    def forward() -> None:
+        for child in children:
+            if child.returncode is None:
+                child.send_signal(signal.SIGTERM)
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, forward)
+    try:
+        codes = await asyncio.gather(*(child.wait() for child in children))
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        forward()
+    for child, code in zip(children, codes, strict=True):
+        if code != 0:
+            print(f"hubspot-tx worker: process {child.pid} exited {code}", file=sys.stderr)
+    bad = [c if c > 0 else 128 - c for c in codes if c != 0]  # killed by N: 128 + N
+    return bad[0] if bad else 0
+
+
+async def _orphaned(parent: int) -> None:
+    """Return when the supervisor ``parent`` is gone (this process was re-parented)."""
+    import asyncio
+
+    while os.getppid() == parent:  # noqa: ASYNC110 - re-parenting sends no event to wait for
+        await asyncio.sleep(1.0)
+
+
+async def run_worker(args: argparse.Namespace) -> int:
+    """``hubspot-tx worker``."""
+    import asyncio
+    import logging
+    import signal
+
+    if args.processes < 1:
+        raise ValueError("--processes must be at least 1")
+    if args.processes > 1:
+        return await _supervise(args)
+    from ..distributed import Worker, WorkerSettings
+    from ..smtp import SmtpCredentials
+    from ._main import EXIT_AUTH, EXIT_UNREACHABLE, ssl_context
+
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s worker %(process)d %(levelname)s %(message)s",
+    )
+    user = args.smtp_user or os.environ.get("HUBSPOT_SMTP_USER")
+    password = args.smtp_password or os.environ.get("HUBSPOT_SMTP_PASSWORD")
+    if bool(user) != bool(password):
+        raise ValueError("give both HUBSPOT_SMTP_USER and HUBSPOT_SMTP_PASSWORD, or neither")
+    port = args.port or (
+        int(os.environ["HUBSPOT_SMTP_PORT"]) if os.environ.get("HUBSPOT_SMTP_PORT") else None
+    )
+    context = ssl_context(args.ca_file)
+    settings = WorkerSettings(
+        redis_url=_redis_url(args),
+        namespace=args.namespace,
+        host=args.host or os.environ.get("HUBSPOT_SMTP_HOST"),
+        port=port,
+        tls=args.tls,
+        region=args.region,
+        credentials=SmtpCredentials(user, password) if user and password else None,
+        ssl_context=None if context is True else context,  # type: ignore[arg-type]
+        allow_plaintext_auth=args.allow_plaintext_auth,
+        connections=args.connections,
+        batches=args.batches,
+        rate=args.rate,
+        burst=args.burst,
+        lease=args.lease,
+        reconcile_every=args.reconcile_every or None,
+        requeue_after=args.requeue_after,
+    )
+    worker = Worker(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    parent = os.environ.get(PARENT_VARIABLE)
+    if not parent:
+        print(f"hubspot-tx worker: 1 process: {os.getpid()}", file=sys.stderr, flush=True)
+    watchdog = None
+    if parent and parent.isdigit():
+        watchdog = asyncio.create_task(_orphaned(int(parent)))
+        watchdog.add_done_callback(lambda _: stop.set())
+    try:
+        await worker.run(stop)
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    if worker.unreachable:
+        print("hubspot-tx: error: Redis unreachable for longer than the lease", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if worker.fatal is not None:
+        print(f"hubspot-tx: error: {worker.fatal}", file=sys.stderr)
+        return EXIT_AUTH
+    return 0
+
+
+# -- relay --distributed ------------------------------------------------------------------------
+def _record(result: DistributedResult) -> dict[str, object]:
+    outcome = result.outcome
+    return {
+        "id": result.key,
+        "messageId": outcome.message_id,
+        "status": outcome.status.value,
+        "category": outcome.category.value if outcome.category else None,
+        "code": outcome.code,
+        "reply": outcome.reply,
+        "accepted": list(outcome.accepted),
+        "refused": [[r.recipient, r.code, r.message] for r in outcome.refused],
+        "attempts": outcome.attempts,
+        "resultId": result.id,
+    }
+
+
+async def run_distributed_relay(args: argparse.Namespace) -> int:
+    """``hubspot-tx relay --distributed``: submit the sources, then follow their results."""
+    from ..distributed import DistributedRelay
+    from ._output import Progress, table
+    from ._sources import describe, read_messages
+
+    for source in args.sources:
+        describe(source)  # fail early on a missing source
+
+    def items() -> Any:
+        for source in args.sources:
+            for source_id, raw in read_messages(source):
+                yield raw if _has_message_id(raw) else (source_id, raw)
+
+    started = time.monotonic()
+    counts: Counter[str] = Counter()
+    async with DistributedRelay(_redis_url(args), namespace=args.namespace) as relay:
+        submission = await relay.submit(items())
+        print(
+            f"submitted {len(submission.keys)} message(s): {submission.new} new, "
+            f"{len(submission.existing)} already known (not sent again)",
+            file=sys.stderr,
+        )
+        if args.no_wait:
+            return 0
+        progress = Progress("relay --distributed", enabled=not args.quiet)
+        path = Path(args.results)
+        try:
+            with _append(path) as out:
+                async for result in relay.results(keys=submission.keys, timeout=args.timeout):
+                    out.write(json.dumps(_record(result)) + "\n")
+                    outcome = result.outcome
+                    counts[outcome.category.value if outcome.category else "sent"] += 1
+                    done = sum(counts.values())
+                    progress.update(done, done - counts["sent"])
+        finally:
+            progress.close()
+    elapsed = time.monotonic() - started
+    total = sum(counts.values())
+    if args.json:
+        print(json.dumps({"messages": total, "outcomes": dict(counts), "seconds": elapsed}))
+    else:
+        rows = [{"outcome": k, "messages": v} for k, v in sorted(counts.items())]
+        table(rows or [{"outcome": "(none)", "messages": 0}], ["outcome", "messages"], sys.stdout)
+        print(f"{total} result(s) in {elapsed:.2f} s; results in {path}")
+    return 0 if counts["sent"] == total else 1
+
+
+def _append(path: Path) -> TextIO:
+    return path.open("a", encoding="utf-8")
+
+
+def _has_message_id(raw: bytes) -> bool:
+    head = raw.split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0].lower()
+    return head.startswith(b"message-id:") or b"\nmessage-id:" in head

@@ -1,0 +1,101 @@
+"""The doorbell: a taskiq broker on a Redis stream, and the two tasks it carries.
+
+A task carries message *keys* only (never a body, never a credential); the bodies wait in the
+ledger. taskiq delivers at least once (a killed worker's task comes back after an idle
+timeout, or never if nobody reads the stream again): the ledger's compare-and-set claims make a
+second delivery harmless, and :func:`~hubspot_tx.distributed.reconcile` makes a lost one
+harmless too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from taskiq import AsyncTaskiqDecoratedTask
+from taskiq_redis import RedisStreamBroker
+
+__all__ = ["GROUP", "RECONCILE_TASK", "SEND_TASK", "Tasks", "make_broker"]
+
+SEND_TASK = "hubspot_tx.distributed.send_batch"
+RECONCILE_TASK = "hubspot_tx.distributed.reconcile"
+GROUP = "hstx-workers"
+"""The consumer group of the task stream (its consumers are named after their worker)."""
+
+
+class Handler(Protocol):
+    """What a worker process does with the tasks it receives."""
+
+    async def send_batch(self, keys: list[str]) -> int: ...
+
+    async def reconcile(self) -> dict[str, int]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Tasks:
+    """A broker and its registered tasks."""
+
+    broker: RedisStreamBroker
+    send_batch: AsyncTaskiqDecoratedTask[[list[str]], Coroutine[Any, Any, int]]
+    reconcile: AsyncTaskiqDecoratedTask[[], Coroutine[Any, Any, dict[str, int]]]
+
+    async def kick(self, keys: Sequence[str], batch_size: int) -> int:
+        """Enqueue ``keys`` as tasks of ``batch_size`` keys; how many tasks."""
+        tasks = 0
+        for start in range(0, len(keys), batch_size):
+            await self.send_batch.kiq(list(keys[start : start + batch_size]))
+            tasks += 1
+        return tasks
+
+
+def make_broker(
+    redis_url: str,
+    stream: str,
+    *,
+    handler: Handler | None = None,
+    consumer_name: str | None = None,
+    idle_timeout: float = 600.0,
+    xread_block: float = 1.0,
+    **connection_kwargs: Any,
+) -> Tasks:
+    """A :class:`RedisStreamBroker` on ``stream`` with the relay's tasks registered.
+
+    Args:
+        redis_url: where Redis is.
+        stream: the task stream's key.
+        handler: the worker that runs the tasks (``None`` in a producer: it only kicks).
+        consumer_name: this worker's consumer name in the group (its ledger owner id).
+        idle_timeout: seconds after which taskiq-redis hands a task left unacknowledged by
+            another consumer to this one (a task running longer is run twice: harmless).
+        xread_block: seconds one read of the stream blocks.
+    """
+    broker = RedisStreamBroker(
+        redis_url,
+        queue_name=stream,
+        consumer_group_name=GROUP,
+        consumer_name=consumer_name,
+        consumer_id="0",  # a group created after the first tasks were kicked still sees them
+        xread_block=int(xread_block * 1000),
+        xread_count=1,  # take one batch at a time, so that idle workers get the others
+        idle_timeout=int(idle_timeout * 1000),
+        # A worker killed while holding taskiq-redis's reclaim lock must not block the others.
+        unacknowledged_lock_timeout=10.0,
+        **connection_kwargs,
+    )
+
+    async def send_batch(keys: list[str]) -> int:
+        if handler is None:
+            raise RuntimeError("this process only submits; run `hubspot-tx worker` to send")
+        return await handler.send_batch(keys)
+
+    async def reconcile() -> dict[str, int]:
+        if handler is None:
+            raise RuntimeError("this process only submits; run `hubspot-tx worker` to send")
+        return await handler.reconcile()
+
+    return Tasks(
+        broker,
+        broker.register_task(send_batch, task_name=SEND_TASK),
+        broker.register_task(reconcile, task_name=RECONCILE_TASK),
+    )

@@ -1,0 +1,95 @@
+"""Reading the results stream: one entry per key, written once, when the key became final."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Collection
+from typing import Any
+
+import msgspec
+
+from ..smtp import Outcome
+from ._ledger import Ledger, _str
+
+__all__ = ["DistributedResult", "read_results"]
+
+_OUTCOME = msgspec.json.Decoder(Outcome)
+
+
+class DistributedResult(msgspec.Struct, frozen=True, kw_only=True):
+    """The final result of one key.
+
+    Attributes:
+        key: the message key.
+        outcome: its one outcome (``delivery_unknown`` if its worker was lost in DATA).
+        id: its results-stream id (resume reading after it with ``since=id``).
+    """
+
+    key: str
+    outcome: Outcome
+    id: str
+
+
+async def read_results(
+    ledger: Ledger,
+    *,
+    keys: Collection[str] | None = None,
+    since: str = "0",
+    block: float = 1.0,
+    timeout: float | None = None,
+    count: int = 500,
+) -> AsyncIterator[DistributedResult]:
+    """Yield results from the stream, oldest first, from after ``since``.
+
+    With ``keys``, only theirs, and it stops once each has its result (a key whose stream
+    entry was trimmed is read from the ledger). Without, it follows the stream until
+    ``timeout``.
+
+    Raises:
+        TimeoutError: ``timeout`` seconds passed before every key of ``keys`` was final.
+    """
+    redis: Any = ledger.redis
+    remaining = set(keys) if keys is not None else None
+    deadline = None if timeout is None else time.monotonic() + timeout
+    caught_up = False
+    while remaining is None or remaining:
+        wait = block
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if remaining is None:
+                    return
+                raise TimeoutError(f"{len(remaining)} key(s) not final after {timeout} s")
+            wait = min(block, left)
+        reply = await redis.xread(
+            {ledger.results_key: since}, count=count, block=max(1, int(wait * 1000))
+        )
+        entries = reply[0][1] if reply else []
+        for entry_id, fields in entries:
+            since = _str(entry_id)
+            key = _str(fields[b"k"])
+            if remaining is not None:
+                if key not in remaining:
+                    continue
+                remaining.discard(key)
+            yield DistributedResult(key=key, outcome=_OUTCOME.decode(fields[b"r"]), id=since)
+        if not entries and remaining and not caught_up:
+            caught_up = True  # once: later results all go through the stream
+            async for result in _from_ledger(ledger, remaining):
+                yield result
+
+
+async def _from_ledger(ledger: Ledger, remaining: set[str]) -> AsyncIterator[DistributedResult]:
+    """Final keys among ``remaining`` whose stream entry is gone (trimmed by retention)."""
+    keys = list(remaining)
+    for start in range(0, len(keys), 1000):
+        chunk = keys[start : start + 1000]
+        pipe = ledger.redis.pipeline(transaction=False)
+        for key in chunk:
+            pipe.hmget(ledger.prefix + key, ["s", "r", "x"])
+        for key, (state, result, result_id) in zip(chunk, await pipe.execute(), strict=True):
+            if result is not None and _str(state) in ("sent", "failed"):
+                remaining.discard(key)
+                yield DistributedResult(
+                    key=key, outcome=_OUTCOME.decode(result), id=_str(result_id or b"0")
+                )

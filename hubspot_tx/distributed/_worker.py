@@ -1,0 +1,362 @@
+"""A worker process: takes batches of keys from the task stream and sends them, exactly once.
+
+For each key of a batch: claim it (compare-and-set), open the SMTP transaction, and after the
+server's 354, before any byte of the message, wait for the shared rate limit and mark it
+``sending``; then record its one outcome. One :class:`SmtpPool` per process serves every task.
+The SMTP password comes from the process's own configuration, never from Redis or a task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import ssl
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from taskiq.api import run_receiver_task
+
+from .._exceptions import SmtpError, SmtpTLSError
+from ..smtp import (
+    FailureCategory,
+    Outcome,
+    OutcomeStatus,
+    SmtpCredentials,
+    SmtpPool,
+    SmtpRetry,
+    TlsMode,
+)
+from ._broker import Tasks, make_broker
+from ._ledger import DEFAULT_MAX_CLAIMS, DEFAULT_RETENTION, Ledger
+from ._limiter import RateLimiter
+from ._reconcile import WORKER_PREFIX, ReconcileReport, reconcile
+
+__all__ = ["Worker", "WorkerSettings"]
+
+logger = logging.getLogger("hubspot_tx.distributed")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerSettings:
+    """How a worker process connects and paces itself.
+
+    Attributes:
+        redis_url: the Redis holding the ledger and the task stream.
+        namespace: the relay's namespace (the producer's).
+        host, port, tls, region, ssl_context, allow_plaintext_auth: the SMTP server, as for
+            :class:`~hubspot_tx.SmtpPool`.
+        credentials: the SMTP login (masked in every ``repr``).
+        connections: SMTP sessions of this process (and messages in flight).
+        batches: tasks this process runs at once.
+        rate: messages per second shared by every worker of the namespace (``None``: none).
+        burst: messages that may go at once under ``rate``.
+        lease: seconds a claim lasts without renewal (renewed every ``lease / 3``).
+        reconcile_every: seconds between this process's reconcile passes (``None``: never).
+        requeue_after: seconds after which a ``queued`` key gets a new task in any case.
+        retention: seconds a final key and its result are kept.
+        max_claims: claims after which a key whose claimants all died fails.
+        batch_size: keys per task the worker enqueues itself (requeues, reconcile).
+        task_idle_timeout: taskiq-redis's reclaim of unacknowledged tasks.
+        retry: SMTP retries (only when the server certainly did not accept the message).
+        shutdown_timeout: seconds to let messages in flight finish on SIGTERM.
+    """
+
+    redis_url: str
+    namespace: str = "default"
+    host: str | None = None
+    port: int | None = None
+    tls: TlsMode = "starttls"
+    region: Literal["na", "eu"] = "na"
+    credentials: SmtpCredentials | None = None
+    ssl_context: ssl.SSLContext | None = None
+    allow_plaintext_auth: bool = False
+    connections: int = 10
+    batches: int = 2
+    rate: float | None = None
+    burst: int = 10
+    lease: float = 30.0
+    reconcile_every: float | None = 10.0
+    requeue_after: float = 600.0
+    retention: float = DEFAULT_RETENTION
+    max_claims: int = DEFAULT_MAX_CLAIMS
+    batch_size: int = 100
+    task_idle_timeout: float = 600.0
+    retry: SmtpRetry = field(default_factory=SmtpRetry)
+    shutdown_timeout: float = 30.0
+
+
+class _LeaseLost(Exception):
+    """The key is no longer this worker's: never write the message."""
+
+
+class Worker:
+    """One worker process's runtime: the pool, the ledger client, the limiter, the receiver.
+
+    Example:
+        >>> worker = Worker(WorkerSettings(redis_url=url, credentials=creds, rate=50))
+        >>> await worker.run(stop_event)  # until stop_event is set
+
+    Args:
+        settings: see :class:`WorkerSettings`.
+    """
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        if settings.connections < 1 or settings.batches < 1:
+            raise ValueError("connections and batches must be at least 1")
+        if settings.lease <= 0:
+            raise ValueError("lease must be positive")
+        self.settings = settings
+        self.owner = f"{WORKER_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+        self._identity = f"{os.getpid()}@{socket.gethostname()}"
+        self._held: set[str] = set()
+        self._stopping = False
+        self._batches = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._slots = asyncio.Semaphore(settings.connections)
+        self._redis: Redis | None = None
+        self._ledger: Ledger | None = None
+        self._tasks: Tasks | None = None
+        self._pool: SmtpPool | None = None
+        self._limiter: RateLimiter | None = None
+        self.fatal: SmtpError | None = None
+        self.unreachable = False  #: stopped: Redis unreachable for longer than the lease
+        self._fatal_event = asyncio.Event()
+        self.sent = 0
+
+    # -- tasks --------------------------------------------------------------------------------
+    async def send_batch(self, keys: list[str]) -> int:
+        """Send the ``queued`` keys among ``keys``; how many this call finished."""
+        ledger, tasks = self._ready()
+        if self._stopping:
+            await tasks.kick(keys, self.settings.batch_size)  # for another worker
+            return 0
+        self._batches += 1
+        self._idle.clear()
+        bodies: dict[str, bytes] = {}
+        try:
+            bodies = await ledger.claim(self.owner, keys, self.settings.lease)
+            self._held.update(bodies)
+            done = await asyncio.gather(
+                *(self._send_one(k, b) for k, b in bodies.items()), return_exceptions=True
+            )
+            for item in done:
+                if isinstance(item, BaseException):
+                    # Its key stays held: released below if it never began, else its lease
+                    # runs out and reconcile settles it (never a second send).
+                    logger.error("a message of the batch failed: %r", item)
+            return sum(item for item in done if item is True)
+        finally:
+            left = [k for k in bodies if k in self._held]  # never started (stopping, error)
+            if left:
+                with contextlib.suppress(Exception):
+                    released = await ledger.release(self.owner, left)
+                    self._held.difference_update(released)
+                    if released:
+                        await tasks.kick(released, self.settings.batch_size)
+            self._batches -= 1
+            if self._batches == 0:
+                self._idle.set()
+
+    async def _send_one(self, key: str, body: bytes) -> bool:
+        ledger, _ = self._ready()
+        assert self._pool is not None
+        lease = self.settings.lease
+        async with self._slots:
+            if self._stopping:
+                return False  # released by the batch
+            begun = False
+            limiter = self._limiter
+
+            async def before_data() -> None:
+                nonlocal begun
+                # Paced here, after the 354: the rate is the rate messages reach the server,
+                # not blurred by connection set-up (TLS, AUTH) or MAIL/RCPT round trips.
+                if limiter is not None:
+                    await limiter.acquire()
+                if not await ledger.begin(self.owner, key, lease):
+                    raise _LeaseLost(key)
+                begun = True
+
+            try:
+                outcome = await self._pool.send(body, key=key, before_data=before_data)
+            except _LeaseLost:
+                self._held.discard(key)  # reconciled meanwhile: someone else's now
+                logger.warning("lost the lease of %s before its data: not sent by this worker", key)
+                return False
+            except SmtpError as exc:
+                if not exc.fatal:
+                    raise
+                self._fatal(exc)
+                category = (
+                    FailureCategory.TLS if isinstance(exc, SmtpTLSError) else FailureCategory.AUTH
+                )
+                if not begun:
+                    return False  # released by the batch, for a worker that can log in
+                outcome = Outcome(
+                    key=key, status=OutcomeStatus.FAILED, category=category, reply=str(exc)
+                )
+            if outcome.category is FailureCategory.CANCELLED and not begun:
+                return False  # the pool closed first: released by the batch
+            await self._finish(key, outcome)
+            return True
+
+    async def _finish(self, key: str, outcome: Outcome) -> None:
+        ledger, _ = self._ready()
+        for attempt in range(5):
+            try:
+                recorded = await ledger.finish(self.owner, key, outcome)
+                break
+            except (RedisConnectionError, RedisTimeoutError):
+                if attempt == 4:
+                    # Left to the lease: a ``sending`` key ends delivery_unknown, never resent.
+                    logger.exception("cannot record the outcome of %s", key)
+                    self._held.discard(key)
+                    return
+                await asyncio.sleep(0.2 * 2**attempt)
+        self._held.discard(key)
+        if recorded is None:
+            logger.warning("%s was reconciled before its outcome (%s) was recorded", key, outcome)
+        else:
+            self.sent += outcome.ok
+
+    def _fatal(self, exc: SmtpError) -> None:
+        if self.fatal is None:
+            self.fatal = exc
+            logger.error("fatal SMTP error, stopping this worker: %s", exc)
+            self._stopping = True
+            self._fatal_event.set()
+
+    async def reconcile(self) -> dict[str, int]:
+        """One reconcile pass (see :func:`~hubspot_tx.distributed.reconcile`)."""
+        return (await self._reconcile()).as_dict()
+
+    async def _reconcile(self) -> ReconcileReport:
+        ledger, tasks = self._ready()
+        s = self.settings
+        return await reconcile(
+            ledger,
+            tasks,
+            batch_size=s.batch_size,
+            dead_after=s.lease,
+            requeue_after=s.requeue_after,
+            max_claims=s.max_claims,
+        )
+
+    def _ready(self) -> tuple[Ledger, Tasks]:
+        if self._ledger is None or self._tasks is None:
+            raise RuntimeError("the worker is not running")
+        return self._ledger, self._tasks
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def _heartbeat(self) -> None:
+        ledger, _ = self._ready()
+        loop = asyncio.get_running_loop()
+        last_ok = loop.time()
+        while True:
+            try:
+                await ledger.renew(
+                    self.owner, list(self._held), self.settings.lease, heartbeat=self._identity
+                )
+                last_ok = loop.time()
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                logger.warning("heartbeat failed: %s", exc)
+                if loop.time() - last_ok > self.settings.lease:
+                    # Our leases are gone: whatever we hold is being reconciled elsewhere.
+                    logger.error("Redis unreachable for longer than the lease: stopping")
+                    self.unreachable = True
+                    self._stopping = True
+                    self._fatal_event.set()
+                    return
+            await asyncio.sleep(self.settings.lease / 3)
+
+    async def _reconcile_loop(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every * (0.75 + secrets.randbelow(500) / 1000))
+            try:
+                report = await self._reconcile()
+            except Exception:
+                logger.exception("reconcile failed")
+                continue
+            if any(report.as_dict().values()):
+                logger.info("reconciled: %s", report)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set (or a fatal SMTP error), then shut down cleanly.
+
+        On stop: no new message is started; messages in flight finish (up to
+        ``shutdown_timeout``), claimed ones not started go back to the queue.
+        """
+        s = self.settings
+        redis: Any = Redis.from_url(s.redis_url)
+        self._redis = redis
+        self._ledger = Ledger(redis, s.namespace, retention=s.retention)
+        self._tasks = make_broker(
+            s.redis_url,
+            self._ledger.tasks_key,
+            handler=self,
+            consumer_name=self.owner,
+            idle_timeout=s.task_idle_timeout,
+        )
+        if s.rate is not None:
+            self._limiter = RateLimiter(redis, self._ledger.limiter_key, rate=s.rate, burst=s.burst)
+        self._pool = SmtpPool(
+            s.host,
+            s.port,
+            credentials=s.credentials,
+            tls=s.tls,
+            region=s.region,
+            ssl_context=s.ssl_context,
+            allow_plaintext_auth=s.allow_plaintext_auth,
+            max_connections=s.connections,
+            retry=s.retry,
+        )
+        broker = self._tasks.broker
+        background: list[asyncio.Task[None]] = []
+        try:
+            await self._ledger.renew(self.owner, [], s.lease, heartbeat=self._identity)
+            await broker.startup()
+            background.append(asyncio.create_task(self._heartbeat()))
+            if s.reconcile_every:
+                background.append(asyncio.create_task(self._reconcile_loop(s.reconcile_every)))
+            receiver = asyncio.create_task(
+                run_receiver_task(broker, max_async_tasks=s.batches, max_prefetch=0)
+            )
+            background.append(receiver)
+            waiters = [
+                asyncio.create_task(stop.wait()),
+                asyncio.create_task(self._fatal_event.wait()),
+            ]
+            await asyncio.wait([*waiters, receiver], return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+            self._stopping = True
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(s.shutdown_timeout):
+                    await self._idle.wait()
+        finally:
+            self._stopping = True
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await self._pool.aclose(timeout=s.shutdown_timeout)
+            with contextlib.suppress(Exception):
+                held = list(self._held)
+                released = await self._ledger.release(self.owner, held)
+                if released:
+                    await self._tasks.kick(released, s.batch_size)
+                await redis.delete(self._ledger.worker_prefix + self.owner)
+            with contextlib.suppress(Exception):
+                await broker.shutdown()
+            await redis.aclose()
+
+    def __repr__(self) -> str:
+        return f"<Worker {self.owner} held={len(self._held)} stopping={self._stopping}>"

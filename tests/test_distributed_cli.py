@@ -1,0 +1,67 @@
+"""``hubspot-tx relay --distributed`` with ``hubspot-tx worker``: a folder of .eml, twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from hubspot_tx.distributed import RedisServer
+from hubspot_tx.sandbox import Sandbox
+
+from .conftest import make_message
+from .distributed_support import redis_srv
+from .test_distributed_kill import workers
+
+__all__ = ["redis_srv"]
+
+
+async def relay_cli(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "hubspot_tx.cli",
+        "relay",
+        "--distributed",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if not k.startswith("HUBSPOT_SMTP")},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_relay_distributed_sends_a_folder_once(
+    redis_srv: RedisServer, tmp_path: Path
+) -> None:
+    folder = tmp_path / "outbox"
+    folder.mkdir()
+    for i in range(40):
+        (folder / f"{i}.eml").write_bytes(make_message(i))
+    results = tmp_path / "out.jsonl"
+    async with Sandbox(rate_limit=None) as sb:
+        async with sb.client() as hs:
+            token = await hs.smtp_tokens.create(campaign_name="cli")
+        async with workers(sb, token, redis_srv.url, tmp_path / "w.log", "--namespace", "cli"):
+            common = ["--redis-url", redis_srv.url, "--namespace", "cli", "--quiet"]
+            code, out, err = await relay_cli(
+                str(folder), "--results", str(results), "--timeout", "30", *common
+            )
+            assert code == 0, err
+            assert "40 new" in err
+            assert "40 result(s)" in out
+            # The same folder again: nothing is sent twice; the results are still there.
+            code, out, err = await relay_cli(
+                str(folder), "--results", str(results), "--timeout", "30", *common
+            )
+            assert code == 0, err
+            assert "0 new, 40 already known" in err
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    assert len(lines) == 80
+    assert {line["status"] for line in lines} == {"sent"}
+    assert len(sb.outbox()) == 40
+    assert all(m.arrival == 1 for m in sb.outbox())

@@ -1,0 +1,187 @@
+"""The ledger's Lua scripts against a real redis-server: claims, leases, final-once, retention."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+import pytest
+from redis.asyncio import Redis
+
+from hubspot_tx import Outcome, OutcomeStatus, SmtpTokenWithPassword
+from hubspot_tx.distributed import KeyState, Ledger, RateLimiter, RedisServer
+from hubspot_tx.sandbox import Sandbox
+from hubspot_tx.smtp import FailureCategory
+
+from .conftest import make_message
+from .distributed_support import redis_srv
+
+__all__ = ["redis_srv"]
+
+SENT = Outcome(key="k1", status=OutcomeStatus.SENT, code=250, reply="OK", accepted=("a@x.org",))
+
+
+@pytest.fixture
+async def ledger(redis_srv: RedisServer) -> AsyncIterator[Ledger]:
+    redis = Redis.from_url(redis_srv.url)
+    try:
+        yield Ledger(redis, "t", retention=60)
+    finally:
+        await redis.aclose()
+
+
+async def test_submit_stores_once_and_resubmit_returns_the_state(ledger: Ledger) -> None:
+    assert await ledger.submit([("k1", b"one"), ("k2", b"two")]) == [None, None]
+    assert await ledger.submit([("k1", b"other body"), ("k3", b"three")]) == [
+        KeyState.QUEUED,
+        None,
+    ]
+    claimed = await ledger.claim("w1", ["k1"], lease=10)
+    assert claimed == {"k1": b"one"}  # the first body, not the resubmitted one
+    assert await ledger.submit([("k1", b"again")]) == [KeyState.CLAIMED]
+    info = await ledger.info("k1")
+    assert info is not None
+    assert info.ttl_ms is None
+
+
+async def test_claim_is_a_compare_and_set(ledger: Ledger) -> None:
+    await ledger.submit([("k1", b"one"), ("k2", b"two")])
+    first, second = await asyncio.gather(
+        ledger.claim("w1", ["k1", "k2"], lease=10), ledger.claim("w2", ["k1", "k2"], lease=10)
+    )
+    assert sorted([*first, *second]) == ["k1", "k2"]  # each key to exactly one worker
+    assert not set(first) & set(second)
+    assert await ledger.claim("w3", ["k1", "k2", "unknown"], lease=10) == {}
+    info = await ledger.info("k1")
+    assert info is not None
+    assert info.state is KeyState.CLAIMED
+    assert info.claims == 1
+    assert info.owner == ("w1" if "k1" in first else "w2")
+
+
+async def test_begin_only_for_the_owner(ledger: Ledger) -> None:
+    await ledger.submit([("k1", b"one")])
+    await ledger.claim("w1", ["k1"], lease=10)
+    assert not await ledger.begin("w2", "k1", lease=10)
+    assert await ledger.begin("w1", "k1", lease=10)
+    assert await ledger.begin("w1", "k1", lease=10)  # a retry of the same transaction
+    info = await ledger.info("k1")
+    assert info is not None
+    assert info.state is KeyState.SENDING
+
+
+async def test_finish_once_deletes_the_body_and_sets_the_ttl(ledger: Ledger) -> None:
+    await ledger.submit([("k1", b"one")])
+    await ledger.claim("w1", ["k1"], lease=10)
+    assert await ledger.finish("w2", "k1", SENT) is None  # not the owner
+    await ledger.begin("w1", "k1", lease=10)
+    result_id = await ledger.finish("w1", "k1", SENT)
+    assert result_id is not None
+    failed = Outcome(key="k1", status=OutcomeStatus.FAILED, category=FailureCategory.REJECTED)
+    assert await ledger.finish("w1", "k1", failed) is None  # never overwritten
+    info = await ledger.info("k1")
+    assert info is not None
+    assert info.state is KeyState.SENT
+    assert info.outcome == SENT
+    assert info.result_id == result_id
+    assert not info.has_body
+    assert info.owner is None
+    assert info.ttl_ms is not None
+    assert 55_000 < info.ttl_ms <= 60_000
+    entries: Any = await ledger.redis.xrange(ledger.results_key)
+    assert [(e[0].decode(), e[1][b"k"]) for e in entries] == [(result_id, b"k1")]
+    assert msgspec.json.decode(entries[0][1][b"r"], type=Outcome) == SENT
+    assert await ledger.submit([("k1", b"one")]) == [KeyState.SENT]  # a no-op now
+    assert await ledger.claim("w1", ["k1"], lease=10) == {}
+    assert await ledger.redis.xlen(ledger.results_key) == 1
+
+
+async def test_expired_claim_is_queued_again_expired_sending_is_unknown(ledger: Ledger) -> None:
+    await ledger.submit([("claimed", b"a"), ("sending", b"b"), ("live", b"c")])
+    await ledger.claim("dead", ["claimed", "sending"], lease=0.1)
+    await ledger.claim("alive", ["live"], lease=0.1)
+    await ledger.begin("dead", "sending", lease=0.1)
+    await asyncio.sleep(0.05)
+    assert await ledger.renew("alive", ["live", "claimed"], lease=10) == 1  # only its own
+    await asyncio.sleep(0.1)
+    report = await ledger.expire()
+    assert report.retry == ["claimed"]
+    assert report.unknown == ["sending"]
+    assert not report.abandoned
+    states = await ledger.states(["claimed", "sending", "live"])
+    assert states == [KeyState.QUEUED, KeyState.FAILED, KeyState.CLAIMED]
+    unknown = await ledger.info("sending")
+    assert unknown is not None
+    assert unknown.outcome is not None
+    assert unknown.outcome.category is FailureCategory.DELIVERY_UNKNOWN
+    assert not unknown.has_body
+    assert unknown.ttl_ms is not None
+    # The dead worker comes back: it may neither send nor record anything.
+    assert not await ledger.begin("dead", "claimed", lease=10)
+    assert await ledger.finish("dead", "sending", SENT) is None
+    assert await ledger.redis.xlen(ledger.results_key) == 1
+    assert await ledger.claim("next", ["claimed"], lease=10) == {"claimed": b"a"}
+
+
+async def test_release_only_unstarted_keys_and_abandon_after_max_claims(ledger: Ledger) -> None:
+    await ledger.submit([("a", b"a"), ("b", b"b")])
+    await ledger.claim("w1", ["a", "b"], lease=10)
+    await ledger.begin("w1", "b", lease=10)
+    assert await ledger.release("w1", ["a", "b"]) == ["a"]  # "b" may have reached the server
+    for _ in range(2):
+        await ledger.claim("w2", ["a"], lease=0.05)
+        await asyncio.sleep(0.08)
+        report = await ledger.expire(max_claims=2)
+    assert report.abandoned == ["a"]
+    info = await ledger.info("a")
+    assert info is not None
+    assert info.outcome is not None
+    assert info.outcome.category is FailureCategory.CANCELLED
+
+
+async def test_stale_queued(ledger: Ledger) -> None:
+    await ledger.submit([("a", b"a")])
+    assert await ledger.stale_queued(10) == []
+    await asyncio.sleep(0.05)
+    assert await ledger.stale_queued(0.01) == ["a"]
+    assert await ledger.stale_queued(0.01) == []  # its time was reset
+
+
+async def test_limiter_paces_and_allows_the_burst(redis_srv: RedisServer) -> None:
+    redis = Redis.from_url(redis_srv.url)
+    try:
+        limiter = RateLimiter(redis, "t:limit", rate=100, burst=5)
+        waits = [await limiter.reserve() for _ in range(15)]
+    finally:
+        await redis.aclose()
+    assert waits[:5] == [0.0] * 5
+    # Then one slot per 10 ms (less the few ms the calls themselves took).
+    for i, wait in enumerate(waits[5:], start=1):
+        assert i * 0.01 - 0.01 <= wait <= i * 0.01 + 0.001
+
+
+async def test_before_data_hook_runs_after_354_and_aborts_when_it_raises(
+    sandbox: Sandbox, token: SmtpTokenWithPassword
+) -> None:
+    calls: list[int] = []
+
+    async def ok() -> None:
+        calls.append(len(sandbox.outbox()))
+
+    async def refuse() -> None:
+        raise LookupError("lease lost")
+
+    async with sandbox.smtp_pool(token) as pool:
+        outcome = await pool.send(make_message(1), before_data=ok)
+        assert outcome.ok
+        assert calls == [0]
+        with pytest.raises(LookupError):
+            await pool.send(make_message(2), before_data=refuse)
+        assert (await pool.send(make_message(3))).ok  # the pool carries on
+    assert sandbox.smtp_handler.mail_commands == 3  # the refused one got as far as DATA
+    assert [m.message_id for m in sandbox.outbox()] == [
+        "<m1@hubspot-tx.test>",
+        "<m3@hubspot-tx.test>",
+    ]
