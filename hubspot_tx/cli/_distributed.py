@@ -235,19 +235,9 @@ async def run_worker(args: argparse.Namespace) -> int:
 
 # -- relay --distributed ------------------------------------------------------------------------
 def _record(result: DistributedResult) -> dict[str, object]:
-    outcome = result.outcome
-    return {
-        "id": result.key,
-        "messageId": outcome.message_id,
-        "status": outcome.status.value,
-        "category": outcome.category.value if outcome.category else None,
-        "code": outcome.code,
-        "reply": outcome.reply,
-        "accepted": list(outcome.accepted),
-        "refused": [[r.recipient, r.code, r.message] for r in outcome.refused],
-        "attempts": outcome.attempts,
-        "resultId": result.id,
-    }
+    from ._output import outcome_record
+
+    return {**outcome_record(result.key, result.outcome), "resultId": result.id}
 
 
 async def run_distributed_relay(args: argparse.Namespace) -> int:

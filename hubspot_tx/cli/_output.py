@@ -11,8 +11,9 @@ from typing import Any, TextIO
 import msgspec
 
 from ..models import encode
+from ..smtp.outcome import Outcome
 
-__all__ = ["Progress", "emit", "fail", "table"]
+__all__ = ["Progress", "emit", "fail", "outcome_record", "table"]
 
 
 def _plain(value: Any) -> Any:
@@ -22,6 +23,21 @@ def _plain(value: Any) -> Any:
     return {
         f.encode_name: msgspec.json.decode(encode(getattr(value, f.name)))
         for f in msgspec.structs.fields(value)
+    }
+
+
+def outcome_record(key: str, outcome: Outcome) -> dict[str, object]:
+    """One line of a relay's results file (JSONL): the outcome of the message ``key``."""
+    return {
+        "id": key,
+        "messageId": outcome.message_id,
+        "status": outcome.status.value,
+        "category": outcome.category.value if outcome.category else None,
+        "code": outcome.code,
+        "reply": outcome.reply,
+        "accepted": list(outcome.accepted),
+        "refused": [[r.recipient, r.code, r.message] for r in outcome.refused],
+        "attempts": outcome.attempts,
     }
 
 

@@ -18,7 +18,7 @@ from .._exceptions import SmtpError, SmtpTLSError
 from .._pipeline import Pipeline
 from ..smtp import FailureCategory, Outcome, OutcomeStatus, SmtpCredentials, SmtpPool
 from ._ledger import Ledger
-from ._output import Progress, table
+from ._output import Progress, outcome_record, table
 from ._sources import describe, read_messages
 
 __all__ = ["run_relay"]
@@ -38,19 +38,8 @@ class _Done:
 
 
 def _record(done: _Done) -> dict[str, object]:
-    outcome = done.outcome
-    assert outcome is not None
-    return {
-        "id": done.id,
-        "messageId": outcome.message_id,
-        "status": outcome.status.value,
-        "category": outcome.category.value if outcome.category else None,
-        "code": outcome.code,
-        "reply": outcome.reply,
-        "accepted": list(outcome.accepted),
-        "refused": [[r.recipient, r.code, r.message] for r in outcome.refused],
-        "attempts": outcome.attempts,
-    }
+    assert done.outcome is not None
+    return outcome_record(done.id, done.outcome)
 
 
 def _pool(args: argparse.Namespace) -> SmtpPool:
