@@ -12,7 +12,7 @@ import pytest
 
 from hubspot_tx import FailureCategory, Outcome, SmtpTokenWithPassword
 from hubspot_tx.sandbox import Sandbox
-from hubspot_tx.smtp import Envelope
+from hubspot_tx.smtp import Envelope, SmtpRetry
 
 from .conftest import FAST_SMTP_RETRY, make_message
 
@@ -164,3 +164,83 @@ async def test_cancelled_while_its_reply_is_on_the_way(
         "<m1@hubspot-tx.test>",
         "<m2@hubspot-tx.test>",
     ]
+
+
+# -- found by an independent review of the one-round-trip path; each failed before its fix --
+def one(i: int) -> Envelope:
+    return Envelope(mail_from="s@example.com", rcpt_to=("a@example.org",), data=make_message(i))
+
+
+async def _cancelled(task: asyncio.Task[Outcome]) -> None:
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_cancelled_while_its_spent_session_quits(
+    sb: Sandbox, tok: SmtpTokenWithPassword
+) -> None:
+    sb.faults.smtp_slow("stored", 0.6)  # stored; the reply to its "." comes later
+    reported: list[Outcome] = []
+    async with sb.smtp_pool(
+        tok, max_connections=1, max_messages_per_connection=1, on_outcome=reported.append
+    ) as pool:
+        task = asyncio.create_task(pool.send(one(1)))
+        await asyncio.sleep(0.3)  # its session is being QUIT behind the pending reply
+        await _cancelled(task)
+    assert len(sb.state.messages) == 1
+    assert reported[0].category is FailureCategory.DELIVERY_UNKNOWN  # never "not sent"
+
+
+async def test_cancelling_the_next_message_spares_the_reply_owed_to_the_previous(
+    sb: Sandbox, tok: SmtpTokenWithPassword
+) -> None:
+    reported: list[Outcome] = []
+    async with sb.smtp_pool(tok, max_connections=1, on_outcome=reported.append) as pool:
+        assert (await pool.send(one(0))).ok  # a warm session
+        sb.faults.smtp_slow("stored", 0.6)
+        first = asyncio.create_task(pool.send(one(1)))
+        second = asyncio.create_task(pool.send(one(2)))
+        await asyncio.sleep(0.3)
+        await _cancelled(second)
+        assert (await first).ok  # accepted by the server, and known to be
+    by_id = {o.message_id: o for o in reported}
+    assert by_id["<m2@hubspot-tx.test>"].category is FailureCategory.CANCELLED
+    assert [m.message_id for m in sb.state.messages] == [
+        "<m0@hubspot-tx.test>",
+        "<m1@hubspot-tx.test>",
+    ]
+
+
+async def test_a_slow_reply_ahead_does_not_eat_the_next_messages_timeout(
+    sb: Sandbox, tok: SmtpTokenWithPassword
+) -> None:
+    async with sb.smtp_pool(
+        tok, max_connections=1, command_timeout=1.0, retry=FAST_SMTP_RETRY
+    ) as pool:
+        assert (await pool.send(one(0))).ok
+        sb.faults.smtp_slow("stored", 0.7)  # within the timeout
+        first = asyncio.create_task(pool.send(one(1)))
+        await asyncio.sleep(0.1)
+        sb.faults.smtp_slow("mail", 0.5)  # within the timeout too, counted from its turn
+        second = await pool.send(one(2))
+        assert (await first).ok
+    assert second.ok
+    assert second.attempts == 1
+    assert sb.state.smtp_sessions_total == 1
+
+
+async def test_cancelled_after_a_temporary_refusal_of_its_data_is_not_sent(
+    sb: Sandbox, tok: SmtpTokenWithPassword
+) -> None:
+    sb.faults.smtp_reply("end", 451, "try later")
+    reported: list[Outcome] = []
+    slow_retry = SmtpRetry(max_attempts=3, initial_backoff=2.0, max_backoff=2.0)
+    async with sb.smtp_pool(
+        tok, max_connections=1, retry=slow_retry, on_outcome=reported.append
+    ) as pool:
+        task = asyncio.create_task(pool.send(one(1)))
+        await asyncio.sleep(0.5)  # in the backoff after the 451
+        await _cancelled(task)
+    assert sb.state.messages == []
+    assert reported[0].category is FailureCategory.CANCELLED  # certainly not sent

@@ -341,11 +341,22 @@ class Connection:
             return False
         return code == 250
 
+    @property
+    def closed(self) -> bool:
+        """The session cannot carry anything more (lost, dropped, or being dropped)."""
+        return self._wire.closed
+
     def abort(self) -> None:
         """Drop the session at once (it may be out of sync): no QUIT, no TLS close handshake."""
         self.reusable = False
         self._wire.abort()
         self._smtp.close()
+
+    def retire(self) -> None:
+        """Drop the session once the replies others still await on it have come (the reply
+        to a previous message's final "."): for a user who gives up mid-transaction."""
+        self.reusable = False
+        self._wire.retire(self.abort)
 
     async def close(self, timeout: float) -> None:
         """QUIT politely, then close."""
@@ -354,11 +365,13 @@ class Connection:
             if not self._wire.closed:
                 self._wire.write(b"QUIT\r\n")
                 await self._wire.reply(timeout)
+        except asyncio.CancelledError:
+            self.retire()  # a reply owed to a message ahead of the QUIT may still come
+            raise
         except (WireClosed, TimeoutError, OSError):
             pass
-        finally:
-            self._wire.transport.close()
-            self._smtp.close()
+        self._wire.transport.close()
+        self._smtp.close()
 
 
 def _reason(exc: BaseException) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import deque
+from collections.abc import Callable
 
 __all__ = ["Reply", "Wire", "WireClosed"]
 
@@ -21,6 +22,7 @@ class WireClosed(Exception):
 
 
 Reply = tuple[int, str]
+_Owed = tuple[list[Reply], int, "asyncio.Future[list[Reply]]", float, float]
 
 
 class Wire(asyncio.Protocol):
@@ -40,7 +42,9 @@ class Wire(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._buffer = bytearray()
         self._replies: deque[Reply] = deque()  # arrived before anyone asked
-        self._owed: deque[tuple[list[Reply], int, asyncio.Future[list[Reply]], float]] = deque()
+        # Replies asked for, in order: (received so far, how many, future, deadline, timeout).
+        self._owed: deque[_Owed] = deque()
+        self._retired: Callable[[], None] | None = None  # see ``retire``
         self._closed: BaseException | None = None
         self._loop = asyncio.get_running_loop()
         self._watchdog: asyncio.TimerHandle | None = None
@@ -88,12 +92,33 @@ class Wire(asyncio.Protocol):
         if not self._owed:
             self._replies.append(reply)
             return
-        group, count, future, _ = self._owed[0]
+        group, count, future, _, _ = self._owed[0]
         group.append(reply)
-        if len(group) == count:
-            self._owed.popleft()
-            if not future.done():  # else its asker gave up: the replies are dropped
-                future.set_result(group)
+        if len(group) != count:
+            return
+        self._owed.popleft()
+        if not future.done():  # else its asker gave up: the replies are dropped
+            future.set_result(group)
+        if self._owed:
+            # The next group's clock starts now at the latest: its replies could not come
+            # before the ones ahead of them.
+            g, c, f, deadline, timeout = self._owed[0]
+            started = self._loop.time() + timeout
+            if started > deadline:
+                self._owed[0] = (g, c, f, started, timeout)
+        self._check_retired()
+
+    def retire(self, then: Callable[[], None]) -> None:
+        """Take no more writes, and call ``then`` (which drops the session) once every reply
+        still awaited by someone has come (or the watchdog gave up on it): a user who gives up
+        mid-transaction must not take down the reply owed to the message ahead of it."""
+        self._retired = then
+        self._check_retired()
+
+    def _check_retired(self) -> None:
+        if self._retired is not None and all(owed[2].done() for owed in self._owed):
+            then, self._retired = self._retired, None
+            then()
 
     def _check_deadline(self) -> None:
         # One timer per session, moved only when it fires, instead of one per awaited reply.
@@ -113,12 +138,13 @@ class Wire(asyncio.Protocol):
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        for _, _, future, _ in owed:
+        for _, _, future, _, _ in owed:
             if not future.done():
                 future.set_exception(WireClosed(str(self._closed)))
                 future.exception()  # retrieved here: an asker who gave up must not warn
         if not self.transport.is_closing():
             self.transport.abort()
+        self._check_retired()
 
     def expect(self, count: int, timeout: float) -> asyncio.Future[list[Reply]]:
         """The next ``count`` replies not yet asked for, as one future (in order). Ask right
@@ -133,7 +159,7 @@ class Wire(asyncio.Protocol):
         elif self._closed is not None:
             future.set_exception(WireClosed(str(self._closed)))
         else:
-            self._owed.append((group, count, future, self._loop.time() + timeout))
+            self._owed.append((group, count, future, self._loop.time() + timeout, timeout))
             if self._watchdog is None:
                 self._watchdog = self._loop.call_at(self._owed[0][3], self._check_deadline)
         return future
@@ -147,11 +173,16 @@ class Wire(asyncio.Protocol):
         """The next reply, in order. Raises :class:`WireClosed` or ``TimeoutError``."""
         return (await self.replies(1, timeout))[0]
 
+    def _check_open(self) -> None:
+        if self._closed is not None or self.transport.is_closing():
+            raise WireClosed(str(self._closed or "connection closed"))
+        if self._retired is not None:
+            raise WireClosed("the session is being dropped")
+
     def write(self, data: bytes) -> None:
         """Hand ``data`` to the transport; raises :class:`WireClosed`, writing nothing, if the
         connection is already gone."""
-        if self._closed is not None or self.transport.is_closing():
-            raise WireClosed(str(self._closed or "connection closed"))
+        self._check_open()
         if self._out is not None:
             self._out.append(data)
         else:
@@ -161,8 +192,7 @@ class Wire(asyncio.Protocol):
         """Like :meth:`write`, for several buffers at once. With ``linger``, they wait two loop
         turns, so that what the next user of the session writes meanwhile (the next message's
         commands, behind this one's data) leaves in the same segment: one send, not two."""
-        if self._closed is not None or self.transport.is_closing():
-            raise WireClosed(str(self._closed or "connection closed"))
+        self._check_open()
         if self._out is not None:
             self._out.extend(parts)
         elif linger:
@@ -178,7 +208,7 @@ class Wire(asyncio.Protocol):
 
     @property
     def closed(self) -> bool:
-        return self._closed is not None or self.transport.is_closing()
+        return self._closed is not None or self.transport.is_closing() or self._retired is not None
 
     def abort(self) -> None:
         self._fail(WireClosed("aborted"))

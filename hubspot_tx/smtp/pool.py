@@ -160,7 +160,8 @@ class SmtpPool:
         while self._idle:
             conn = self._idle.pop()  # the most recently used: the likeliest to be alive
             idle_for = loop.time() - conn.last_used
-            if not conn.reusable:  # dropped while idle (e.g. a lost reply to a final ".")
+            if not conn.reusable or conn.closed:  # e.g. a 421 or a lost reply while idle
+                conn.retire()
                 continue
             if conn.generation != self._generation or idle_for > self.idle_timeout:
                 await conn.close(timeout)
@@ -169,7 +170,7 @@ class SmtpPool:
                 try:
                     alive = await conn.noop(timeout)
                 except BaseException:  # cancelled mid-NOOP: the session is out of sync
-                    conn.abort()
+                    conn.retire()
                     raise
                 if not alive:
                     conn.abort()
@@ -197,6 +198,12 @@ class SmtpPool:
     def _discard(self, conn: Connection) -> None:
         self._busy.discard(conn)
         conn.abort()
+
+    def _retire(self, conn: Connection) -> None:
+        """Give up a session mid-transaction without cutting off the reply it still owes to
+        the message ahead (with PIPELINING, the reply to that message's final ".")."""
+        self._busy.discard(conn)
+        conn.retire()
 
     # -- sending ------------------------------------------------------------------------------
     async def send(
@@ -325,7 +332,7 @@ class SmtpPool:
         except asyncio.CancelledError:
             if conn is not None:  # mid-transaction: the session is out of sync
                 result.dot_written = conn.dot_written
-                self._discard(conn)
+                self._retire(conn)
                 conn = None
             raise
         else:
@@ -334,6 +341,9 @@ class SmtpPool:
                 result.retry_category = FailureCategory.TEMPORARY_EXHAUSTED
                 return result.final
             session = conn  # the reply to the final "." is read with the session given back
+            # From here on the message may have gone out, whatever happens (a cancellation
+            # while the session is checked in, or while its reply is awaited).
+            result.dot_written = True
         finally:
             try:
                 if conn is not None:
@@ -342,13 +352,13 @@ class SmtpPool:
                 self._slots.release()
         # PIPELINING: the next message's commands may already follow this one's data on the
         # session; this message's own reply arrives in the same round trip as theirs.
-        result.dot_written = True  # whatever happens now, the message may have gone out
         try:
             tx = await session.finish(tx)
         except ConnectionLost as exc:
             if session in self._idle:  # dropped while idle: never hand it out again
                 self._idle.remove(session)
             return self._lost(exc, result)
+        result.dot_written = False  # answered: a retry after a 4xx starts from "not sent"
         result.final = result.apply(tx)
         result.retry_category = FailureCategory.TEMPORARY_EXHAUSTED
         return result.final
