@@ -34,7 +34,7 @@ from ..smtp import (
     TlsMode,
 )
 from ._broker import Tasks, make_broker
-from ._ledger import DEFAULT_MAX_CLAIMS, DEFAULT_RETENTION, Ledger
+from ._ledger import DEFAULT_MAX_CLAIMS, DEFAULT_RETENTION, Claim, Ledger
 from ._limiter import RateLimiter
 from ._reconcile import WORKER_PREFIX, ReconcileReport, reconcile
 
@@ -115,7 +115,9 @@ class Worker:
         self.settings = settings
         self.owner = f"{WORKER_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
         self._identity = f"{os.getpid()}@{socket.gethostname()}"
-        self._held: set[str] = set()
+        # The claims this process holds, as (key, token): one process may hold a stale and a
+        # current claim of the same key at once, and only the current one may act.
+        self._held: set[tuple[str, str]] = set()
         self._stopping = False
         self._batches = 0
         self._idle = asyncio.Event()
@@ -140,12 +142,13 @@ class Worker:
             return 0
         self._batches += 1
         self._idle.clear()
-        bodies: dict[str, bytes] = {}
+        claims: dict[str, Claim] = {}
         try:
-            bodies = await ledger.claim(self.owner, keys, self.settings.lease)
-            self._held.update(bodies)
+            claims = await ledger.claim(self.owner, keys, self.settings.lease)
+            mine = {(k, c.token) for k, c in claims.items()}
+            self._held.update(mine)
             done = await asyncio.gather(
-                *(self._send_one(k, b) for k, b in bodies.items()), return_exceptions=True
+                *(self._send_one(k, c) for k, c in claims.items()), return_exceptions=True
             )
             for item in done:
                 if isinstance(item, BaseException):
@@ -154,18 +157,19 @@ class Worker:
                     logger.error("a message of the batch failed: %r", item)
             return sum(item for item in done if item is True)
         finally:
-            left = [k for k in bodies if k in self._held]  # never started (stopping, error)
+            # Never started (stopping, error):
+            left = [(k, c.token) for k, c in claims.items() if (k, c.token) in self._held]
             if left:
                 with contextlib.suppress(Exception):
                     released = await ledger.release(self.owner, left)
-                    self._held.difference_update(released)
+                    self._held.difference_update(h for h in left if h[0] in released)
                     if released:
                         await tasks.kick(released, self.settings.batch_size)
             self._batches -= 1
             if self._batches == 0:
                 self._idle.set()
 
-    async def _send_one(self, key: str, body: bytes) -> bool:
+    async def _send_one(self, key: str, claim: Claim) -> bool:
         ledger, _ = self._ready()
         assert self._pool is not None
         lease = self.settings.lease
@@ -181,14 +185,15 @@ class Worker:
                 # not blurred by connection set-up (TLS, AUTH) or MAIL/RCPT round trips.
                 if limiter is not None:
                     await limiter.acquire()
-                if not await ledger.begin(self.owner, key, lease):
+                if not await ledger.begin(self.owner, key, claim.token, lease):
                     raise _LeaseLost(key)
                 begun = True
 
             try:
-                outcome = await self._pool.send(body, key=key, before_data=before_data)
+                outcome = await self._pool.send(claim.body, key=key, before_data=before_data)
             except _LeaseLost:
-                self._held.discard(key)  # reconciled meanwhile: someone else's now
+                # Reconciled (or about to be): not this claim's any more.
+                self._held.discard((key, claim.token))
                 logger.warning("lost the lease of %s before its data: not sent by this worker", key)
                 return False
             except SmtpError as exc:
@@ -205,23 +210,23 @@ class Worker:
                 )
             if outcome.category is FailureCategory.CANCELLED and not begun:
                 return False  # the pool closed first: released by the batch
-            await self._finish(key, outcome)
+            await self._finish(key, claim.token, outcome)
             return True
 
-    async def _finish(self, key: str, outcome: Outcome) -> None:
+    async def _finish(self, key: str, token: str, outcome: Outcome) -> None:
         ledger, _ = self._ready()
         for attempt in range(5):
             try:
-                recorded = await ledger.finish(self.owner, key, outcome)
+                recorded = await ledger.finish(self.owner, key, token, outcome)
                 break
             except (RedisConnectionError, RedisTimeoutError):
                 if attempt == 4:
                     # Left to the lease: a ``sending`` key ends delivery_unknown, never resent.
                     logger.exception("cannot record the outcome of %s", key)
-                    self._held.discard(key)
+                    self._held.discard((key, token))
                     return
                 await asyncio.sleep(0.2 * 2**attempt)
-        self._held.discard(key)
+        self._held.discard((key, token))
         if recorded is None:
             logger.warning("%s was reconciled before its outcome (%s) was recorded", key, outcome)
         else:

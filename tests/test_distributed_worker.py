@@ -1,0 +1,81 @@
+"""One in-process worker against the sandbox and a real redis-server, with faults injected
+into its Redis calls: lost leases, a failing heartbeat, failing releases, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+from hubspot_tx import SmtpTokenWithPassword
+from hubspot_tx.distributed import DistributedRelay, RedisServer, Worker, WorkerSettings
+from hubspot_tx.sandbox import Sandbox
+from hubspot_tx.smtp import SmtpCredentials
+
+from .conftest import make_message
+from .distributed_support import redis_srv
+
+__all__ = ["redis_srv"]
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    redis_url: str, sandbox: Sandbox, token: SmtpTokenWithPassword, **options: Any
+) -> AsyncIterator[tuple[Worker, DistributedRelay, asyncio.Event, asyncio.Task[None]]]:
+    """A :class:`Worker` running in this process, and a relay on its namespace."""
+    settings = WorkerSettings(
+        redis_url=redis_url,
+        namespace="w",
+        host=sandbox.host,
+        port=sandbox.smtp_port,
+        credentials=SmtpCredentials.from_token(token),
+        ssl_context=sandbox.ssl_context(),
+        **options,
+    )
+    worker = Worker(settings)
+    stop = asyncio.Event()
+    async with DistributedRelay(redis_url, namespace="w") as relay:
+        task = asyncio.create_task(worker.run(stop))
+        try:
+            async with asyncio.timeout(10):
+                while worker._ledger is None:  # noqa: ASYNC110 - waiting for run() to start
+                    await asyncio.sleep(0.01)
+            yield worker, relay, stop, task
+        finally:
+            stop.set()
+            async with asyncio.timeout(40):
+                await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_worker_that_loses_a_lease_and_reclaims_the_key_sends_it_once(
+    redis_srv: RedisServer, sandbox: Sandbox, token: SmtpTokenWithPassword
+) -> None:
+    """Coroutine A claims the key and waits for the 354; the worker's leases are not renewed
+    (a stalled process), A's lease runs out and reconcile requeues the key; the same worker
+    claims it again as B, which sends it. When A finally gets its 354 it must not send."""
+    options = {"lease": 1.0, "reconcile_every": None, "connections": 5}
+    async with running_worker(redis_srv.url, sandbox, token, **options) as (w, relay, _, _):
+        ledger = w._ledger
+        assert ledger is not None
+        renew = ledger.renew
+
+        async def renew_nothing(owner: str, held: Any, lease: float, **kw: Any) -> int:
+            return await renew(owner, [], lease, **kw)  # the heartbeat lives, leases lapse
+
+        ledger.renew = renew_nothing  # type: ignore[method-assign]
+        slow_354 = sandbox.faults.smtp_slow("data", seconds=3.0, times=1)
+        submission = await relay.submit([make_message(7)])
+        async with asyncio.timeout(10):
+            while slow_354.hits == 0:  # noqa: ASYNC110 - polling the fault's counter
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(1.3)  # A's lease runs out
+        sandbox.faults.smtp_slow("end", seconds=3.0, times=1)  # B still in DATA when A wakes
+        assert (await relay.reconcile()).retried == 1
+        results = [r async for r in relay.results(keys=submission.keys, timeout=15)]
+        await asyncio.sleep(3.5)  # A has had its 354 by now
+        stream_len = await ledger.redis.xlen(ledger.results_key)
+    assert [r.outcome.ok for r in results] == [True]
+    assert stream_len == 1
+    assert Counter(m.message_id for m in sandbox.outbox()) == {"<m7@hubspot-tx.test>": 1}
