@@ -9,8 +9,16 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from hubspot_tx import SmtpTokenWithPassword
-from hubspot_tx.distributed import DistributedRelay, RedisServer, Worker, WorkerSettings
+from hubspot_tx.distributed import (
+    DistributedRelay,
+    KeyState,
+    RedisServer,
+    Worker,
+    WorkerSettings,
+)
 from hubspot_tx.sandbox import Sandbox
 from hubspot_tx.smtp import SmtpCredentials
 
@@ -79,3 +87,32 @@ async def test_a_worker_that_loses_a_lease_and_reclaims_the_key_sends_it_once(
     assert [r.outcome.ok for r in results] == [True]
     assert stream_len == 1
     assert Counter(m.message_id for m in sandbox.outbox()) == {"<m7@hubspot-tx.test>": 1}
+
+
+async def test_a_heartbeat_that_cannot_renew_stops_the_worker_before_it_begins_anything(
+    redis_srv: RedisServer, sandbox: Sandbox, token: SmtpTokenWithPassword
+) -> None:
+    """Not only connection errors: a READONLY reply must not kill the heartbeat silently and
+    leave the worker sending under lapsed leases. After a lease without renewal it stops, and
+    a message whose 354 comes later is not begun."""
+    options = {"lease": 1.0, "reconcile_every": None, "shutdown_timeout": 5.0}
+    async with running_worker(redis_srv.url, sandbox, token, **options) as (w, relay, _, task):
+        ledger = w._ledger
+        assert ledger is not None
+        slow_354 = sandbox.faults.smtp_slow("data", seconds=2.5, times=1)
+        submission = await relay.submit([make_message(1)])
+        async with asyncio.timeout(10):
+            while slow_354.hits == 0:  # noqa: ASYNC110 - polling the fault's counter
+                await asyncio.sleep(0.01)
+
+        async def readonly(*args: Any, **kwargs: Any) -> int:
+            raise ResponseError("READONLY You can't write against a read only replica.")
+
+        ledger.renew = readonly  # type: ignore[method-assign]
+        async with asyncio.timeout(8):
+            await task  # the worker stops by itself
+        assert w.unreachable
+        await asyncio.sleep(1.0)  # the slow 354 has come and gone
+        state = (await ledger.states(submission.keys))[0]
+    assert state is KeyState.CLAIMED  # never begun: reconcile will queue it again
+    assert sandbox.outbox() == []

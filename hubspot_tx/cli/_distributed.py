@@ -225,7 +225,11 @@ async def run_worker(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     if worker.unreachable:
-        print("hubspot-tx: error: Redis unreachable for longer than the lease", file=sys.stderr)
+        print(
+            "hubspot-tx: error: no lease renewed for longer than the lease "
+            "(Redis unreachable or refusing writes)",
+            file=sys.stderr,
+        )
         return EXIT_UNREACHABLE
     if worker.fatal is not None:
         print(f"hubspot-tx: error: {worker.fatal}", file=sys.stderr)

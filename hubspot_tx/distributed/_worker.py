@@ -129,7 +129,9 @@ class Worker:
         self._pool: SmtpPool | None = None
         self._limiter: RateLimiter | None = None
         self.fatal: SmtpError | None = None
-        self.unreachable = False  #: stopped: Redis unreachable for longer than the lease
+        #: stopped: no lease renewal succeeded for a whole lease (Redis unreachable or
+        #: refusing writes), or the heartbeat task died
+        self.unreachable = False
         self._fatal_event = asyncio.Event()
         self.sent = 0
 
@@ -181,6 +183,8 @@ class Worker:
 
             async def before_data() -> None:
                 nonlocal begun
+                if self.unreachable:
+                    raise _LeaseLost(key)  # our leases may be reconciled elsewhere already
                 # Paced here, after the 354: the rate is the rate messages reach the server,
                 # not blurred by connection set-up (TLS, AUTH) or MAIL/RCPT round trips.
                 if limiter is not None:
@@ -262,25 +266,34 @@ class Worker:
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def _heartbeat(self) -> None:
+        """Renew this process's claims and its heartbeat key every ``lease / 3``.
+
+        Any error is survived (connection loss, but also READONLY, OOM, a bug): a heartbeat
+        that died silently would let leases lapse under a working process. When no renewal
+        has succeeded for a whole lease, the claims are being reconciled elsewhere: the worker
+        stops beginning messages and stops.
+        """
         ledger, _ = self._ready()
+        lease = self.settings.lease
         loop = asyncio.get_running_loop()
         last_ok = loop.time()
         while True:
             try:
-                await ledger.renew(
-                    self.owner, list(self._held), self.settings.lease, heartbeat=self._identity
-                )
+                async with asyncio.timeout(lease / 3):  # a hung call is a failed renewal
+                    await ledger.renew(
+                        self.owner, list(self._held), lease, heartbeat=self._identity
+                    )
                 last_ok = loop.time()
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                logger.warning("heartbeat failed: %s", exc)
-                if loop.time() - last_ok > self.settings.lease:
-                    # Our leases are gone: whatever we hold is being reconciled elsewhere.
-                    logger.error("Redis unreachable for longer than the lease: stopping")
-                    self.unreachable = True
-                    self._stopping = True
-                    self._fatal_event.set()
-                    return
-            await asyncio.sleep(self.settings.lease / 3)
+            except Exception as exc:
+                # The class and Redis's reply only: no traceback, no connection details.
+                logger.warning("heartbeat failed: %s: %s", type(exc).__name__, exc)
+            if loop.time() - last_ok >= lease:
+                logger.error("no lease renewed for %g s (the lease): stopping", lease)
+                self.unreachable = True
+                self._stopping = True
+                self._fatal_event.set()
+                return
+            await asyncio.sleep(lease / 3)
 
     async def _reconcile_loop(self, every: float) -> None:
         while True:
@@ -328,7 +341,8 @@ class Worker:
         try:
             await self._ledger.renew(self.owner, [], s.lease, heartbeat=self._identity)
             await broker.startup()
-            background.append(asyncio.create_task(self._heartbeat()))
+            heartbeat = asyncio.create_task(self._heartbeat())
+            background.append(heartbeat)
             if s.reconcile_every:
                 background.append(asyncio.create_task(self._reconcile_loop(s.reconcile_every)))
             receiver = asyncio.create_task(
@@ -339,9 +353,13 @@ class Worker:
                 asyncio.create_task(stop.wait()),
                 asyncio.create_task(self._fatal_event.wait()),
             ]
-            await asyncio.wait([*waiters, receiver], return_when=asyncio.FIRST_COMPLETED)
+            # The heartbeat ending for any reason is fatal: leases would lapse under us.
+            await asyncio.wait([*waiters, receiver, heartbeat], return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
                 waiter.cancel()
+            if heartbeat.done() and not self.unreachable:
+                self.unreachable = True
+                logger.error("the heartbeat stopped (%r): stopping", heartbeat.exception())
             self._stopping = True
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(s.shutdown_timeout):
