@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from hubspot_tx import SmtpTokenWithPassword
@@ -116,3 +117,37 @@ async def test_a_heartbeat_that_cannot_renew_stops_the_worker_before_it_begins_a
         state = (await ledger.states(submission.keys))[0]
     assert state is KeyState.CLAIMED  # never begun: reconcile will queue it again
     assert sandbox.outbox() == []
+
+
+async def test_a_key_whose_release_fails_is_not_renewed_forever(
+    redis_srv: RedisServer, sandbox: Sandbox, token: SmtpTokenWithPassword
+) -> None:
+    """``begin`` fails (a Redis outage), then the release fails too: the worker must let the
+    claim's lease run out (not keep renewing it) so reconcile queues it again and it is sent."""
+    options = {"lease": 1.0, "reconcile_every": 0.5}
+    async with running_worker(redis_srv.url, sandbox, token, **options) as (w, relay, _, _):
+        ledger = w._ledger
+        assert ledger is not None
+        begin, release = ledger.begin, ledger.release
+        failures = {"begin": 1, "release": 1}
+
+        async def failing_begin(*args: Any, **kwargs: Any) -> bool:
+            if failures["begin"]:
+                failures["begin"] -= 1
+                raise RedisConnectionError("simulated outage")
+            return await begin(*args, **kwargs)
+
+        async def failing_release(*args: Any, **kwargs: Any) -> list[str]:
+            if failures["release"]:
+                failures["release"] -= 1
+                raise RedisConnectionError("simulated outage")
+            return await release(*args, **kwargs)
+
+        ledger.begin = failing_begin  # type: ignore[method-assign]
+        ledger.release = failing_release  # type: ignore[method-assign]
+        submission = await relay.submit([make_message(1)])
+        results = [r async for r in relay.results(keys=submission.keys, timeout=15)]
+        assert not w._held
+    assert [r.outcome.ok for r in results] == [True]
+    assert failures == {"begin": 0, "release": 0}
+    assert [m.message_id for m in sandbox.outbox()] == ["<m1@hubspot-tx.test>"]

@@ -154,19 +154,24 @@ class Worker:
             )
             for item in done:
                 if isinstance(item, BaseException):
-                    # Its key stays held: released below if it never began, else its lease
-                    # runs out and reconcile settles it (never a second send).
+                    # Its key is released below if it never began, else its lease runs out
+                    # and reconcile settles it (never a second send).
                     logger.error("a message of the batch failed: %r", item)
             return sum(item for item in done if item is True)
         finally:
-            # Never started (stopping, error):
+            # Not finished (stopping, error): release what never began, and stop renewing
+            # all of them, whether the release worked or not, so that their leases run out
+            # and reconcile settles them; renewed forever, they would never end.
             left = [(k, c.token) for k, c in claims.items() if (k, c.token) in self._held]
             if left:
-                with contextlib.suppress(Exception):
+                try:
                     released = await ledger.release(self.owner, left)
-                    self._held.difference_update(h for h in left if h[0] in released)
                     if released:
                         await tasks.kick(released, self.settings.batch_size)
+                except Exception as exc:
+                    logger.warning("cannot release %d key(s): %r", len(left), exc)
+                finally:
+                    self._held.difference_update(left)
             self._batches -= 1
             if self._batches == 0:
                 self._idle.set()
