@@ -151,3 +151,39 @@ async def test_a_key_whose_release_fails_is_not_renewed_forever(
     assert [r.outcome.ok for r in results] == [True]
     assert failures == {"begin": 0, "release": 0}
     assert [m.message_id for m in sandbox.outbox()] == ["<m1@hubspot-tx.test>"]
+
+
+async def test_stopping_takes_no_more_tasks_and_done_tasks_leave_the_stream(
+    redis_srv: RedisServer, sandbox: Sandbox, token: SmtpTokenWithPassword
+) -> None:
+    """A stopping worker waiting for a slow message must not take tasks only to hand them
+    back (a busy loop that grew the task stream by thousands of entries a second); and an
+    acknowledged task is deleted, so the stream does not keep every task ever kicked."""
+    options = {"lease": 5.0, "reconcile_every": None, "batches": 2, "shutdown_timeout": 10.0}
+    async with running_worker(redis_srv.url, sandbox, token, **options) as (w, relay, stop, task):
+        ledger = w._ledger
+        assert ledger is not None
+        redis: Any = ledger.redis
+        relay.batch_size = 5
+        done = await relay.submit([make_message(i) for i in range(20)])
+        assert done.tasks == 4
+        results = [r async for r in relay.results(keys=done.keys, timeout=15)]
+        assert len(results) == 20
+        async with asyncio.timeout(5):
+            while await redis.xlen(ledger.tasks_key):  # noqa: ASYNC110 - polling Redis
+                await asyncio.sleep(0.05)
+
+        fault = sandbox.faults.smtp_slow("end", seconds=3.0, times=1)
+        submission = await relay.submit([make_message(i) for i in range(100, 130)])
+        async with asyncio.timeout(10):
+            while fault.hits == 0:  # noqa: ASYNC110 - polling the fault's counter
+                await asyncio.sleep(0.01)
+        before = await redis.xlen(ledger.tasks_key)
+        stop.set()
+        async with asyncio.timeout(20):
+            await task
+        after = await redis.xlen(ledger.tasks_key)
+        states = await ledger.states(submission.keys)
+    # At most one task per batch handed back (released keys), never a loop.
+    assert after - before <= 6, (before, after)
+    assert all(s is KeyState.QUEUED or (s is not None and s.final) for s in states)

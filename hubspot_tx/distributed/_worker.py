@@ -21,7 +21,8 @@ from typing import Any, Literal
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from taskiq.api import run_receiver_task
+from taskiq import AsyncBroker
+from taskiq.receiver import Receiver
 
 from .._exceptions import SmtpError, SmtpTLSError
 from ..smtp import (
@@ -300,6 +301,27 @@ class Worker:
                 return
             await asyncio.sleep(lease / 3)
 
+    async def _receive(self, broker: AsyncBroker, finish: asyncio.Event) -> None:
+        """taskiq's receiver until ``finish`` is set: then it takes no more tasks and waits for
+        the running ones (a stopping worker that kept taking tasks could only hand them back,
+        re-kicking and re-reading them in a busy loop)."""
+        s = self.settings
+        broker.is_worker_process = True
+        while not finish.is_set():
+            receiver = Receiver(
+                broker,
+                max_async_tasks=s.batches,
+                max_prefetch=0,
+                run_startup=False,
+                wait_tasks_timeout=s.shutdown_timeout,
+            )
+            try:
+                await receiver.listen(finish)
+            except Exception as exc:
+                logger.warning("the task receiver failed, restarting it: %r", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(finish.wait(), 1.0)
+
     async def _reconcile_loop(self, every: float) -> None:
         while True:
             await asyncio.sleep(every * (0.75 + secrets.randbelow(500) / 1000))
@@ -342,6 +364,7 @@ class Worker:
             retry=s.retry,
         )
         broker = self._tasks.broker
+        finish = asyncio.Event()
         background: list[asyncio.Task[None]] = []
         try:
             await self._ledger.renew(self.owner, [], s.lease, heartbeat=self._identity)
@@ -350,9 +373,7 @@ class Worker:
             background.append(heartbeat)
             if s.reconcile_every:
                 background.append(asyncio.create_task(self._reconcile_loop(s.reconcile_every)))
-            receiver = asyncio.create_task(
-                run_receiver_task(broker, max_async_tasks=s.batches, max_prefetch=0)
-            )
+            receiver = asyncio.create_task(self._receive(broker, finish))
             background.append(receiver)
             waiters = [
                 asyncio.create_task(stop.wait()),
@@ -362,10 +383,11 @@ class Worker:
             await asyncio.wait([*waiters, receiver, heartbeat], return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
                 waiter.cancel()
+            self._stopping = True  # begin nothing new
+            finish.set()  # and take no more tasks
             if heartbeat.done() and not self.unreachable:
                 self.unreachable = True
                 logger.error("the heartbeat stopped (%r): stopping", heartbeat.exception())
-            self._stopping = True
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(s.shutdown_timeout):
                     await self._idle.wait()
