@@ -210,3 +210,26 @@ async def test_before_data_hook_runs_after_354_and_aborts_when_it_raises(
         "<m1@hubspot-tx.test>",
         "<m3@hubspot-tx.test>",
     ]
+
+
+async def test_the_producers_retention_wins_over_the_finishers(redis_srv: RedisServer) -> None:
+    """A producer's ``retention`` is stored with each key it submits: the worker that
+    finishes it (or reconcile, expiring it) applies it, not its own setting."""
+    redis = Redis.from_url(redis_srv.url)
+    try:
+        producer = Ledger(redis, "r", retention=60)
+        worker = Ledger(redis, "r", retention=7 * 24 * 3600)
+        await producer.submit([("sent", b"a"), ("lost", b"b")])
+        claims = await worker.claim("w1", ["sent", "lost"], lease=0.2)
+        for key in ("sent", "lost"):
+            assert await worker.begin("w1", key, claims[key].token, lease=0.2)
+        assert await worker.finish("w1", "sent", claims["sent"].token, SENT) is not None
+        await asyncio.sleep(0.3)
+        assert (await worker.expire()).unknown == ["lost"]
+        for key in ("sent", "lost"):
+            info = await worker.info(key)
+            assert info is not None
+            assert info.ttl_ms is not None
+            assert 55_000 < info.ttl_ms <= 60_000, key
+    finally:
+        await redis.aclose()

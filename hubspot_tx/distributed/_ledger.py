@@ -125,31 +125,37 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+-- The key keeps the retention its producer stored at submit ('e'); ``retention`` (the
+-- finisher's own) is for keys without one. The results stream is trimmed by the longer of
+-- the two, so a short-lived key never trims the entries of longer-lived ones early.
 local function finalize(h, k, status, json, now, retention, queued, leases, results)
+  local keep = tonumber(redis.call('HGET', h, 'e') or '') or retention
   redis.call('HSET', h, 's', status, 'r', json)
   redis.call('HDEL', h, 'b', 'o', 'l', 't')
   redis.call('ZREM', leases, k)
   redis.call('ZREM', queued, k)
-  local id = redis.call('XADD', results, 'MINID', '~', tostring(now - retention), '*',
+  local id = redis.call('XADD', results, 'MINID', '~',
+                        tostring(now - math.max(keep, retention)), '*',
                         'k', k, 's', status, 'r', json)
   redis.call('HSET', h, 'x', id)
-  redis.call('PEXPIRE', h, retention)
+  redis.call('PEXPIRE', h, keep)
   return id
 end
 """
 
-# KEYS: queued. ARGV: prefix, then key, body pairs. -> 'new' or the existing state, per pair.
+# KEYS: queued. ARGV: prefix, retention_ms, then key, body pairs.
+# -> 'new' or the existing state, per pair.
 _SUBMIT = """
 local now = now_ms()
 local out = {}
-for i = 2, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   local k = ARGV[i]
   local h = ARGV[1] .. k
   local s = redis.call('HGET', h, 's')
   if s then
     out[#out + 1] = s
   else
-    redis.call('HSET', h, 's', 'queued', 'b', ARGV[i + 1], 'q', now, 'c', 0)
+    redis.call('HSET', h, 's', 'queued', 'b', ARGV[i + 1], 'q', now, 'c', 0, 'e', ARGV[2])
     redis.call('ZADD', KEYS[1], now, k)
     out[#out + 1] = 'new'
   end
@@ -314,7 +320,9 @@ class Ledger:
     Args:
         redis: a ``redis.asyncio.Redis`` client (``decode_responses=False``).
         namespace: separates relays sharing one Redis (keys ``hstx:{namespace}:...``).
-        retention: seconds a final key and its result are kept.
+        retention: seconds a final key and its result are kept: for the keys this ledger
+            submits, whoever finishes them; for keys stored without one (older ledgers), by
+            the ledger that finishes them.
     """
 
     def __init__(
@@ -350,10 +358,11 @@ class Ledger:
 
         Returns, per pair, ``None`` if it was stored now, else the state the key already had
         (its body is then ignored: a key is sent at most once within the retention window).
+        The key keeps this ledger's ``retention`` once final, whoever finishes it.
         """
         if not items:
             return []
-        argv: list[str | bytes] = [self.prefix]
+        argv: list[_Arg] = [self.prefix, self.retention_ms]
         for key, body in items:
             argv += [key, body]
         states = await self._submit(keys=[self.queued_key], args=argv)
