@@ -187,3 +187,26 @@ async def test_stopping_takes_no_more_tasks_and_done_tasks_leave_the_stream(
     # At most one task per batch handed back (released keys), never a loop.
     assert after - before <= 6, (before, after)
     assert all(s is KeyState.QUEUED or (s is not None and s.final) for s in states)
+
+
+async def test_the_heartbeat_outlives_the_pools_drain(
+    redis_srv: RedisServer, sandbox: Sandbox, token: SmtpTokenWithPassword
+) -> None:
+    """Stopped with a message in DATA for longer than ``shutdown_timeout``: the pool drains
+    it (up to another ``shutdown_timeout``), and its lease must be renewed until then, or a
+    reconcile elsewhere makes a delivered message ``delivery_unknown``."""
+    options = {"lease": 0.9, "reconcile_every": None, "shutdown_timeout": 2.0}
+    async with running_worker(redis_srv.url, sandbox, token, **options) as (_, relay, stop, task):
+        fault = sandbox.faults.smtp_slow("end", seconds=3.6, times=1)
+        submission = await relay.submit([make_message(1)])
+        async with asyncio.timeout(10):
+            while fault.hits == 0:  # noqa: ASYNC110 - polling the fault's counter
+                await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.sleep(3.15)  # the idle wait is over (2 s), the pool is draining
+        report = await relay.reconcile()
+        async with asyncio.timeout(10):
+            await task
+        results = [r async for r in relay.results(keys=submission.keys, timeout=5)]
+    assert report.unknown == 0
+    assert [r.outcome.ok for r in results] == [True]

@@ -366,6 +366,7 @@ class Worker:
         broker = self._tasks.broker
         finish = asyncio.Event()
         background: list[asyncio.Task[None]] = []
+        heartbeat: asyncio.Task[None] | None = None
         try:
             await self._ledger.renew(self.owner, [], s.lease, heartbeat=self._identity)
             await broker.startup()
@@ -393,11 +394,18 @@ class Worker:
                     await self._idle.wait()
         finally:
             self._stopping = True
-            for task in background:
+            finish.set()
+            # The heartbeat renews our claims until the pool has drained: a message still in
+            # DATA must not have its lease lapse (and end delivery_unknown) meanwhile.
+            others = [task for task in background if task is not heartbeat]
+            for task in others:
                 task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
+            await asyncio.gather(*others, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await self._pool.aclose(timeout=s.shutdown_timeout)
+            if heartbeat is not None:
+                heartbeat.cancel()
+                await asyncio.gather(heartbeat, return_exceptions=True)
             with contextlib.suppress(Exception):
                 held = list(self._held)
                 released = await self._ledger.release(self.owner, held)
