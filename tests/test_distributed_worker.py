@@ -210,3 +210,17 @@ async def test_the_heartbeat_outlives_the_pools_drain(
         results = [r async for r in relay.results(keys=submission.keys, timeout=5)]
     assert report.unknown == 0
     assert [r.outcome.ok for r in results] == [True]
+
+
+async def test_resubmitting_a_queued_key_kicks_it_again(redis_srv: RedisServer) -> None:
+    """A key the ledger already holds as ``queued`` may have no task (a lost kick, or a
+    lost reply and a retried submit): submitting it again enqueues it again."""
+    async with DistributedRelay(redis_srv.url, namespace="q") as relay:
+        first = await relay.submit([make_message(1)])
+        again = await relay.submit([make_message(1)])
+        tasks = await relay.ledger.redis.xlen(relay.ledger.tasks_key)
+    assert (first.new, first.tasks) == (1, 1)
+    assert again.new == 0
+    assert again.existing == {"<m1@hubspot-tx.test>": KeyState.QUEUED}
+    assert again.tasks == 1
+    assert tasks == 2
