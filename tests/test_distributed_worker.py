@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
@@ -224,3 +226,25 @@ async def test_resubmitting_a_queued_key_kicks_it_again(redis_srv: RedisServer) 
     assert again.existing == {"<m1@hubspot-tx.test>": KeyState.QUEUED}
     assert again.tasks == 1
     assert tasks == 2
+
+
+async def test_requeue_after_must_be_positive(redis_srv: RedisServer) -> None:
+    """0 made reconcile's stale-key loop spin: each key requeued was stale again at once."""
+    with pytest.raises(ValueError, match="requeue_after"):
+        Worker(WorkerSettings(redis_url=redis_srv.url, requeue_after=0))
+    async with DistributedRelay(redis_srv.url, namespace="v") as relay:
+        await relay.submit([make_message(1)])
+        with pytest.raises(ValueError, match="requeue_after"):
+            await relay.reconcile(requeue_after=0)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "hubspot_tx.cli",
+        "worker",
+        "--requeue-after",
+        "0",
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    assert b"--requeue-after: must be greater than 0" in err

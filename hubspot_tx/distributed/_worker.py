@@ -111,8 +111,10 @@ class Worker:
     def __init__(self, settings: WorkerSettings) -> None:
         if settings.connections < 1 or settings.batches < 1:
             raise ValueError("connections and batches must be at least 1")
-        if settings.lease <= 0:
+        if not settings.lease > 0:
             raise ValueError("lease must be positive")
+        if not settings.requeue_after > 0:
+            raise ValueError("requeue_after must be positive")
         self.settings = settings
         self.owner = f"{WORKER_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
         self._identity = f"{os.getpid()}@{socket.gethostname()}"
