@@ -39,7 +39,7 @@ async def test_submit_stores_once_and_resubmit_returns_the_state(ledger: Ledger)
         None,
     ]
     claimed = await ledger.claim("w1", ["k1"], lease=10)
-    assert claimed == {"k1": b"one"}  # the first body, not the resubmitted one
+    assert claimed["k1"].body == b"one"  # the first body, not the resubmitted one
     assert await ledger.submit([("k1", b"again")]) == [KeyState.CLAIMED]
     info = await ledger.info("k1")
     assert info is not None
@@ -63,10 +63,11 @@ async def test_claim_is_a_compare_and_set(ledger: Ledger) -> None:
 
 async def test_begin_only_for_the_owner(ledger: Ledger) -> None:
     await ledger.submit([("k1", b"one")])
-    await ledger.claim("w1", ["k1"], lease=10)
-    assert not await ledger.begin("w2", "k1", lease=10)
-    assert await ledger.begin("w1", "k1", lease=10)
-    assert await ledger.begin("w1", "k1", lease=10)  # a retry of the same transaction
+    token = (await ledger.claim("w1", ["k1"], lease=10))["k1"].token
+    assert not await ledger.begin("w2", "k1", token, lease=10)
+    assert not await ledger.begin("w1", "k1", "not-the-token", lease=10)
+    assert await ledger.begin("w1", "k1", token, lease=10)
+    assert await ledger.begin("w1", "k1", token, lease=10)  # a retry of the same transaction
     info = await ledger.info("k1")
     assert info is not None
     assert info.state is KeyState.SENDING
@@ -74,13 +75,14 @@ async def test_begin_only_for_the_owner(ledger: Ledger) -> None:
 
 async def test_finish_once_deletes_the_body_and_sets_the_ttl(ledger: Ledger) -> None:
     await ledger.submit([("k1", b"one")])
-    await ledger.claim("w1", ["k1"], lease=10)
-    assert await ledger.finish("w2", "k1", SENT) is None  # not the owner
-    await ledger.begin("w1", "k1", lease=10)
-    result_id = await ledger.finish("w1", "k1", SENT)
+    token = (await ledger.claim("w1", ["k1"], lease=10))["k1"].token
+    assert await ledger.finish("w2", "k1", token, SENT) is None  # not the owner
+    assert await ledger.finish("w1", "k1", "stale", SENT) is None  # not the current claim
+    await ledger.begin("w1", "k1", token, lease=10)
+    result_id = await ledger.finish("w1", "k1", token, SENT)
     assert result_id is not None
     failed = Outcome(key="k1", status=OutcomeStatus.FAILED, category=FailureCategory.REJECTED)
-    assert await ledger.finish("w1", "k1", failed) is None  # never overwritten
+    assert await ledger.finish("w1", "k1", token, failed) is None  # never overwritten
     info = await ledger.info("k1")
     assert info is not None
     assert info.state is KeyState.SENT
@@ -100,11 +102,12 @@ async def test_finish_once_deletes_the_body_and_sets_the_ttl(ledger: Ledger) -> 
 
 async def test_expired_claim_is_queued_again_expired_sending_is_unknown(ledger: Ledger) -> None:
     await ledger.submit([("claimed", b"a"), ("sending", b"b"), ("live", b"c")])
-    await ledger.claim("dead", ["claimed", "sending"], lease=0.1)
-    await ledger.claim("alive", ["live"], lease=0.1)
-    await ledger.begin("dead", "sending", lease=0.1)
+    dead = (await ledger.claim("dead", ["claimed", "sending"], lease=0.1))["claimed"].token
+    alive = (await ledger.claim("alive", ["live"], lease=0.1))["live"].token
+    await ledger.begin("dead", "sending", dead, lease=0.1)
     await asyncio.sleep(0.05)
-    assert await ledger.renew("alive", ["live", "claimed"], lease=10) == 1  # only its own
+    held = [("live", alive), ("claimed", alive), ("claimed", dead)]
+    assert await ledger.renew("alive", held, lease=10) == 1  # only its own
     await asyncio.sleep(0.1)
     report = await ledger.expire()
     assert report.retry == ["claimed"]
@@ -119,17 +122,19 @@ async def test_expired_claim_is_queued_again_expired_sending_is_unknown(ledger: 
     assert not unknown.has_body
     assert unknown.ttl_ms is not None
     # The dead worker comes back: it may neither send nor record anything.
-    assert not await ledger.begin("dead", "claimed", lease=10)
-    assert await ledger.finish("dead", "sending", SENT) is None
+    assert not await ledger.begin("dead", "claimed", dead, lease=10)
+    assert await ledger.finish("dead", "sending", dead, SENT) is None
     assert await ledger.redis.xlen(ledger.results_key) == 1
-    assert await ledger.claim("next", ["claimed"], lease=10) == {"claimed": b"a"}
+    assert (await ledger.claim("next", ["claimed"], lease=10))["claimed"].body == b"a"
 
 
 async def test_release_only_unstarted_keys_and_abandon_after_max_claims(ledger: Ledger) -> None:
     await ledger.submit([("a", b"a"), ("b", b"b")])
-    await ledger.claim("w1", ["a", "b"], lease=10)
-    await ledger.begin("w1", "b", lease=10)
-    assert await ledger.release("w1", ["a", "b"]) == ["a"]  # "b" may have reached the server
+    token = (await ledger.claim("w1", ["a", "b"], lease=10))["a"].token
+    await ledger.begin("w1", "b", token, lease=10)
+    assert await ledger.release("w1", [("a", "stale")]) == []
+    # "b" may have reached the server: only "a" goes back.
+    assert await ledger.release("w1", [("a", token), ("b", token)]) == ["a"]
     for _ in range(2):
         await ledger.claim("w2", ["a"], lease=0.05)
         await asyncio.sleep(0.08)
@@ -139,6 +144,26 @@ async def test_release_only_unstarted_keys_and_abandon_after_max_claims(ledger: 
     assert info is not None
     assert info.outcome is not None
     assert info.outcome.category is FailureCategory.CANCELLED
+
+
+async def test_a_stale_claim_of_the_same_owner_can_never_begin(ledger: Ledger) -> None:
+    """One process claims a key, loses the lease (requeued), claims it again: only the
+    current claim may begin, finish, renew or release (the owner alone is not enough)."""
+    await ledger.submit([("k", b"body")])
+    stale = (await ledger.claim("w1", ["k"], lease=0.05))["k"].token
+    await asyncio.sleep(0.1)
+    assert not await ledger.begin("w1", "k", stale, lease=10)  # lease ran out: refused
+    assert (await ledger.expire()).retry == ["k"]
+    current = (await ledger.claim("w1", ["k"], lease=10))["k"].token
+    assert current != stale
+    assert not await ledger.begin("w1", "k", stale, lease=10)
+    assert await ledger.renew("w1", [("k", stale)], lease=10) == 0
+    assert await ledger.release("w1", [("k", stale)]) == []
+    assert await ledger.begin("w1", "k", current, lease=10)
+    assert not await ledger.begin("w1", "k", stale, lease=10)  # nor once it is sending
+    assert await ledger.finish("w1", "k", stale, SENT) is None
+    assert await ledger.finish("w1", "k", current, SENT) is not None
+    assert await ledger.redis.xlen(ledger.results_key) == 1
 
 
 async def test_stale_queued(ledger: Ledger) -> None:
@@ -185,3 +210,26 @@ async def test_before_data_hook_runs_after_354_and_aborts_when_it_raises(
         "<m1@hubspot-tx.test>",
         "<m3@hubspot-tx.test>",
     ]
+
+
+async def test_the_producers_retention_wins_over_the_finishers(redis_srv: RedisServer) -> None:
+    """A producer's ``retention`` is stored with each key it submits: the worker that
+    finishes it (or reconcile, expiring it) applies it, not its own setting."""
+    redis = Redis.from_url(redis_srv.url)
+    try:
+        producer = Ledger(redis, "r", retention=60)
+        worker = Ledger(redis, "r", retention=7 * 24 * 3600)
+        await producer.submit([("sent", b"a"), ("lost", b"b")])
+        claims = await worker.claim("w1", ["sent", "lost"], lease=0.2)
+        for key in ("sent", "lost"):
+            assert await worker.begin("w1", key, claims[key].token, lease=0.2)
+        assert await worker.finish("w1", "sent", claims["sent"].token, SENT) is not None
+        await asyncio.sleep(0.3)
+        assert (await worker.expire()).unknown == ["lost"]
+        for key in ("sent", "lost"):
+            info = await worker.info(key)
+            assert info is not None
+            assert info.ttl_ms is not None
+            assert 55_000 < info.ttl_ms <= 60_000, key
+    finally:
+        await redis.aclose()

@@ -24,6 +24,14 @@ PARENT_VARIABLE = "HUBSPOT_TX_WORKER_PARENT"
 REDIS_HELP = "default $HUBSPOT_TX_REDIS_URL or redis://127.0.0.1:6379/0"
 
 
+def _positive(text: str) -> float:
+    """An argparse type: a number of seconds greater than 0."""
+    value = float(text)
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
+    return value
+
+
 def _redis_url(args: argparse.Namespace) -> str:
     return str(
         args.redis_url or os.environ.get("HUBSPOT_TX_REDIS_URL") or "redis://127.0.0.1:6379/0"
@@ -48,11 +56,16 @@ def add_worker_parser(sub: Any) -> None:
         "--rate", type=float, default=None, help="messages/s shared by every worker"
     )
     worker.add_argument("--burst", type=int, default=10, help="burst allowed under --rate")
-    worker.add_argument("--lease", type=float, default=30.0, help="seconds a claim lasts")
+    worker.add_argument("--lease", type=_positive, default=30.0, help="seconds a claim lasts")
     worker.add_argument(
         "--reconcile-every", type=float, default=10.0, help="seconds between reconcile passes"
     )
-    worker.add_argument("--requeue-after", type=float, default=600.0)
+    worker.add_argument(
+        "--requeue-after",
+        type=_positive,
+        default=600.0,
+        help="seconds after which a queued key gets a new task in any case",
+    )
     worker.add_argument("--host", default=None, help="default $HUBSPOT_SMTP_HOST or HubSpot's")
     worker.add_argument("--port", type=int, default=None)
     worker.add_argument("--tls", choices=["starttls", "implicit", "none"], default="starttls")
@@ -225,7 +238,11 @@ async def run_worker(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     if worker.unreachable:
-        print("hubspot-tx: error: Redis unreachable for longer than the lease", file=sys.stderr)
+        print(
+            "hubspot-tx: error: no lease renewed for longer than the lease "
+            "(Redis unreachable or refusing writes)",
+            file=sys.stderr,
+        )
         return EXIT_UNREACHABLE
     if worker.fatal is not None:
         print(f"hubspot-tx: error: {worker.fatal}", file=sys.stderr)

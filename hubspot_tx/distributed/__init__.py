@@ -17,7 +17,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from ._broker import Tasks, make_broker
-from ._ledger import DEFAULT_RETENTION, ExpiryReport, KeyInfo, KeyState, Ledger
+from ._ledger import DEFAULT_RETENTION, Claim, ExpiryReport, KeyInfo, KeyState, Ledger
 from ._limiter import RateLimiter
 from ._producer import DEFAULT_REDIS_URL, DistributedRelay, Submission
 from ._reconcile import ReconcileReport, reconcile
@@ -28,6 +28,7 @@ from ._worker import Worker, WorkerSettings
 __all__ = [
     "DEFAULT_REDIS_URL",
     "DEFAULT_RETENTION",
+    "Claim",
     "DistributedRelay",
     "DistributedResult",
     "ExpiryReport",

@@ -5,14 +5,20 @@ ledger. taskiq delivers at least once (a killed worker's task comes back after a
 timeout, or never if nobody reads the stream again): the ledger's compare-and-set claims make a
 second delivery harmless, and :func:`~hubspot_tx.distributed.reconcile` makes a lost one
 harmless too.
+
+A task is deleted from the stream when it is acknowledged (the stream has one consumer group,
+so an acknowledged entry is never read again): the stream holds only tasks not yet done, and
+does not grow with every message ever sent. Unread and unacknowledged entries are never
+trimmed (no ``MAXLEN``), which keeps delivery at least once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from redis.asyncio import Redis
 from taskiq import AsyncTaskiqDecoratedTask
 from taskiq_redis import RedisStreamBroker
 
@@ -30,6 +36,20 @@ class Handler(Protocol):
     async def send_batch(self, keys: list[str]) -> int: ...
 
     async def reconcile(self) -> dict[str, int]: ...
+
+
+class _StreamBroker(RedisStreamBroker):
+    """taskiq-redis's stream broker, deleting each task once it is acknowledged."""
+
+    def _ack_generator(self, id: str, queue_name: str) -> Callable[[], Awaitable[None]]:
+        async def _ack() -> None:
+            async with Redis(connection_pool=self.connection_pool) as redis:
+                pipe = redis.pipeline(transaction=True)
+                pipe.xack(queue_name, self.consumer_group_name, id)
+                pipe.xdel(queue_name, id)
+                await pipe.execute()
+
+        return _ack
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +90,7 @@ def make_broker(
             another consumer to this one (a task running longer is run twice: harmless).
         xread_block: seconds one read of the stream blocks.
     """
-    broker = RedisStreamBroker(
+    broker = _StreamBroker(
         redis_url,
         queue_name=stream,
         consumer_group_name=GROUP,

@@ -16,12 +16,20 @@ never sent again. A final state is written once (``finish`` and ``expire`` refus
 final key); with it the body is deleted, the outcome is appended to the results stream, and
 the key gets its retention TTL, within which submitting it again is a no-op.
 
+Every claim gets a random *token* (hash field ``t``): ``begin``, ``finish``, ``renew`` and
+``release`` act only for the holder of the current claim's token, not merely its owner. One
+worker process may claim the same key twice (its first claim expired and was requeued while a
+coroutine still waited for the 354); the stale coroutine's token no longer matches, so it can
+never begin, and the message is never written twice. ``begin`` also refuses a claim whose
+lease ran out (Redis time): a worker that could not renew must not start writing.
+
 Every key shares one hash tag (``{namespace}``), so all of a namespace lives in one slot.
 """
 
 from __future__ import annotations
 
 import enum
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,7 +41,7 @@ from ..smtp import Outcome
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["DEFAULT_RETENTION", "ExpiryReport", "KeyInfo", "KeyState", "Ledger"]
+__all__ = ["DEFAULT_RETENTION", "Claim", "ExpiryReport", "KeyInfo", "KeyState", "Ledger"]
 
 DEFAULT_RETENTION = 7 * 24 * 3600.0
 """Seconds a final key and its result are kept (resubmitting it within them is a no-op)."""
@@ -84,6 +92,19 @@ class KeyInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """One claimed key: its body, and the token of this claim (see the module docstring).
+
+    Attributes:
+        body: the message.
+        token: this claim's token; every later step of the key is made with it.
+    """
+
+    body: bytes
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
 class ExpiryReport:
     """What :meth:`Ledger.expire` did with the keys whose lease ran out.
 
@@ -104,31 +125,37 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+-- The key keeps the retention its producer stored at submit ('e'); ``retention`` (the
+-- finisher's own) is for keys without one. The results stream is trimmed by the longer of
+-- the two, so a short-lived key never trims the entries of longer-lived ones early.
 local function finalize(h, k, status, json, now, retention, queued, leases, results)
+  local keep = tonumber(redis.call('HGET', h, 'e') or '') or retention
   redis.call('HSET', h, 's', status, 'r', json)
-  redis.call('HDEL', h, 'b', 'o', 'l')
+  redis.call('HDEL', h, 'b', 'o', 'l', 't')
   redis.call('ZREM', leases, k)
   redis.call('ZREM', queued, k)
-  local id = redis.call('XADD', results, 'MINID', '~', tostring(now - retention), '*',
+  local id = redis.call('XADD', results, 'MINID', '~',
+                        tostring(now - math.max(keep, retention)), '*',
                         'k', k, 's', status, 'r', json)
   redis.call('HSET', h, 'x', id)
-  redis.call('PEXPIRE', h, retention)
+  redis.call('PEXPIRE', h, keep)
   return id
 end
 """
 
-# KEYS: queued. ARGV: prefix, then key, body pairs. -> 'new' or the existing state, per pair.
+# KEYS: queued. ARGV: prefix, retention_ms, then key, body pairs.
+# -> 'new' or the existing state, per pair.
 _SUBMIT = """
 local now = now_ms()
 local out = {}
-for i = 2, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   local k = ARGV[i]
   local h = ARGV[1] .. k
   local s = redis.call('HGET', h, 's')
   if s then
     out[#out + 1] = s
   else
-    redis.call('HSET', h, 's', 'queued', 'b', ARGV[i + 1], 'q', now, 'c', 0)
+    redis.call('HSET', h, 's', 'queued', 'b', ARGV[i + 1], 'q', now, 'c', 0, 'e', ARGV[2])
     redis.call('ZADD', KEYS[1], now, k)
     out[#out + 1] = 'new'
   end
@@ -136,16 +163,17 @@ end
 return out
 """
 
-# KEYS: queued, leases. ARGV: prefix, owner, lease_ms, keys... -> key, body, key, body ...
+# KEYS: queued, leases. ARGV: prefix, owner, lease_ms, token, keys...
+# -> key, body, key, body ... (every key claimed now gets the token)
 _CLAIM = """
 local now = now_ms()
 local expiry = now + tonumber(ARGV[3])
 local out = {}
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   local k = ARGV[i]
   local h = ARGV[1] .. k
   if redis.call('HGET', h, 's') == 'queued' then
-    redis.call('HSET', h, 's', 'claimed', 'o', ARGV[2], 'l', expiry)
+    redis.call('HSET', h, 's', 'claimed', 'o', ARGV[2], 'l', expiry, 't', ARGV[4])
     redis.call('HINCRBY', h, 'c', 1)
     redis.call('ZREM', KEYS[1], k)
     redis.call('ZADD', KEYS[2], expiry, k)
@@ -156,41 +184,48 @@ end
 return out
 """
 
-# KEYS: leases. ARGV: prefix, owner, lease_ms, key. -> 1 if the key is (now) ``sending``.
+# KEYS: leases. ARGV: prefix, owner, token, lease_ms, key.
+# -> 1 if the key is (now) ``sending`` under this claim; 0 if the claim is not current, or
+#    its lease ran out (even if not yet reconciled: its holder could not renew it).
 _BEGIN = """
-local h = ARGV[1] .. ARGV[4]
-local f = redis.call('HMGET', h, 's', 'o')
-if f[2] ~= ARGV[2] or (f[1] ~= 'claimed' and f[1] ~= 'sending') then
+local h = ARGV[1] .. ARGV[5]
+local f = redis.call('HMGET', h, 's', 'o', 't', 'l')
+if f[2] ~= ARGV[2] or f[3] ~= ARGV[3] or (f[1] ~= 'claimed' and f[1] ~= 'sending') then
   return 0
 end
-local expiry = now_ms() + tonumber(ARGV[3])
+local now = now_ms()
+if tonumber(f[4]) <= now then
+  return 0
+end
+local expiry = now + tonumber(ARGV[4])
 redis.call('HSET', h, 's', 'sending', 'l', expiry)
-redis.call('ZADD', KEYS[1], expiry, ARGV[4])
+redis.call('ZADD', KEYS[1], expiry, ARGV[5])
 return 1
 """
 
-# KEYS: queued, leases, results. ARGV: prefix, owner, key, status, json, retention_ms.
-# -> the results-stream id, or false if the key is not this owner's to finish (or final).
+# KEYS: queued, leases, results. ARGV: prefix, owner, token, key, status, json, retention_ms.
+# -> the results-stream id, or false if the key is not this claim's to finish (or final).
+# An expired lease not yet reconciled is still this claim's: nobody else can hold the key.
 _FINISH = """
-local h = ARGV[1] .. ARGV[3]
-local f = redis.call('HMGET', h, 's', 'o')
-if f[2] ~= ARGV[2] or (f[1] ~= 'claimed' and f[1] ~= 'sending') then
+local h = ARGV[1] .. ARGV[4]
+local f = redis.call('HMGET', h, 's', 'o', 't')
+if f[2] ~= ARGV[2] or f[3] ~= ARGV[3] or (f[1] ~= 'claimed' and f[1] ~= 'sending') then
   return false
 end
-return finalize(h, ARGV[3], ARGV[4], ARGV[5], now_ms(), tonumber(ARGV[6]),
+return finalize(h, ARGV[4], ARGV[5], ARGV[6], now_ms(), tonumber(ARGV[7]),
                 KEYS[1], KEYS[2], KEYS[3])
 """
 
-# KEYS: leases, heartbeat. ARGV: prefix, owner, lease_ms, heartbeat value, keys...
+# KEYS: leases, heartbeat. ARGV: prefix, owner, lease_ms, heartbeat value, key, token, ...
 # -> how many keys were renewed. Also (re)sets the owner's heartbeat key for the lease.
 _RENEW = """
 local expiry = now_ms() + tonumber(ARGV[3])
 redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
 local n = 0
-for i = 5, #ARGV do
+for i = 5, #ARGV, 2 do
   local h = ARGV[1] .. ARGV[i]
-  local f = redis.call('HMGET', h, 's', 'o')
-  if f[2] == ARGV[2] and (f[1] == 'claimed' or f[1] == 'sending') then
+  local f = redis.call('HMGET', h, 's', 'o', 't')
+  if f[2] == ARGV[2] and f[3] == ARGV[i + 1] and (f[1] == 'claimed' or f[1] == 'sending') then
     redis.call('HSET', h, 'l', expiry)
     redis.call('ZADD', KEYS[1], expiry, ARGV[i])
     n = n + 1
@@ -199,18 +234,19 @@ end
 return n
 """
 
-# KEYS: queued, leases. ARGV: prefix, owner, keys... -> the keys put back to ``queued``.
-# Only ``claimed`` keys: a ``sending`` one may have reached the server.
+# KEYS: queued, leases. ARGV: prefix, owner, key, token, ...
+# -> the keys put back to ``queued``. Only ``claimed`` keys of these claims: a ``sending`` one
+#    may have reached the server.
 _RELEASE = """
 local now = now_ms()
 local out = {}
-for i = 3, #ARGV do
+for i = 3, #ARGV, 2 do
   local k = ARGV[i]
   local h = ARGV[1] .. k
-  local f = redis.call('HMGET', h, 's', 'o')
-  if f[1] == 'claimed' and f[2] == ARGV[2] then
+  local f = redis.call('HMGET', h, 's', 'o', 't')
+  if f[1] == 'claimed' and f[2] == ARGV[2] and f[3] == ARGV[i + 1] then
     redis.call('HSET', h, 's', 'queued', 'q', now)
-    redis.call('HDEL', h, 'o', 'l')
+    redis.call('HDEL', h, 'o', 'l', 't')
     redis.call('HINCRBY', h, 'c', -1)
     redis.call('ZREM', KEYS[2], k)
     redis.call('ZADD', KEYS[1], now, k)
@@ -244,7 +280,7 @@ for _, k in ipairs(due) do
       abandoned[#abandoned + 1] = k
     else
       redis.call('HSET', h, 's', 'queued', 'q', now)
-      redis.call('HDEL', h, 'o', 'l')
+      redis.call('HDEL', h, 'o', 'l', 't')
       redis.call('ZREM', KEYS[2], k)
       redis.call('ZADD', KEYS[1], now, k)
       retry[#retry + 1] = k
@@ -284,7 +320,9 @@ class Ledger:
     Args:
         redis: a ``redis.asyncio.Redis`` client (``decode_responses=False``).
         namespace: separates relays sharing one Redis (keys ``hstx:{namespace}:...``).
-        retention: seconds a final key and its result are kept.
+        retention: seconds a final key and its result are kept: for the keys this ledger
+            submits, whoever finishes them; for keys stored without one (older ledgers), by
+            the ledger that finishes them.
     """
 
     def __init__(
@@ -320,38 +358,47 @@ class Ledger:
 
         Returns, per pair, ``None`` if it was stored now, else the state the key already had
         (its body is then ignored: a key is sent at most once within the retention window).
+        The key keeps this ledger's ``retention`` once final, whoever finishes it.
         """
         if not items:
             return []
-        argv: list[str | bytes] = [self.prefix]
+        argv: list[_Arg] = [self.prefix, self.retention_ms]
         for key, body in items:
             argv += [key, body]
         states = await self._submit(keys=[self.queued_key], args=argv)
         return [None if _str(s) == "new" else KeyState(_str(s)) for s in states]
 
-    async def claim(self, owner: str, keys: Iterable[str], lease: float) -> dict[str, bytes]:
-        """Claim the ``queued`` keys among ``keys`` for ``owner``: ``{key: body}`` of those."""
-        args: list[_Arg] = [self.prefix, owner, int(lease * 1000), *keys]
-        if len(args) == 3:
+    async def claim(self, owner: str, keys: Iterable[str], lease: float) -> dict[str, Claim]:
+        """Claim the ``queued`` keys among ``keys`` for ``owner``: ``{key: Claim}`` of those.
+
+        The claims of one call share one fresh random token (a key is claimed at most once
+        per call, so each claim of a key still has its own).
+        """
+        token = secrets.token_hex(8)
+        args: list[_Arg] = [self.prefix, owner, int(lease * 1000), token, *keys]
+        if len(args) == 4:
             return {}
         flat = await self._claim(keys=[self.queued_key, self.leases_key], args=args)
-        return {_str(flat[i]): bytes(flat[i + 1]) for i in range(0, len(flat), 2)}
+        return {_str(flat[i]): Claim(bytes(flat[i + 1]), token) for i in range(0, len(flat), 2)}
 
-    async def begin(self, owner: str, key: str, lease: float) -> bool:
+    async def begin(self, owner: str, key: str, token: str, lease: float) -> bool:
         """Mark ``key`` ``sending`` (the message may reach the server from now on).
 
-        True if ``owner`` holds it; False if it lost it (never send it then).
+        True if ``owner`` holds it under the claim ``token`` and its lease has not run out;
+        False otherwise (never send it then).
         """
-        args: list[_Arg] = [self.prefix, owner, int(lease * 1000), key]
+        args: list[_Arg] = [self.prefix, owner, token, int(lease * 1000), key]
         return bool(await self._begin(keys=[self.leases_key], args=args))
 
-    async def finish(self, owner: str, key: str, outcome: Outcome) -> str | None:
-        """Record the final outcome of a key ``owner`` holds, once: the results-stream id, or
-        ``None`` if the key is not this owner's (its lease expired and it was reconciled)."""
+    async def finish(self, owner: str, key: str, token: str, outcome: Outcome) -> str | None:
+        """Record the final outcome of a key ``owner`` holds under ``token``, once: the
+        results-stream id, or ``None`` if that claim is no longer current (its lease expired
+        and it was reconciled)."""
         status = "sent" if outcome.ok else "failed"
         args: list[_Arg] = [
             self.prefix,
             owner,
+            token,
             key,
             status,
             _ENCODE.encode(outcome),
@@ -362,16 +409,27 @@ class Ledger:
         return None if result is None else _str(result)
 
     async def renew(
-        self, owner: str, keys: Iterable[str], lease: float, *, heartbeat: str = ""
+        self,
+        owner: str,
+        held: Iterable[tuple[str, str]],
+        lease: float,
+        *,
+        heartbeat: str = "",
     ) -> int:
-        """Extend the lease of the keys ``owner`` holds, and its heartbeat key; how many."""
-        args: list[_Arg] = [self.prefix, owner, int(lease * 1000), heartbeat or owner, *keys]
+        """Extend the lease of the ``(key, token)`` claims ``owner`` holds, and its heartbeat
+        key; how many claims were still current."""
+        args: list[_Arg] = [self.prefix, owner, int(lease * 1000), heartbeat or owner]
+        for key, token in held:
+            args += [key, token]
         keys_ = [self.leases_key, self.worker_prefix + owner]
         return int(await self._renew(keys=keys_, args=args))
 
-    async def release(self, owner: str, keys: Iterable[str]) -> list[str]:
-        """Put ``owner``'s ``claimed`` keys back to ``queued`` (never ``sending`` ones)."""
-        args = [self.prefix, owner, *keys]
+    async def release(self, owner: str, held: Iterable[tuple[str, str]]) -> list[str]:
+        """Put ``owner``'s ``claimed`` ``(key, token)`` claims back to ``queued`` (never
+        ``sending`` ones): the keys released."""
+        args: list[str] = [self.prefix, owner]
+        for key, token in held:
+            args += [key, token]
         if len(args) == 2:
             return []
         out = await self._release(keys=[self.queued_key, self.leases_key], args=args)

@@ -35,7 +35,8 @@ class Submission:
     Attributes:
         keys: every key submitted, in input order.
         new: how many were stored now (and enqueued).
-        existing: keys already in the ledger, with their state (not sent again).
+        existing: keys already in the ledger, with their state (not sent again; those still
+            ``queued`` are enqueued again).
         tasks: tasks enqueued.
     """
 
@@ -136,7 +137,14 @@ class DistributedRelay:
                 if state is not None:
                     submission.existing[key] = state
             submission.new += len(new)
-            submission.tasks += await tasks.kick(new, self.batch_size)
+            # A key still ``queued`` may have no task (our earlier kick was lost, or a reply
+            # was lost and redis-py retried the submit): ring again; a duplicate is harmless.
+            waiting = [
+                key
+                for (key, _), state in zip(batch, states, strict=True)
+                if state is KeyState.QUEUED
+            ]
+            submission.tasks += await tasks.kick(new + waiting, self.batch_size)
             batch.clear()
 
         if isinstance(messages, AsyncIterable):

@@ -44,6 +44,9 @@ end
 return n
 """
 
+_ROUNDS = 10
+"""Rounds of 1000 keys per step of one pass: a larger backlog waits for the next pass."""
+
 WORKER_PREFIX = "hstx-"
 """Consumer names of the relay's workers start with this (other consumers are left alone)."""
 
@@ -141,9 +144,15 @@ async def reconcile(
         requeue_after: seconds after which a ``queued`` key gets a new task in any case.
         grace: seconds a ``queued`` key may wait for the task its producer is kicking.
         max_claims: claims after which a key whose claimants all died fails.
+
+    Raises:
+        ValueError: ``requeue_after`` or ``grace`` is not positive (with 0, the keys given a
+            new task would at once be stale again).
     """
+    if not requeue_after > 0 or not grace > 0:
+        raise ValueError("requeue_after and grace must be positive")
     retried = unknown = abandoned = 0
-    while True:
+    for _ in range(_ROUNDS):
         expiry = await ledger.expire(max_claims=max_claims)
         if expiry.retry:
             await tasks.kick(expiry.retry, batch_size)
@@ -160,8 +169,10 @@ async def reconcile(
     rescued = await _rescue_dead_consumers(ledger, dead_after)
     older_than = grace if await _stream_idle(ledger) else requeue_after
     requeued = 0
-    while stale := await ledger.stale_queued(older_than):
-        await tasks.kick(stale, batch_size)
+    for _ in range(_ROUNDS):
+        stale = await ledger.stale_queued(older_than)
+        if stale:
+            await tasks.kick(stale, batch_size)
         requeued += len(stale)
         if len(stale) < 1000:
             break

@@ -21,7 +21,8 @@ from typing import Any, Literal
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from taskiq.api import run_receiver_task
+from taskiq import AsyncBroker
+from taskiq.receiver import Receiver
 
 from .._exceptions import SmtpError, SmtpTLSError
 from ..smtp import (
@@ -34,7 +35,7 @@ from ..smtp import (
     TlsMode,
 )
 from ._broker import Tasks, make_broker
-from ._ledger import DEFAULT_MAX_CLAIMS, DEFAULT_RETENTION, Ledger
+from ._ledger import DEFAULT_MAX_CLAIMS, DEFAULT_RETENTION, Claim, Ledger
 from ._limiter import RateLimiter
 from ._reconcile import WORKER_PREFIX, ReconcileReport, reconcile
 
@@ -110,12 +111,16 @@ class Worker:
     def __init__(self, settings: WorkerSettings) -> None:
         if settings.connections < 1 or settings.batches < 1:
             raise ValueError("connections and batches must be at least 1")
-        if settings.lease <= 0:
+        if not settings.lease > 0:
             raise ValueError("lease must be positive")
+        if not settings.requeue_after > 0:
+            raise ValueError("requeue_after must be positive")
         self.settings = settings
         self.owner = f"{WORKER_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
         self._identity = f"{os.getpid()}@{socket.gethostname()}"
-        self._held: set[str] = set()
+        # The claims this process holds, as (key, token): one process may hold a stale and a
+        # current claim of the same key at once, and only the current one may act.
+        self._held: set[tuple[str, str]] = set()
         self._stopping = False
         self._batches = 0
         self._idle = asyncio.Event()
@@ -127,7 +132,9 @@ class Worker:
         self._pool: SmtpPool | None = None
         self._limiter: RateLimiter | None = None
         self.fatal: SmtpError | None = None
-        self.unreachable = False  #: stopped: Redis unreachable for longer than the lease
+        #: stopped: no lease renewal succeeded for a whole lease (Redis unreachable or
+        #: refusing writes), or the heartbeat task died
+        self.unreachable = False
         self._fatal_event = asyncio.Event()
         self.sent = 0
 
@@ -140,32 +147,39 @@ class Worker:
             return 0
         self._batches += 1
         self._idle.clear()
-        bodies: dict[str, bytes] = {}
+        claims: dict[str, Claim] = {}
         try:
-            bodies = await ledger.claim(self.owner, keys, self.settings.lease)
-            self._held.update(bodies)
+            claims = await ledger.claim(self.owner, keys, self.settings.lease)
+            mine = {(k, c.token) for k, c in claims.items()}
+            self._held.update(mine)
             done = await asyncio.gather(
-                *(self._send_one(k, b) for k, b in bodies.items()), return_exceptions=True
+                *(self._send_one(k, c) for k, c in claims.items()), return_exceptions=True
             )
             for item in done:
                 if isinstance(item, BaseException):
-                    # Its key stays held: released below if it never began, else its lease
-                    # runs out and reconcile settles it (never a second send).
+                    # Its key is released below if it never began, else its lease runs out
+                    # and reconcile settles it (never a second send).
                     logger.error("a message of the batch failed: %r", item)
             return sum(item for item in done if item is True)
         finally:
-            left = [k for k in bodies if k in self._held]  # never started (stopping, error)
+            # Not finished (stopping, error): release what never began, and stop renewing
+            # all of them, whether the release worked or not, so that their leases run out
+            # and reconcile settles them; renewed forever, they would never end.
+            left = [(k, c.token) for k, c in claims.items() if (k, c.token) in self._held]
             if left:
-                with contextlib.suppress(Exception):
+                try:
                     released = await ledger.release(self.owner, left)
-                    self._held.difference_update(released)
                     if released:
                         await tasks.kick(released, self.settings.batch_size)
+                except Exception as exc:
+                    logger.warning("cannot release %d key(s): %r", len(left), exc)
+                finally:
+                    self._held.difference_update(left)
             self._batches -= 1
             if self._batches == 0:
                 self._idle.set()
 
-    async def _send_one(self, key: str, body: bytes) -> bool:
+    async def _send_one(self, key: str, claim: Claim) -> bool:
         ledger, _ = self._ready()
         assert self._pool is not None
         lease = self.settings.lease
@@ -177,18 +191,21 @@ class Worker:
 
             async def before_data() -> None:
                 nonlocal begun
+                if self.unreachable:
+                    raise _LeaseLost(key)  # our leases may be reconciled elsewhere already
                 # Paced here, after the 354: the rate is the rate messages reach the server,
                 # not blurred by connection set-up (TLS, AUTH) or MAIL/RCPT round trips.
                 if limiter is not None:
                     await limiter.acquire()
-                if not await ledger.begin(self.owner, key, lease):
+                if not await ledger.begin(self.owner, key, claim.token, lease):
                     raise _LeaseLost(key)
                 begun = True
 
             try:
-                outcome = await self._pool.send(body, key=key, before_data=before_data)
+                outcome = await self._pool.send(claim.body, key=key, before_data=before_data)
             except _LeaseLost:
-                self._held.discard(key)  # reconciled meanwhile: someone else's now
+                # Reconciled (or about to be): not this claim's any more.
+                self._held.discard((key, claim.token))
                 logger.warning("lost the lease of %s before its data: not sent by this worker", key)
                 return False
             except SmtpError as exc:
@@ -205,23 +222,23 @@ class Worker:
                 )
             if outcome.category is FailureCategory.CANCELLED and not begun:
                 return False  # the pool closed first: released by the batch
-            await self._finish(key, outcome)
+            await self._finish(key, claim.token, outcome)
             return True
 
-    async def _finish(self, key: str, outcome: Outcome) -> None:
+    async def _finish(self, key: str, token: str, outcome: Outcome) -> None:
         ledger, _ = self._ready()
         for attempt in range(5):
             try:
-                recorded = await ledger.finish(self.owner, key, outcome)
+                recorded = await ledger.finish(self.owner, key, token, outcome)
                 break
             except (RedisConnectionError, RedisTimeoutError):
                 if attempt == 4:
                     # Left to the lease: a ``sending`` key ends delivery_unknown, never resent.
                     logger.exception("cannot record the outcome of %s", key)
-                    self._held.discard(key)
+                    self._held.discard((key, token))
                     return
                 await asyncio.sleep(0.2 * 2**attempt)
-        self._held.discard(key)
+        self._held.discard((key, token))
         if recorded is None:
             logger.warning("%s was reconciled before its outcome (%s) was recorded", key, outcome)
         else:
@@ -257,25 +274,55 @@ class Worker:
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def _heartbeat(self) -> None:
+        """Renew this process's claims and its heartbeat key every ``lease / 3``.
+
+        Any error is survived (connection loss, but also READONLY, OOM, a bug): a heartbeat
+        that died silently would let leases lapse under a working process. When no renewal
+        has succeeded for a whole lease, the claims are being reconciled elsewhere: the worker
+        stops beginning messages and stops.
+        """
         ledger, _ = self._ready()
+        lease = self.settings.lease
         loop = asyncio.get_running_loop()
         last_ok = loop.time()
         while True:
             try:
-                await ledger.renew(
-                    self.owner, list(self._held), self.settings.lease, heartbeat=self._identity
-                )
+                async with asyncio.timeout(lease / 3):  # a hung call is a failed renewal
+                    await ledger.renew(
+                        self.owner, list(self._held), lease, heartbeat=self._identity
+                    )
                 last_ok = loop.time()
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                logger.warning("heartbeat failed: %s", exc)
-                if loop.time() - last_ok > self.settings.lease:
-                    # Our leases are gone: whatever we hold is being reconciled elsewhere.
-                    logger.error("Redis unreachable for longer than the lease: stopping")
-                    self.unreachable = True
-                    self._stopping = True
-                    self._fatal_event.set()
-                    return
-            await asyncio.sleep(self.settings.lease / 3)
+            except Exception as exc:
+                # The class and Redis's reply only: no traceback, no connection details.
+                logger.warning("heartbeat failed: %s: %s", type(exc).__name__, exc)
+            if loop.time() - last_ok >= lease:
+                logger.error("no lease renewed for %g s (the lease): stopping", lease)
+                self.unreachable = True
+                self._stopping = True
+                self._fatal_event.set()
+                return
+            await asyncio.sleep(lease / 3)
+
+    async def _receive(self, broker: AsyncBroker, finish: asyncio.Event) -> None:
+        """taskiq's receiver until ``finish`` is set: then it takes no more tasks and waits for
+        the running ones (a stopping worker that kept taking tasks could only hand them back,
+        re-kicking and re-reading them in a busy loop)."""
+        s = self.settings
+        broker.is_worker_process = True
+        while not finish.is_set():
+            receiver = Receiver(
+                broker,
+                max_async_tasks=s.batches,
+                max_prefetch=0,
+                run_startup=False,
+                wait_tasks_timeout=s.shutdown_timeout,
+            )
+            try:
+                await receiver.listen(finish)
+            except Exception as exc:
+                logger.warning("the task receiver failed, restarting it: %r", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(finish.wait(), 1.0)
 
     async def _reconcile_loop(self, every: float) -> None:
         while True:
@@ -319,35 +366,48 @@ class Worker:
             retry=s.retry,
         )
         broker = self._tasks.broker
+        finish = asyncio.Event()
         background: list[asyncio.Task[None]] = []
+        heartbeat: asyncio.Task[None] | None = None
         try:
             await self._ledger.renew(self.owner, [], s.lease, heartbeat=self._identity)
             await broker.startup()
-            background.append(asyncio.create_task(self._heartbeat()))
+            heartbeat = asyncio.create_task(self._heartbeat())
+            background.append(heartbeat)
             if s.reconcile_every:
                 background.append(asyncio.create_task(self._reconcile_loop(s.reconcile_every)))
-            receiver = asyncio.create_task(
-                run_receiver_task(broker, max_async_tasks=s.batches, max_prefetch=0)
-            )
+            receiver = asyncio.create_task(self._receive(broker, finish))
             background.append(receiver)
             waiters = [
                 asyncio.create_task(stop.wait()),
                 asyncio.create_task(self._fatal_event.wait()),
             ]
-            await asyncio.wait([*waiters, receiver], return_when=asyncio.FIRST_COMPLETED)
+            # The heartbeat ending for any reason is fatal: leases would lapse under us.
+            await asyncio.wait([*waiters, receiver, heartbeat], return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
                 waiter.cancel()
-            self._stopping = True
+            self._stopping = True  # begin nothing new
+            finish.set()  # and take no more tasks
+            if heartbeat.done() and not self.unreachable:
+                self.unreachable = True
+                logger.error("the heartbeat stopped (%r): stopping", heartbeat.exception())
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(s.shutdown_timeout):
                     await self._idle.wait()
         finally:
             self._stopping = True
-            for task in background:
+            finish.set()
+            # The heartbeat renews our claims until the pool has drained: a message still in
+            # DATA must not have its lease lapse (and end delivery_unknown) meanwhile.
+            others = [task for task in background if task is not heartbeat]
+            for task in others:
                 task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
+            await asyncio.gather(*others, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await self._pool.aclose(timeout=s.shutdown_timeout)
+            if heartbeat is not None:
+                heartbeat.cancel()
+                await asyncio.gather(heartbeat, return_exceptions=True)
             with contextlib.suppress(Exception):
                 held = list(self._held)
                 released = await self._ledger.release(self.owner, held)
