@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from hubspot_tx.distributed import RedisServer
 from hubspot_tx.sandbox import Sandbox
@@ -16,6 +17,33 @@ from .distributed_support import redis_srv
 from .test_distributed_kill import workers
 
 __all__ = ["redis_srv"]
+
+
+async def _everything_in(url: str) -> str:
+    """Every key, field, value and stream entry in the Redis database, as one text."""
+    import redis.asyncio as redis
+
+    client: Any = redis.Redis.from_url(url, decode_responses=True)
+    parts: list[object] = []
+    try:
+        async for key in client.scan_iter(count=1000):
+            kind = await client.type(key)
+            if kind == "string":
+                value: object = await client.get(key)
+            elif kind == "hash":
+                value = await client.hgetall(key)
+            elif kind == "stream":
+                value = await client.xrange(key)
+            elif kind == "zset":
+                value = await client.zrange(key, 0, -1)
+            elif kind == "set":
+                value = await client.smembers(key)
+            else:
+                value = await client.lrange(key, 0, -1)
+            parts += [key, value]
+    finally:
+        await client.aclose()
+    return "\n".join(map(str, parts))
 
 
 async def relay_cli(*args: str) -> tuple[int, str, str]:
@@ -60,6 +88,11 @@ async def test_relay_distributed_sends_a_folder_once(
             )
             assert code == 0, err
             assert "0 new, 40 already known" in err
+        password = token.password.get_secret_value()
+        stored = await _everything_in(redis_srv.url)
+        assert stored  # the ledger, the results and the task streams are there...
+        assert password not in stored  # ...but never the SMTP password
+        assert password not in (tmp_path / "w.log").read_text()
     lines = [json.loads(line) for line in results.read_text().splitlines()]
     assert len(lines) == 80
     assert {line["status"] for line in lines} == {"sent"}
