@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 __all__ = ["Reply", "Wire", "WireClosed"]
 
-MAX_REPLY = 64 * 1024
+MAX_REPLY = 64 * 1024  # bytes of an unfinished line
+MAX_LINES = 1000  # lines of one multi-line reply
 
 
 class WireClosed(Exception):
@@ -41,6 +42,7 @@ class Wire(asyncio.Protocol):
             # group: Nagle's algorithm would hold them for the peer's delayed ACK (~40 ms).
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._buffer = bytearray()
+        self._lines: list[bytes] = []  # the first lines of a multi-line reply
         self._replies: deque[Reply] = deque()  # arrived before anyone asked
         # Replies asked for, in order: (received so far, how many, future, deadline, timeout).
         self._owed: deque[_Owed] = deque()
@@ -65,27 +67,33 @@ class Wire(asyncio.Protocol):
     # -- replies ------------------------------------------------------------------------------
     def _parse(self) -> None:
         buffer = self._buffer
-        while True:
+        end = buffer.rfind(b"\n")
+        if end < 0:
+            if len(buffer) > MAX_REPLY:
+                self._fail(WireClosed("reply too long"))
+            return
+        chunk = bytes(buffer[:end])
+        del buffer[: end + 1]
+        lines = self._lines
+        for line in chunk.split(b"\n"):
+            if line.endswith(b"\r"):
+                line = line[:-1]
             # A reply ends at a line whose 4th byte is a space (or that has only the code).
-            start, lines = 0, []
-            while True:
-                end = buffer.find(b"\n", start)
-                if end < 0:
-                    if len(buffer) > MAX_REPLY:
-                        self._fail(WireClosed("reply too long"))
-                    return
-                line = bytes(buffer[start:end]).rstrip(b"\r")
+            if line[3:4] == b"-":
                 lines.append(line)
-                start = end + 1
-                if line[3:4] != b"-":
-                    break
-            del buffer[:start]
+                if len(lines) > MAX_LINES:
+                    self._fail(WireClosed("reply too long"))
+                    return
+                continue
             try:
-                code = int(lines[-1][:3])
+                code = int(line[:3])
             except ValueError:
-                self._fail(WireClosed(f"malformed reply {lines[-1][:80]!r}"))
+                self._fail(WireClosed(f"malformed reply {line[:80]!r}"))
                 return
-            text = "\n".join(line[4:].decode("utf-8", "replace") for line in lines)
+            text = line[4:].decode("utf-8", "replace")
+            if lines:  # the end of a multi-line reply
+                text = "\n".join([*(x[4:].decode("utf-8", "replace") for x in lines), text])
+                lines.clear()
             self._deliver((code, text))
 
     def _deliver(self, reply: Reply) -> None:

@@ -81,9 +81,6 @@ def _addresses(values: Iterable[object]) -> list[str]:
     return found
 
 
-_WANTED = frozenset({b"from", b"sender", b"to", b"cc", b"bcc", b"message-id"})
-
-
 class _Fields(dict[str, list[str]]):
     """The few header fields an envelope needs, scanned from raw bytes (a fraction of the cost
     of the ``email`` parser, which builds every field); ``get_all`` / ``get`` as on Message."""
@@ -96,22 +93,18 @@ class _Fields(dict[str, list[str]]):
         return values[0] if values else None
 
 
+_WANTED_FIELD = re.compile(
+    rb"(?im)^(from|sender|to|cc|bcc|message-id)[ \t]*:([^\n]*(?:\n[ \t][^\n]*)*)"
+)
+
+
 def _scan_headers(head: bytes) -> _Fields:
-    """Unfold the header block (RFC 5322 2.2.3) and keep the fields in ``_WANTED``."""
+    """Unfold the header block (RFC 5322 2.2.3) and keep the fields an envelope needs."""
     found = _Fields()
-    current: list[str] | None = None
-    for line in head.split(b"\n"):
-        if line[:1] in (b" ", b"\t"):  # a folded continuation
-            if current is not None:
-                current[-1] += " " + line.strip().decode("utf-8", "surrogateescape")
-            continue
-        name, colon, value = line.partition(b":")
-        key = name.strip().lower()
-        if colon and key in _WANTED:
-            current = found.setdefault(key.decode(), [])
-            current.append(value.strip().decode("utf-8", "surrogateescape"))
-        else:
-            current = None
+    for match in _WANTED_FIELD.finditer(head):
+        name, value = match.groups()
+        text = b" ".join(part.strip() for part in value.split(b"\n"))
+        found.setdefault(name.lower().decode(), []).append(text.decode("utf-8", "surrogateescape"))
     return found
 
 
@@ -204,7 +197,8 @@ def prepare_for_wire(
         if not head.strip():
             raise InvalidMessageError("empty message")
         headers = _scan_headers(head)
-        data, head = _without_bcc(data, head if "bcc" in headers else b"")
+        if "bcc" in headers:
+            data, head = _without_bcc(data, head)
     else:
         raise TypeError(
             f"cannot send a {type(message).__name__}: give bytes, an EmailMessage or an Envelope"
@@ -228,10 +222,7 @@ def prepare_for_wire(
 
 
 def _without_bcc(data: bytes, head: bytes | None) -> tuple[bytes, bytes]:
-    """``data`` without its Bcc field(s), and its header block. ``head`` is the header block
-    if it is known to hold a Bcc field, ``b""`` if it is known not to, ``None`` if unknown."""
-    if head == b"":
-        return data, _split(data)[0]
+    """``data`` without its Bcc field(s), and its header block (``head``, when known)."""
     head, body = _split(data) if head is None else (head, data[len(head) :])
     if b"bcc" not in head.lower():
         return data, head
