@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from hubspot_tx import Outcome, OutcomeStatus, SmtpTokenWithPassword
-from hubspot_tx.distributed import KeyState, Ledger, RateLimiter, RedisServer
+from hubspot_tx.distributed import KeyState, Ledger, RateLimiter, RedisServer, read_results
 from hubspot_tx.sandbox import Sandbox
 from hubspot_tx.smtp import FailureCategory
 
@@ -233,3 +233,22 @@ async def test_the_producers_retention_wins_over_the_finishers(redis_srv: RedisS
             assert 55_000 < info.ttl_ms <= 60_000, key
     finally:
         await redis.aclose()
+
+
+async def test_results_for_a_key_never_submitted_raise_instead_of_waiting(
+    ledger: Ledger,
+) -> None:
+    await ledger.submit([("k1", b"one")])
+    token = (await ledger.claim("w1", ["k1"], lease=10))["k1"].token
+    await ledger.begin("w1", "k1", token, lease=10)
+    await ledger.finish("w1", "k1", token, SENT)
+    seen: list[str] = []
+
+    async def read() -> None:
+        async with asyncio.timeout(10):  # without the check it would wait forever
+            async for result in read_results(ledger, keys=["k1", "nobody"], block=0.1):
+                seen.append(result.key)
+
+    with pytest.raises(LookupError, match="1 key"):
+        await read()
+    assert seen == ["k1"]

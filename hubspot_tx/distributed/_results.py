@@ -47,6 +47,8 @@ async def read_results(
 
     Raises:
         TimeoutError: ``timeout`` seconds passed before every key of ``keys`` was final.
+        LookupError: a key of ``keys`` is not in the ledger (never submitted, or past its
+            retention): it would never get a result.
     """
     redis: Any = ledger.redis
     remaining = set(keys) if keys is not None else None
@@ -73,8 +75,8 @@ async def read_results(
                     continue
                 remaining.discard(key)
             yield DistributedResult(key=key, outcome=_OUTCOME.decode(fields[b"r"]), id=since)
-        if not entries and remaining and not caught_up:
-            caught_up = True  # once: later results all go through the stream
+        if len(entries) < count and remaining and not caught_up:
+            caught_up = True  # once, at the stream's end: later results all come through it
             async for result in _from_ledger(ledger, remaining):
                 yield result
 
@@ -82,14 +84,20 @@ async def read_results(
 async def _from_ledger(ledger: Ledger, remaining: set[str]) -> AsyncIterator[DistributedResult]:
     """Final keys among ``remaining`` whose stream entry is gone (trimmed by retention)."""
     keys = list(remaining)
+    unknown: list[str] = []
     for start in range(0, len(keys), 1000):
         chunk = keys[start : start + 1000]
         pipe = ledger.redis.pipeline(transaction=False)
         for key in chunk:
             pipe.hmget(ledger.prefix + key, ["s", "r", "x"])
         for key, (state, result, result_id) in zip(chunk, await pipe.execute(), strict=True):
-            if result is not None and _str(state) in ("sent", "failed"):
+            if state is None:
+                unknown.append(key)
+            elif result is not None and _str(state) in ("sent", "failed"):
                 remaining.discard(key)
                 yield DistributedResult(
                     key=key, outcome=_OUTCOME.decode(result), id=_str(result_id or b"0")
                 )
+    if unknown:
+        shown = ", ".join(sorted(unknown)[:5])
+        raise LookupError(f"{len(unknown)} key(s) not in the ledger (e.g. {shown})")
