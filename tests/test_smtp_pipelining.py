@@ -4,6 +4,7 @@ cases in lock-step without it: each message gets exactly one correct outcome."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
@@ -244,3 +245,17 @@ async def test_cancelled_after_a_temporary_refusal_of_its_data_is_not_sent(
         await _cancelled(task)
     assert sb.state.messages == []
     assert reported[0].category is FailureCategory.CANCELLED  # certainly not sent
+
+
+async def test_the_sandbox_answers_pipelined_commands_without_nagle(
+    sb: Sandbox, tok: SmtpTokenWithPassword
+) -> None:
+    """Two replies written back to back must not wait for the client's delayed ACK: the
+    sandbox's sessions have TCP_NODELAY (it made a pipelined relay 100x slower over TLS)."""
+    async with sb.smtp_pool(tok, max_connections=1) as pool:
+        assert (await pool.send(one(1))).ok
+        (session,) = sb.smtp_handler.sessions
+        transport = session.transport
+        assert transport is not None
+        sock = transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0

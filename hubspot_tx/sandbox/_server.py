@@ -36,7 +36,10 @@ __all__ = ["Sandbox"]
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named: asyncio sets TCP_NODELAY on accepted sockets only when the protocol
+    # says TCP, and without it a pipelining client waits on Nagle + delayed ACK (~40 ms) for
+    # the second of two replies written back to back.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.setblocking(False)
