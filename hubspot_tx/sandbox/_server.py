@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import secrets
 import socket
 import ssl
-import threading
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
@@ -224,16 +224,18 @@ class Sandbox:
         OAuth apps and the ports stay. Safe to call from another thread than the sandbox's."""
         loop = self._loop
         if loop is not None and loop.is_running() and not _in_loop(loop):
-            done = threading.Event()
+            done: concurrent.futures.Future[None] = concurrent.futures.Future()
 
             def run() -> None:
                 try:
                     self._reset()
-                finally:
-                    done.set()
+                except BaseException as exc:
+                    done.set_exception(exc)
+                else:
+                    done.set_result(None)
 
             loop.call_soon_threadsafe(run)
-            done.wait(10.0)
+            done.result(timeout=30.0)  # the reset's own error, or TimeoutError
             return
         self._reset()
 
