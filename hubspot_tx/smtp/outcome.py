@@ -94,11 +94,11 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         """Return the outcome if sent; raise the matching :class:`DeliveryError` otherwise."""
         if self.ok:
             return self
-        assert self.category is not None
-        cls = _ERRORS.get(self.category, DeliveryError)
+        cls = _ERRORS.get(self.category, DeliveryError) if self.category else DeliveryError
         what = self.key or self.message_id or "message"
         code = f" {self.code}" if self.code is not None else ""
-        raise cls(f"{what}: {self.category.value}{code} {self.reply}".rstrip(), outcome=self)
+        category = self.category.value if self.category else "failed"
+        raise cls(f"{what}: {category}{code} {self.reply}".rstrip(), outcome=self)
 
 
 class RelaySummary(msgspec.Struct, kw_only=True):

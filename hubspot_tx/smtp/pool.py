@@ -324,10 +324,10 @@ class SmtpPool:
             result.last = (None, str(exc))
             result.final = result.failed(FailureCategory.INVALID_MESSAGE)
             return result.final
-        except ConnectionLost as exc:
-            assert conn is not None
-            self._discard(conn)
-            conn = None
+        except ConnectionLost as exc:  # raised by transact(): conn is set
+            if conn is not None:
+                self._discard(conn)
+                conn = None
             return self._lost(exc, result)
         except asyncio.CancelledError:
             if conn is not None:  # mid-transaction: the session is out of sync
