@@ -25,6 +25,7 @@ from aiosmtplib.errors import (
 from .._exceptions import InsecureAuthError, SmtpAuthError, SmtpConnectError, SmtpTLSError
 from ._wire import Reply, Wire, WireClosed
 from .credentials import SmtpCredentials
+from .outcome import InvalidReason
 
 __all__ = ["Connection", "ConnectionLost", "Settings", "Transaction", "Unsendable"]
 
@@ -48,6 +49,10 @@ class Settings:
 class Unsendable(Exception):
     """The server cannot take this message as it is (no SMTPUTF8, over its SIZE): nothing was
     sent, and retrying cannot help."""
+
+    def __init__(self, reason: str, why: InvalidReason) -> None:
+        self.why = why
+        super().__init__(reason)
 
 
 class ConnectionLost(Exception):
@@ -191,10 +196,15 @@ class Connection:
         """Raise :class:`Unsendable` if this server cannot take such a message."""
         extensions = self._extensions
         if utf8 and "smtputf8" not in extensions:
-            raise Unsendable("non-ASCII address or header, and the server offers no SMTPUTF8")
+            raise Unsendable(
+                "non-ASCII address or header, and the server offers no SMTPUTF8",
+                InvalidReason.NEEDS_SMTPUTF8,
+            )
         limit = extensions.get("size", "")
         if limit.isdigit() and 0 < int(limit) < size:
-            raise Unsendable(f"{size} bytes is over the server's SIZE limit of {limit}")
+            raise Unsendable(
+                f"{size} bytes is over the server's SIZE limit of {limit}", InvalidReason.TOO_BIG
+            )
 
     async def transact(
         self,

@@ -18,6 +18,7 @@ from email.utils import getaddresses
 import msgspec
 
 from .._exceptions import InvalidMessageError
+from .outcome import InvalidReason as Why
 
 __all__ = ["Envelope", "MessageInput", "dot_stuff", "needs_smtputf8", "prepare", "strip_bcc"]
 
@@ -168,15 +169,17 @@ def prepare_for_wire(
     found while the header block is at hand: it is split and scanned once per message."""
     if isinstance(message, Envelope):
         if not isinstance(message.mail_from, str):
-            raise InvalidMessageError("Envelope.mail_from must be a str")
+            raise InvalidMessageError("Envelope.mail_from must be a str", reason=Why.NOT_A_MESSAGE)
         if isinstance(message.rcpt_to, str) or not all(
             isinstance(r, str) and r for r in message.rcpt_to
         ):
-            raise InvalidMessageError("Envelope.rcpt_to must be a tuple of addresses")
+            raise InvalidMessageError(
+                "Envelope.rcpt_to must be a tuple of addresses", reason=Why.NOT_A_MESSAGE
+            )
         if not isinstance(message.data, bytes):
-            raise InvalidMessageError("Envelope.data must be bytes")
+            raise InvalidMessageError("Envelope.data must be bytes", reason=Why.NOT_A_MESSAGE)
         if not message.rcpt_to:
-            raise InvalidMessageError("the envelope has no recipients")
+            raise InvalidMessageError("the envelope has no recipients", reason=Why.NO_RECIPIENTS)
         data, head = _without_bcc(message.data, None)
         message_id = _clean_id(_scan_headers(head).get("Message-ID"))
         env = Envelope(
@@ -185,7 +188,7 @@ def prepare_for_wire(
             data=data,
             key=message.key if message.key is not None else key,
         )
-        return env, message_id, _checked(env, head)
+        return env, message_id, _checked(env, head, message_id)
     headers: Message | _Fields
     if isinstance(message, Message):
         data = _flatten(message)
@@ -195,7 +198,7 @@ def prepare_for_wire(
         data = bytes(message)
         head, _ = _split(data)
         if not head.strip():
-            raise InvalidMessageError("empty message")
+            raise InvalidMessageError("empty message", reason=Why.NOT_A_MESSAGE)
         headers = _scan_headers(head)
         if "bcc" in headers:
             data, head = _without_bcc(data, head)
@@ -208,9 +211,13 @@ def prepare_for_wire(
     )
     senders = _addresses(headers.get_all("Sender", []) or headers.get_all("From", []))
     if not senders:
-        raise InvalidMessageError("the message has no From (or Sender) address")
+        raise InvalidMessageError(
+            "the message has no From (or Sender) address", reason=Why.NO_SENDER
+        )
     if not recipients:
-        raise InvalidMessageError("the message has no To, Cc or Bcc recipients")
+        raise InvalidMessageError(
+            "the message has no To, Cc or Bcc recipients", reason=Why.NO_RECIPIENTS
+        )
     message_id = _clean_id(headers.get("Message-ID"))
     env = Envelope(
         mail_from=senders[0],
@@ -218,7 +225,7 @@ def prepare_for_wire(
         data=data,
         key=key if key is not None else message_id,
     )
-    return env, message_id, _checked(env, head)
+    return env, message_id, _checked(env, head, message_id)
 
 
 def _without_bcc(data: bytes, head: bytes | None) -> tuple[bytes, bytes]:
@@ -230,26 +237,51 @@ def _without_bcc(data: bytes, head: bytes | None) -> tuple[bytes, bytes]:
     return head + body, head
 
 
-def _checked(env: Envelope, head: bytes) -> bool:
+def _checked(env: Envelope, head: bytes, message_id: str | None) -> bool:
     """Refuse, before any byte is sent, what no SMTP server may receive; return whether the
     message needs SMTPUTF8 (a non-ASCII address or header)."""
+    try:
+        return _check(env, head)
+    except InvalidMessageError as exc:  # its outcome still carries the caller's key
+        exc.key, exc.message_id = env.key, message_id
+        raise
+
+
+def _check(env: Envelope, head: bytes) -> bool:
     addresses = env.mail_from + "".join(env.rcpt_to)
     if _BAD_ADDRESS.search(addresses):
         for address in (env.mail_from, *env.rcpt_to):
             if _BAD_ADDRESS.search(address):
                 raise InvalidMessageError(
-                    f"invalid address {address!r} (control characters, spaces or angle brackets)"
+                    f"invalid address {address!r} (control characters, spaces or angle brackets)",
+                    reason=Why.BAD_ADDRESS,
                 )
+    ascii_addresses = addresses.isascii()
+    if not ascii_addresses:
+        for address in (env.mail_from, *env.rcpt_to):
+            try:
+                address.encode()
+            except UnicodeEncodeError:  # bytes of a legacy charset, kept as surrogate escapes
+                shown = address.encode("utf-8", "surrogateescape").decode("latin-1")
+                raise InvalidMessageError(
+                    f"the address {shown!r} is not UTF-8 (a legacy charset's bytes); "
+                    "an address may hold non-ASCII characters only in UTF-8 (RFC 6531)",
+                    reason=Why.ADDRESS_NOT_UTF8,
+                ) from None
     if env.mail_from and "@" not in env.mail_from:
-        raise InvalidMessageError(f"invalid sender address {env.mail_from!r}")
+        raise InvalidMessageError(
+            f"invalid sender address {env.mail_from!r}", reason=Why.BAD_ADDRESS
+        )
     for rcpt in env.rcpt_to:
         if "@" not in rcpt:
-            raise InvalidMessageError(f"invalid recipient address {rcpt!r}")
+            raise InvalidMessageError(f"invalid recipient address {rcpt!r}", reason=Why.BAD_ADDRESS)
     if b"\x00" in env.data:
-        raise InvalidMessageError("the message contains NUL bytes")
+        raise InvalidMessageError("the message contains NUL bytes", reason=Why.NUL_BYTE)
     if len(env.data) > MAX_LINE and _LONG_LINE.search(env.data):
-        raise InvalidMessageError(f"a line of the message is longer than {MAX_LINE} bytes")
-    return not (addresses.isascii() and head.isascii())
+        raise InvalidMessageError(
+            f"a line of the message is longer than {MAX_LINE} bytes", reason=Why.LINE_TOO_LONG
+        )
+    return not (ascii_addresses and head.isascii())
 
 
 def needs_smtputf8(env: Envelope) -> bool:
@@ -264,6 +296,8 @@ def _clean_id(value: object) -> str | None:
     if value is None:
         return None
     text = str(value).strip()
+    if not text.isascii():  # a legacy charset's bytes: no lone surrogates in a key
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return text or None
 
 

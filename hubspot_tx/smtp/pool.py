@@ -19,7 +19,14 @@ from .._exceptions import InvalidMessageError, PoolClosedError, SmtpConnectError
 from ._connection import Connection, ConnectionLost, Settings, TlsMode, Transaction, Unsendable
 from .credentials import SmtpCredentials
 from .envelope import Envelope, MessageInput, dot_stuff, prepare_for_wire
-from .outcome import FailureCategory, Outcome, OutcomeStatus, RecipientRefusal, RelaySummary
+from .outcome import (
+    FailureCategory,
+    InvalidReason,
+    Outcome,
+    OutcomeStatus,
+    RecipientRefusal,
+    RelaySummary,
+)
 from .relay import Relay
 
 __all__ = ["HOSTS", "SmtpPool", "SmtpRetry"]
@@ -259,14 +266,22 @@ class SmtpPool:
         try:
             env, message_id, utf8 = prepare_for_wire(message, key=key)
         except Exception as exc:  # whatever cannot be parsed or flattened cannot be sent
-            reason = exc if isinstance(exc, InvalidMessageError) else f"{type(exc).__name__}: {exc}"
+            message_id = None
+            if isinstance(exc, InvalidMessageError):
+                text, why = str(exc), exc.reason
+                key, message_id = exc.key if key is None else key, exc.message_id
+            else:
+                text = f"{type(exc).__name__}: {exc}"
+                why = InvalidReason.NOT_A_MESSAGE if isinstance(exc, TypeError) else None
             return self._report(
                 Outcome(
                     key=key,
                     status=OutcomeStatus.FAILED,
                     category=FailureCategory.INVALID_MESSAGE,
-                    reply=str(reason),
+                    reply=text,
                     index=index,
+                    message_id=message_id,
+                    reason=why or InvalidReason.UNREADABLE,
                 )
             )
         stuffed = dot_stuff(env.data)
@@ -322,6 +337,7 @@ class SmtpPool:
             return None
         except Unsendable as exc:
             result.last = (None, str(exc))
+            result.reason = exc.why
             result.final = result.failed(FailureCategory.INVALID_MESSAGE)
             return result.final
         except ConnectionLost as exc:  # raised by transact(): conn is set
@@ -468,6 +484,7 @@ class _Result:
         "last",
         "message_id",
         "pending",
+        "reason",
         "refused",
         "retry_category",
     )
@@ -486,6 +503,7 @@ class _Result:
         self.final: Outcome | None = None  # decided, maybe not yet reported
         self.dot_written = False  # the interrupted transaction had written its final "."
         self.retry_category = FailureCategory.TEMPORARY_EXHAUSTED  # if retries run out
+        self.reason: InvalidReason | None = None  # why invalid_message
 
     def _outcome(self, status: OutcomeStatus, category: FailureCategory | None) -> Outcome:
         return Outcome(
@@ -499,6 +517,7 @@ class _Result:
             attempts=self.attempts,
             index=self.index,
             message_id=self.message_id,
+            reason=self.reason if category is FailureCategory.INVALID_MESSAGE else None,
         )
 
     def apply(self, tx: Transaction) -> Outcome | None:
