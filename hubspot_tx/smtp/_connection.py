@@ -25,6 +25,7 @@ from aiosmtplib.errors import (
 from .._exceptions import InsecureAuthError, SmtpAuthError, SmtpConnectError, SmtpTLSError
 from ._wire import Reply, Wire, WireClosed
 from .credentials import SmtpCredentials
+from .envelope import Prepared
 from .outcome import InvalidReason
 
 __all__ = ["Connection", "ConnectionLost", "Settings", "Transaction", "Unsendable"]
@@ -192,13 +193,19 @@ class Connection:
     def extensions(self) -> dict[str, str]:
         return self._extensions
 
-    def check(self, size: int, utf8: bool) -> None:
+    def check(self, size: int, utf8: bool, eight_bit: bool = False) -> None:
         """Raise :class:`Unsendable` if this server cannot take such a message."""
         extensions = self._extensions
         if utf8 and "smtputf8" not in extensions:
             raise Unsendable(
                 "non-ASCII address or header, and the server offers no SMTPUTF8",
                 InvalidReason.NEEDS_SMTPUTF8,
+            )
+        if eight_bit and "8bitmime" not in extensions:
+            raise Unsendable(
+                "8-bit bytes in the message, and the server offers no 8BITMIME "
+                "(encode the body as quoted-printable or base64)",
+                InvalidReason.NEEDS_8BITMIME,
             )
         limit = extensions.get("size", "")
         if limit.isdigit() and 0 < int(limit) < size:
@@ -208,13 +215,10 @@ class Connection:
 
     async def transact(
         self,
-        mail_from: str,
+        prepared: Prepared,
         rcpt_to: list[str],
-        stuffed: bytes,
-        size: int,
         timeout: float,
         *,
-        utf8: bool = False,
         before_data: Callable[[], Awaitable[None]] | None = None,
     ) -> Transaction:
         """Run one transaction. Raises :class:`ConnectionLost` if the session breaks.
@@ -229,16 +233,20 @@ class Connection:
         is written. If it raises, the session is dropped (a transaction without its final "."
         is discarded by the server) and the exception propagates.
         """
-        self.check(size, utf8)
+        size, utf8, eight_bit = prepared.size, prepared.utf8, prepared.eight_bit
+        self.check(size, utf8, eight_bit)
+        stuffed = prepared.stuffed
         wire = self._wire
         self.dot_written = False
         self.messages += 1
         params = b""
         if "size" in self._extensions:
             params += b" SIZE=%d" % size
+        if eight_bit:
+            params += b" BODY=8BITMIME"
         if utf8:
             params += b" SMTPUTF8"
-        commands = [b"MAIL FROM:<%s>%s\r\n" % (mail_from.encode(), params)]
+        commands = [b"MAIL FROM:<%s>%s\r\n" % (prepared.env.mail_from.encode(), params)]
         commands += [b"RCPT TO:<%s>\r\n" % r.encode() for r in rcpt_to]
         commands.append(b"DATA\r\n")
         try:

@@ -18,7 +18,7 @@ from typing import Literal, Self
 from .._exceptions import InvalidMessageError, PoolClosedError, SmtpConnectError
 from ._connection import Connection, ConnectionLost, Settings, TlsMode, Transaction, Unsendable
 from .credentials import SmtpCredentials
-from .envelope import Envelope, MessageInput, dot_stuff, prepare_for_wire
+from .envelope import MessageInput, Prepared, prepare_for_wire
 from .outcome import (
     FailureCategory,
     InvalidReason,
@@ -264,7 +264,7 @@ class SmtpPool:
         before_data: Callable[[], Awaitable[None]] | None = None,
     ) -> Outcome:
         try:
-            env, message_id, utf8 = prepare_for_wire(message, key=key)
+            prepared = prepare_for_wire(message, key=key)
         except Exception as exc:  # whatever cannot be parsed or flattened cannot be sent
             message_id = None
             if isinstance(exc, InvalidMessageError):
@@ -284,12 +284,12 @@ class SmtpPool:
                     reason=why or InvalidReason.UNREADABLE,
                 )
             )
-        stuffed = dot_stuff(env.data)
-        result = _Result(env.key, message_id, index, list(env.rcpt_to))
+        env = prepared.env
+        result = _Result(env.key, prepared.message_id, index, list(env.rcpt_to))
         try:
             while True:
                 result.attempts += 1
-                outcome = await self._attempt(env, stuffed, utf8, result, before_data)
+                outcome = await self._attempt(prepared, result, before_data)
                 if outcome is None and self._aborted:
                     result.last = (None, "not sent: the pool was closed before a retry")
                     outcome = result.failed(FailureCategory.CANCELLED)
@@ -306,9 +306,7 @@ class SmtpPool:
 
     async def _attempt(
         self,
-        env: Envelope,
-        stuffed: bytes,
-        utf8: bool,
+        prepared: Prepared,
         result: _Result,
         before_data: Callable[[], Awaitable[None]] | None = None,
     ) -> Outcome | None:
@@ -321,12 +319,9 @@ class SmtpPool:
                 return None
             conn = await self._checkout()
             tx = await conn.transact(
-                env.mail_from,
+                prepared,
                 result.pending,
-                stuffed,
-                len(env.data),
                 self.settings.command_timeout,
-                utf8=utf8,
                 before_data=before_data,
             )
         except SmtpConnectError as exc:
