@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult
 
 from hubspot_tx import SmtpPool
 
@@ -32,6 +32,10 @@ class Recorder:
     received: list[Received] = field(default_factory=list)
     ehlo: list[str] = field(default_factory=list)  # the names clients greeted with
     mail_commands: int = 0
+    sessions: int = 0  # open now
+    most_sessions: int = 0  # open at once, at most
+    hold: asyncio.Event | None = None  # set: the reply to the end of data waits for it
+    in_data: asyncio.Event = field(default_factory=asyncio.Event)  # some data has ended
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -52,6 +56,9 @@ class Recorder:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.in_data.set()
+        if self.hold is not None:
+            await asyncio.wait_for(self.hold.wait(), 30)
         self.received.append(
             Received(
                 envelope.mail_from,
@@ -65,18 +72,35 @@ class Recorder:
 
 @asynccontextmanager
 async def recording_server(
-    *, utf8: bool = True, size: int = 33_554_432, **recorder: Any
+    *,
+    utf8: bool = True,
+    size: int = 33_554_432,
+    authenticator: Callable[..., AuthResult] | None = None,
+    **recorder: Any,
 ) -> AsyncIterator[tuple[int, Recorder]]:
-    """``(port, recorder)`` of a server on 127.0.0.1, closed on exit."""
+    """``(port, recorder)`` of a server on 127.0.0.1, closed on exit. With an
+    ``authenticator``, AUTH is offered (over plaintext: pools need ``allow_plaintext_auth``)."""
     rec = Recorder(**recorder)
 
+    class Counting(SMTP):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            rec.sessions += 1
+            rec.most_sessions = max(rec.most_sessions, rec.sessions)
+            super().connection_made(transport)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            rec.sessions -= 1
+            super().connection_lost(exc)
+
     def factory() -> SMTP:
-        return SMTP(
+        return Counting(
             rec,
             hostname="recorder.test",
             decode_data=False,
             enable_SMTPUTF8=utf8,
             data_size_limit=size,
+            authenticator=authenticator,
+            auth_require_tls=authenticator is None,
         )
 
     sock = socket.socket()

@@ -8,6 +8,7 @@ certainly did not accept the message; after it, the outcome is unknown.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -28,7 +29,7 @@ from .credentials import SmtpCredentials
 from .envelope import Prepared
 from .outcome import InvalidReason
 
-__all__ = ["Connection", "ConnectionLost", "Settings", "Transaction", "Unsendable"]
+__all__ = ["Connection", "ConnectionLost", "Settings", "Transaction", "Unsendable", "ehlo_name"]
 
 TlsMode = Literal["starttls", "implicit", "none"]
 
@@ -43,7 +44,7 @@ class Settings:
     ssl_context: ssl.SSLContext
     connect_timeout: float
     command_timeout: float
-    local_hostname: str
+    local_hostname: str | None  # None: found once per pool (see ``ehlo_name``)
     allow_plaintext_auth: bool
 
 
@@ -163,6 +164,12 @@ class Connection:
         except SMTPAuthenticationError as exc:
             smtp.close()
             user = credentials.username if credentials else ""
+            if 400 <= exc.code < 500:  # e.g. 454 4.7.0: the server cannot check them now
+                raise SmtpConnectError(
+                    f"{where} could not check the credentials of {user} now: "
+                    f"{exc.code} {exc.message}",
+                    code=exc.code,
+                ) from None
             raise SmtpAuthError(
                 f"{where} refused the credentials of {user}: {exc.code} {exc.message}",
                 code=exc.code,
@@ -376,11 +383,18 @@ class Connection:
         self._wire.abort()
         self._smtp.close()
 
-    def retire(self) -> None:
+    def retire(self, then: Callable[[], None] | None = None) -> None:
         """Drop the session once the replies others still await on it have come (the reply
-        to a previous message's final "."): for a user who gives up mid-transaction."""
+        to a previous message's final "."): for a user who gives up mid-transaction. ``then``
+        is called once it is dropped (the pool frees its slot then, not before)."""
         self.reusable = False
-        self._wire.retire(self.abort)
+
+        def dropped() -> None:
+            self.abort()
+            if then is not None:
+                then()
+
+        self._wire.retire(dropped)
 
     async def close(self, timeout: float) -> None:
         """QUIT politely, then close."""
@@ -396,6 +410,32 @@ class Connection:
             pass
         self._wire.transport.close()
         self._smtp.close()
+
+
+_ehlo_name: str | None = None
+
+
+def _fqdn() -> str:
+    """This host's name for EHLO (RFC 5321 4.1.4): its FQDN, else its address literal."""
+    name = socket.getfqdn()
+    if "." in name and not name.startswith("localhost"):
+        return name
+    try:
+        return f"[{socket.gethostbyname(socket.gethostname())}]"
+    except OSError:
+        return "[127.0.0.1]"
+
+
+async def ehlo_name(timeout: float) -> str:
+    """:func:`_fqdn`, found once per process in a thread (name lookups block), bounded."""
+    global _ehlo_name
+    if _ehlo_name is None:
+        try:
+            async with asyncio.timeout(timeout):
+                _ehlo_name = await asyncio.to_thread(_fqdn)
+        except TimeoutError:
+            return "[127.0.0.1]"  # not kept: the lookup may answer next time
+    return _ehlo_name
 
 
 def _reason(exc: BaseException) -> str:

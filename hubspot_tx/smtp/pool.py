@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
-import socket
 import ssl
 import weakref
 from collections import deque
@@ -16,7 +16,15 @@ from types import TracebackType
 from typing import Literal, Self
 
 from .._exceptions import InvalidMessageError, PoolClosedError, SmtpConnectError
-from ._connection import Connection, ConnectionLost, Settings, TlsMode, Transaction, Unsendable
+from ._connection import (
+    Connection,
+    ConnectionLost,
+    Settings,
+    TlsMode,
+    Transaction,
+    Unsendable,
+    ehlo_name,
+)
 from .credentials import SmtpCredentials
 from .envelope import MessageInput, Prepared, prepare_for_wire
 from .outcome import (
@@ -79,6 +87,8 @@ class SmtpPool:
         region: ``"na"`` (smtp.hubapi.com) or ``"eu"`` (smtp-eu1.hubapi.com).
         ssl_context: trust for TLS; default the system's store, verified.
         allow_plaintext_auth: allow AUTH over an unencrypted session (never by default).
+        local_hostname: the name to greet with (EHLO); default this host's FQDN, else its
+            address literal (``[192.0.2.1]``), as RFC 5321 4.1.4 asks.
         on_outcome: called with every outcome, including those of cancelled ``send`` calls.
     """
 
@@ -115,7 +125,7 @@ class SmtpPool:
             ssl_context=ssl_context or ssl.create_default_context(),
             connect_timeout=connect_timeout,
             command_timeout=command_timeout,
-            local_hostname=local_hostname or socket.gethostname() or "localhost",
+            local_hostname=local_hostname,
             allow_plaintext_auth=allow_plaintext_auth,
         )
         self._credentials = credentials
@@ -156,8 +166,8 @@ class SmtpPool:
         return len(self._idle) + len(self._busy)
 
     # -- sessions -----------------------------------------------------------------------------
-    async def _checkout(self) -> Connection:
-        """A ready session; the caller holds a slot.
+    async def _checkout(self, slot: _Slot) -> Connection:
+        """A ready session; the caller holds ``slot``.
 
         Sessions are closed while their slot is held, so that the server never sees more than
         ``max_connections`` sessions, even while one is being replaced.
@@ -177,13 +187,16 @@ class SmtpPool:
                 try:
                     alive = await conn.noop(timeout)
                 except BaseException:  # cancelled mid-NOOP: the session is out of sync
-                    conn.retire()
+                    self._retire(conn, slot)
                     raise
                 if not alive:
                     conn.abort()
                     continue
             self._busy.add(conn)
             return conn
+        if self.settings.local_hostname is None:
+            name = await ehlo_name(self.settings.connect_timeout)
+            self.settings = dataclasses.replace(self.settings, local_hostname=name)
         conn = await Connection.open(self.settings, self._credentials, self._generation)
         self._busy.add(conn)
         return conn
@@ -206,11 +219,13 @@ class SmtpPool:
         self._busy.discard(conn)
         conn.abort()
 
-    def _retire(self, conn: Connection) -> None:
+    def _retire(self, conn: Connection, slot: _Slot) -> None:
         """Give up a session mid-transaction without cutting off the reply it still owes to
-        the message ahead (with PIPELINING, the reply to that message's final ".")."""
+        the message ahead (with PIPELINING, the reply to that message's final "."). Its slot
+        is freed once it is gone: the server never sees more than ``max_connections``."""
         self._busy.discard(conn)
-        conn.retire()
+        slot.handed_off = True
+        conn.retire(slot.release)
 
     # -- sending ------------------------------------------------------------------------------
     async def send(
@@ -312,12 +327,13 @@ class SmtpPool:
     ) -> Outcome | None:
         """One transaction: the final outcome, or ``None`` when it may be retried."""
         await self._slots.acquire()
+        slot = _Slot(self._slots)
         conn: Connection | None = None
         try:
             if self._aborted:
                 result.attempts -= 1  # not attempted: the pool closed while it waited
                 return None
-            conn = await self._checkout()
+            conn = await self._checkout(slot)
             tx = await conn.transact(
                 prepared,
                 result.pending,
@@ -343,7 +359,7 @@ class SmtpPool:
         except asyncio.CancelledError:
             if conn is not None:  # mid-transaction: the session is out of sync
                 result.dot_written = conn.dot_written
-                self._retire(conn)
+                self._retire(conn, slot)
                 conn = None
             raise
         else:
@@ -360,7 +376,8 @@ class SmtpPool:
                 if conn is not None:
                     await self._checkin(conn)
             finally:
-                self._slots.release()
+                if not slot.handed_off:
+                    slot.release()
         # PIPELINING: the next message's commands may already follow this one's data on the
         # session; this message's own reply arrives in the same round trip as theirs.
         try:
@@ -464,6 +481,23 @@ class SmtpPool:
             f"{self._credentials.username if self._credentials else None!r} "
             f"open={self.open_connections}/{self.max_connections}>"
         )
+
+
+class _Slot:
+    """One of the pool's ``max_connections`` slots, held by an attempt (internal). A session
+    retired mid-transaction keeps it until it is dropped (``handed_off``)."""
+
+    __slots__ = ("_semaphore", "handed_off", "held")
+
+    def __init__(self, semaphore: asyncio.Semaphore) -> None:
+        self._semaphore = semaphore
+        self.held = True
+        self.handed_off = False
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self._semaphore.release()
 
 
 class _Result:
