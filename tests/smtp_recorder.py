@@ -35,6 +35,7 @@ class Recorder:
     sessions: int = 0  # open now
     most_sessions: int = 0  # open at once, at most
     hold: asyncio.Event | None = None  # set: the reply to the end of data waits for it
+    rcpt_replies: dict[str, str] = field(default_factory=dict)  # address -> reply to RCPT
     in_data: asyncio.Event = field(default_factory=asyncio.Event)  # some data has ended
 
     async def handle_EHLO(
@@ -53,6 +54,14 @@ class Recorder:
         self.mail_commands += 1
         envelope.mail_from = address
         envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address in self.rcpt_replies:
+            return self.rcpt_replies[address]
+        envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:

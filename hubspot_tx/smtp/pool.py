@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, Self
 
-from .._exceptions import InvalidMessageError, PoolClosedError, SmtpConnectError
+from .._exceptions import InvalidMessageError, PoolClosedError, SmtpConnectError, SmtpError
 from ._connection import (
     Connection,
     ConnectionLost,
@@ -313,6 +313,12 @@ class SmtpPool:
                 if outcome is not None:
                     return self._report(outcome)
                 await asyncio.sleep(self.retry.backoff(result.attempts - 1))
+        except SmtpError as exc:
+            if not (exc.fatal and result.accepted):
+                raise
+            # Some recipients have it already: their outcome must say so (a resume or retry
+            # must never send it to them again). The error stops the next message instead.
+            return self._report(result.stopped(exc))
         except asyncio.CancelledError:
             # One exact outcome even now: the one decided before the cancellation reached us,
             # else what the transaction got to.
@@ -508,6 +514,7 @@ class _Result:
         "attempts",
         "dot_written",
         "final",
+        "in_doubt",
         "index",
         "key",
         "last",
@@ -516,6 +523,7 @@ class _Result:
         "reason",
         "refused",
         "retry_category",
+        "unsent",
     )
 
     def __init__(
@@ -526,7 +534,9 @@ class _Result:
         self.index = index
         self.pending = pending
         self.accepted: list[str] = []
-        self.refused: list[RecipientRefusal] = []
+        self.refused: list[RecipientRefusal] = []  # for good (5xx)
+        self.unsent: list[RecipientRefusal] = []  # certainly not delivered, not for good
+        self.in_doubt: list[str] = []  # cut after the final "."
         self.attempts = 0
         self.last: tuple[int | None, str] = (None, "")
         self.final: Outcome | None = None  # decided, maybe not yet reported
@@ -543,6 +553,8 @@ class _Result:
             reply=self.last[1],
             accepted=tuple(self.accepted),
             refused=tuple(self.refused),
+            unsent=tuple(self.unsent),
+            in_doubt=tuple(self.in_doubt),
             attempts=self.attempts,
             index=self.index,
             message_id=self.message_id,
@@ -579,21 +591,26 @@ class _Result:
         return self._outcome(OutcomeStatus.FAILED, category)
 
     def exhausted(self) -> Outcome:
-        """Retries ran out: who is still pending is refused with the last reply."""
-        code, text = self.last
-        self.refused.extend(RecipientRefusal(r, code or 0, text) for r in self.pending)
-        return self._settle(self.retry_category)
+        """Retries ran out: who is still pending did not get it (``unsent``, last reply)."""
+        return self.failed(self.retry_category)
 
     def failed(self, category: FailureCategory) -> Outcome:
-        if self.accepted:
-            return self.exhausted()
-        return self._outcome(OutcomeStatus.FAILED, category)
+        """Stopped: who is still pending did not get it. ``sent`` if some recipient did."""
+        code, text = self.last
+        self.unsent.extend(RecipientRefusal(r, code or 0, text) for r in self.pending)
+        self.pending = []
+        return self._settle(category)
+
+    def stopped(self, exc: SmtpError) -> Outcome:
+        """A fatal error (credentials, TLS) stopped the retry of a partial delivery: the
+        recipients who have it stay ``accepted``; the others are ``unsent``."""
+        self.last = (exc.code, str(exc))
+        return self.failed(FailureCategory.AUTH)
 
     def unknown(self) -> Outcome:
         """Cut after the final '.': the pending recipients may or may not have it."""
-        if self.accepted:  # a partial delivery: name who is in doubt (code 0: no reply)
-            text = self.last[1]
-            self.refused.extend(RecipientRefusal(r, 0, text) for r in self.pending)
+        self.in_doubt.extend(self.pending)
+        self.pending = []
         return self._settle(FailureCategory.DELIVERY_UNKNOWN)
 
     def interrupted(self) -> Outcome:
