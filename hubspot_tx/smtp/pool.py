@@ -17,6 +17,7 @@ from typing import Literal, Self
 
 from .._exceptions import InvalidMessageError, PoolClosedError, SmtpConnectError, SmtpError
 from ._connection import (
+    FINAL_REPLY_TIMEOUT,
     Connection,
     ConnectionLost,
     Settings,
@@ -86,6 +87,13 @@ class SmtpPool:
         tls: ``"starttls"`` (required, never downgraded), ``"implicit"``, or ``"none"``.
         region: ``"na"`` (smtp.hubapi.com) or ``"eu"`` (smtp-eu1.hubapi.com).
         ssl_context: trust for TLS; default the system's store, verified.
+        command_timeout: the wait for each reply before the data; while a large message is
+            uploaded, the longest the server may go without taking a byte of it (at most
+            RFC 5321's 3 minutes): a slow upload takes as long as it needs, a dead one fails
+            (before its final ".", so it is retried).
+        final_reply_timeout: the wait for the reply to the final ".", from when the data has
+            left (RFC 5321's 10 minutes by default). A message whose reply does not come in
+            time ends ``delivery_unknown``.
         allow_plaintext_auth: allow AUTH over an unencrypted session (never by default).
         local_hostname: the name to greet with (EHLO); default this host's FQDN, else its
             address literal (``[192.0.2.1]``), as RFC 5321 4.1.4 asks.
@@ -107,6 +115,7 @@ class SmtpPool:
         health_check_after: float = 5.0,
         connect_timeout: float = 15.0,
         command_timeout: float = 30.0,
+        final_reply_timeout: float = FINAL_REPLY_TIMEOUT,
         retry: SmtpRetry | None = None,
         allow_plaintext_auth: bool = False,
         local_hostname: str | None = None,
@@ -125,6 +134,7 @@ class SmtpPool:
             ssl_context=ssl_context or ssl.create_default_context(),
             connect_timeout=connect_timeout,
             command_timeout=command_timeout,
+            final_reply_timeout=final_reply_timeout,
             local_hostname=local_hostname,
             allow_plaintext_auth=allow_plaintext_auth,
         )
@@ -344,6 +354,7 @@ class SmtpPool:
                 prepared,
                 result.pending,
                 self.settings.command_timeout,
+                final_timeout=self.settings.final_reply_timeout,
                 before_data=before_data,
             )
         except SmtpConnectError as exc:
