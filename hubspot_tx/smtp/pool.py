@@ -180,7 +180,9 @@ class SmtpPool:
         """A ready session; the caller holds ``slot``.
 
         Sessions are closed while their slot is held, so that the server never sees more than
-        ``max_connections`` sessions, even while one is being replaced.
+        ``max_connections`` sessions, even while one is being replaced. The idle list is in
+        order of use: when the most recent session is stale, the older ones are too, and they
+        are dropped together, not probed (or QUIT) one after another at a timeout each.
         """
         loop = asyncio.get_running_loop()
         timeout = self.settings.command_timeout
@@ -191,8 +193,9 @@ class SmtpPool:
                 conn.retire()
                 continue
             if conn.generation != self._generation or idle_for > self.idle_timeout:
-                await conn.close(timeout)
-                continue
+                older, self._idle = [conn, *self._idle], deque()  # older credentials or idler
+                await asyncio.gather(*(c.close(timeout) for c in older))
+                break
             if idle_for > self.health_check_after:
                 try:
                     alive = await conn.noop(timeout)
@@ -201,7 +204,10 @@ class SmtpPool:
                     raise
                 if not alive:
                     conn.abort()
-                    continue
+                    older, self._idle = list(self._idle), deque()  # idle longer still
+                    for stale in older:
+                        stale.retire()  # after any reply still owed on it
+                    break
             self._busy.add(conn)
             return conn
         if self.settings.local_hostname is None:
