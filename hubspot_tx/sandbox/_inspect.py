@@ -144,9 +144,12 @@ def _limit(request: web.Request, default: int) -> int:
 #: How many candidates a listing checks beyond its page to count its ``total`` exactly; past
 #: it the total is estimated (``totalExact`` false), so that no call costs more than a page.
 COUNT_BUDGET = 2000
+#: A search whose matches are rare may have to check many candidates to fill its page: it
+#: gives the event loop back every this many, so SMTP sessions and other calls go on meanwhile.
+CHUNK = 2000
 
 
-def _page(request: web.Request, state: SandboxState) -> MessageList:
+async def _page(request: web.Request, state: SandboxState) -> MessageList:
     after = _int(request, "after", 0) or 0
     before = _int(request, "before")
     limit = _limit(request, 100)
@@ -155,36 +158,35 @@ def _page(request: web.Request, state: SandboxState) -> MessageList:
         raise _BadQuery("order must be asc or desc")
     newest_first = order == "desc"
     filters = _filters(request)
-    candidates = state.index.candidates(filters)
     index = state.index
-    if candidates is None:  # no filter narrows it: the messages themselves, ascending
-        candidates = _Seqs(state.messages)
+    postings = index.candidates(filters)
+    # No filter narrows it: the messages themselves (ascending, no stale entry, all match).
+    candidates = _Seqs(state.messages) if postings is None else postings
+    in_window = _count_window(candidates, after, before)
     match = _matcher(state, filters)
     page: list[StoredMessage] = []
     matched = checked = 0
-    seqs = window(candidates, after, before, newest_first)
-    in_window = _count_window(candidates, after, before)
-    for seq in seqs:
-        m = index.get(seq)
+    for seq in window(candidates, after, before, newest_first):
         checked += 1
+        if postings is not None and checked % CHUNK == 0:
+            await asyncio.sleep(0)  # lists only grow past this window: safe to go on
+        m = index.get(seq)
         if m is None or not match(m):
             continue
         matched += 1
         if len(page) < limit:
             page.append(m)
-        elif checked > limit + COUNT_BUDGET:
+        elif not filters or checked > limit + COUNT_BUDGET:
             break
     exhausted = checked >= in_window
-    if exhausted:
-        total = matched
-    elif not filters and before is None and after == 0:
-        total, exhausted = len(state.messages), True
+    if exhausted or not filters:
+        total, exact = (matched if exhausted else in_window), True
     else:  # the share that matched so far, over the rest of the window
-        total = max(matched, round(matched / checked * in_window))
-    more = matched > len(page) or (not exhausted and len(page) == limit)
+        total, exact = max(matched, round(matched / checked * in_window)), False
+    more = matched > len(page)
     return MessageList(
         total=total,
-        total_exact=exhausted,
+        total_exact=exact,
         results=[message_summary(m, state.message_status(m.message_id)) for m in page],
         next_after=page[-1].seq if more and not newest_first else None,
         next_before=page[-1].seq if more and newest_first else None,
@@ -228,7 +230,7 @@ async def list_messages(request: web.Request) -> web.Response:
         if not 0 <= wait <= MAX_WAIT:  # also refuses NaN
             raise _BadQuery(f"wait must be between 0 and {MAX_WAIT:g} seconds")
         since = _int(request, "since")
-        page = _page(request, state)
+        page = await _page(request, state)
         deadline = time.monotonic() + wait
         while (
             not page.results
@@ -237,7 +239,7 @@ async def list_messages(request: web.Request) -> web.Response:
             and (left := deadline - time.monotonic()) > 0
         ):
             await state.wait_changed(state.generation, left)
-            page = _page(request, state)
+            page = await _page(request, state)
     except _BadQuery as exc:
         return _bad(str(exc))
     except ValueError:
