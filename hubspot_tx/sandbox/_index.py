@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import default
+from email.utils import getaddresses
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
@@ -36,11 +37,33 @@ class Headers(NamedTuple):
     """The addresses of ``To`` and ``Cc``."""
 
 
+# The standard library's structured-header parser raises on some hostile values (``To: <``,
+# ``To: "``: IndexError in Python 3.11-3.13). Such a message must still be stored and listed, so
+# a header that cannot be parsed falls back to its raw text (addresses: lenient ``getaddresses``).
+_PARSE_ERRORS = (IndexError, ValueError, TypeError, AttributeError)
+
+
+def _raw(parsed: Message, name: str) -> list[str]:
+    return [str(v) for k, v in parsed.raw_items() if k.lower() == name.lower()]
+
+
+def _text(parsed: Message, name: str) -> str | None:
+    try:
+        value = parsed[name]
+    except _PARSE_ERRORS:
+        raw = _raw(parsed, name)
+        return raw[0] if raw else None
+    return None if value is None else str(value)
+
+
 def _addresses(parsed: Message, *names: str) -> tuple[str, ...]:
     found: list[str] = []
     for name in names:
-        for header in parsed.get_all(name) or ():
-            found.extend(str(a.addr_spec) for a in getattr(header, "addresses", ()))
+        try:
+            for header in parsed.get_all(name) or ():
+                found.extend(str(a.addr_spec) for a in getattr(header, "addresses", ()))
+        except _PARSE_ERRORS:
+            found.extend(addr for _, addr in getaddresses(_raw(parsed, name)) if addr)
     return tuple(found)
 
 
@@ -48,10 +71,9 @@ def read_headers(data: bytes) -> Headers:
     """Parse the header block only (the body may be megabytes): once per message."""
     end = _HEADER_END.search(data)
     parsed = _parser.parsebytes(data if end is None else data[: end.end()])
-    subject, sender = parsed["Subject"], parsed["From"]
     return Headers(
-        None if subject is None else str(subject),
-        None if sender is None else str(sender),
+        _text(parsed, "Subject"),
+        _text(parsed, "From"),
         _addresses(parsed, "To", "Cc"),
     )
 
