@@ -59,7 +59,7 @@ def test_a_missing_sandbox_extra_fails_the_tests_that_need_it(pytester: pytest.P
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rA", timeout=120)
     result.assert_outcomes(passed=1, errors=2)
     assert result.ret != 0
-    needs = "the hubspot-tx pytest fixtures need the sandbox extra: pip install 'hubspot-tx[pytest]'"
+    needs = "fixtures need the sandbox extra: pip install 'hubspot-tx[pytest]'"
     assert result.stdout.str().count(needs) == 2
     result.stdout.no_fnmatch_line("*SKIP*")
 
