@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 import sys
 import time
@@ -14,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import _env
 from .._exceptions import SmtpError, SmtpTLSError
 from .._pipeline import Pipeline
 from ..smtp import FailureCategory, Outcome, OutcomeStatus, SmtpCredentials, SmtpPool
@@ -44,26 +44,20 @@ def _record(done: _Done) -> dict[str, object]:
 
 
 def _pool(args: argparse.Namespace) -> SmtpPool:
-    from ._main import ssl_context
-
-    user = args.smtp_user or os.environ.get("HUBSPOT_SMTP_USER")
-    password = args.smtp_password or os.environ.get("HUBSPOT_SMTP_PASSWORD")
+    user = args.smtp_user or _env.get(_env.SMTP_USER)
+    password = args.smtp_password or _env.get(_env.SMTP_PASSWORD)
     if not user or not password:
         raise ValueError(
-            "no SMTP credentials: set HUBSPOT_SMTP_USER (the token id) and "
-            "HUBSPOT_SMTP_PASSWORD, or pass --smtp-user / --smtp-password"
+            f"no SMTP credentials: set {_env.SMTP_USER} (the token id) and "
+            f"{_env.SMTP_PASSWORD}, or pass --smtp-user / --smtp-password"
         )
-    port = args.port or (
-        int(os.environ["HUBSPOT_SMTP_PORT"]) if os.environ.get("HUBSPOT_SMTP_PORT") else None
-    )
-    context = ssl_context(args.ca_file)
+    # Host, port and CA left out are read by SmtpPool() from the same variables.
     return SmtpPool(
-        args.host or os.environ.get("HUBSPOT_SMTP_HOST"),
-        port,
+        args.host,
+        args.port,
         credentials=SmtpCredentials(user, password),
         tls=args.tls,
         region=args.region,
-        ssl_context=None if context is True else context,  # type: ignore[arg-type]
         max_connections=args.concurrency,
     )
 
