@@ -12,7 +12,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 import aiosmtplib
 from aiosmtplib.errors import (
@@ -100,12 +100,12 @@ class Connection:
         "reusable",
     )
 
-    def __init__(self, smtp: aiosmtplib.SMTP, generation: int) -> None:
+    def __init__(
+        self, smtp: aiosmtplib.SMTP, transport: asyncio.Transport, generation: int
+    ) -> None:
         self._smtp = smtp
         self._extensions = dict(smtp.esmtp_extensions)
         self.pipelining = "pipelining" in self._extensions
-        transport = smtp.transport
-        assert isinstance(transport, asyncio.Transport)
         # From here on the session is ours: aiosmtplib's protocol is detached.
         self._wire = Wire(transport)
         transport.set_protocol(self._wire)
@@ -176,7 +176,12 @@ class Connection:
             raise SmtpConnectError(
                 f"cannot open an SMTP session with {where}: {_reason(exc)}"
             ) from None
-        return cls(smtp, generation)
+        if smtp.transport is None or smtp.transport.is_closing():
+            smtp.close()
+            raise SmtpConnectError(f"{where} closed the session after the login")
+        # A full transport (read and write) whatever its class: uvloop's transports implement
+        # the interface without subclassing asyncio.Transport.
+        return cls(smtp, cast(asyncio.Transport, smtp.transport), generation)
 
     @property
     def extensions(self) -> dict[str, str]:
@@ -285,7 +290,8 @@ class Connection:
         """Wait for a ``pending`` transaction's reply to its final ".". Raises
         :class:`ConnectionLost` (``after_dot``) if it does not come; the session is dropped
         then, whoever uses it now (their own message had not reached its end of data)."""
-        assert tx.pending is not None
+        if tx.pending is None:  # already answered
+            return tx
         try:
             ((tx.code, tx.message),) = await tx.pending
         except (WireClosed, TimeoutError, OSError) as exc:
