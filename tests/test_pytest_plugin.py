@@ -16,7 +16,7 @@ def test_the_example_passes_in_strict_mode_in_a_new_project(pytester: pytest.Pyt
     pytester.makeini("[pytest]\n")  # nothing set: asyncio_mode is pytest-asyncio's "strict"
     pytester.makepyfile(test_email=EXAMPLE.read_text())
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300)
-    result.assert_outcomes(passed=7)
+    result.assert_outcomes(passed=8)
     result.stdout.no_fnmatch_line("*strict mode*")
 
 
