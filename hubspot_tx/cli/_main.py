@@ -10,8 +10,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
 
 # Nothing heavy at import: ``hubspot-tx --help`` loads argparse (no asyncio, ssl, msgspec, HTTP
 # or SMTP stack); each command imports what it needs.
@@ -19,9 +22,6 @@ from .. import _env
 from .._version import __version__
 from ._distributed import (
     CA_HELP,
-    PORT_HELP,
-    REGION_HELP,
-    TLS_HELP,
     add_distributed_options,
     add_worker_parser,
 )
@@ -181,37 +181,81 @@ def build_parser() -> argparse.ArgumentParser:
     relay = sub.add_parser(
         "relay",
         help="relay MIME messages (Maildir, mbox, .eml folder, or - for stdin) over SMTP",
-        epilog="Results go to --results as one JSON line per message, and a journal of starts "
-        "beside it; --resume skips what they record as sent or delivery_unknown, never resends "
-        "a message that was in flight when a run was killed, and tries failed ones again.",
+        description="Relay every message of the SOURCEs over SMTP, each exactly once, with a "
+        "results file. A SOURCE is a Maildir (with cur/ and new/), an mbox file (begins with "
+        "'From '), a .eml file, a folder of *.eml files, or - for stdin (an mbox, or one "
+        "message). Messages without a Message-ID get one (recorded in the results).",
+        epilog="Results go to --results as one JSON line per message, its id a hash of its "
+        "content and the occurrence of that content in the run (identical messages stay "
+        "distinct; reordering or editing a source does not change which messages were sent). "
+        "--resume skips what the file records as sent, partly delivered or possibly delivered, "
+        "and never resends a message that was in its data phase when a run was killed. Without "
+        "--resume or --force, a results file that records sends is refused (exit 2). "
+        "Ctrl-C stops at once what has not reached its data phase and finishes the rest (a "
+        "second Ctrl-C stops those too); then run again with --resume. "
+        "Exit codes: 0 every message sent, 1 some failed, 2 usage or configuration, "
+        "3 authentication refused, 4 SMTP server unreachable, 130 interrupted.",
     )
     relay.add_argument("sources", nargs="+", metavar="SOURCE")
-    relay.add_argument("--results", default="relay-results.jsonl", help="JSONL results file")
+    relay.add_argument(
+        "--results",
+        default="relay-results.jsonl",
+        help="JSONL results file, appended to (default relay-results.jsonl)",
+    )
     relay.add_argument(
         "--resume",
         action="store_true",
-        help="skip what the results file records as sent or delivery_unknown (and what was in "
-        "flight when a run was killed); try the failed ones again",
+        help="send only the messages the results file does not record as (possibly) sent",
     )
     relay.add_argument(
-        "--concurrency", type=int, default=10, help="SMTP sessions (and messages) at once"
+        "--force",
+        action="store_true",
+        help="send every message even if the results file records it as sent (duplicates)",
+    )
+    relay.add_argument(
+        "--concurrency", type=int, default=10, help="SMTP sessions at once (default 10)"
     )
     relay.add_argument("--host", default=None, help="default $HUBSPOT_SMTP_HOST or HubSpot's")
-    relay.add_argument("--port", type=int, default=None, help=PORT_HELP)
     relay.add_argument(
-        "--tls", choices=["starttls", "implicit", "none"], default="starttls", help=TLS_HELP
+        "--port",
+        type=int,
+        default=None,
+        help="default $HUBSPOT_SMTP_PORT, else 587 (465 with --tls implicit)",
     )
-    relay.add_argument("--region", choices=["na", "eu"], default="na", help=REGION_HELP)
+    relay.add_argument(
+        "--tls",
+        choices=["starttls", "implicit", "none"],
+        default="starttls",
+        help="starttls (default, never downgraded), implicit (port 465), none (tests only)",
+    )
+    relay.add_argument(
+        "--region", choices=["na", "eu"], default="na", help="HubSpot's SMTP host (default na)"
+    )
     relay.add_argument("--smtp-user", default=None, help="default $HUBSPOT_SMTP_USER")
     relay.add_argument(
         "--smtp-password", default=None, help="default $HUBSPOT_SMTP_PASSWORD (prefer the variable)"
     )
     relay.add_argument("--ca-file", default=None, help=CA_HELP)
+    relay.add_argument(
+        "--allow-plaintext-auth",
+        action="store_true",
+        help="allow AUTH without TLS (with --tls none; only on a network you trust)",
+    )
     relay.add_argument("--quiet", action="store_true", help="no progress line")
     relay.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_distributed_options(relay)
     add_worker_parser(sub)
     return parser
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when it is installed (``pip install 'hubspot-tx[uvloop]'``), else
+    ``None``: asyncio's own. The CLI and the worker run on it."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -256,7 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._output import fail
 
     try:
-        return asyncio.run(_run(args))
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            return runner.run(_run(args))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except (AuthenticationError, SmtpAuthError, InsecureAuthError) as exc:
