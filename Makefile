@@ -3,10 +3,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 
 .PHONY: demo test lint install clean bench bench-quick screenshots system-deps
 
-demo: $(STAMP)  ## the end-to-end demo against the embedded sandbox
+demo: $(DEMO_STAMP)  ## the end-to-end demo against the embedded sandbox
 	$(BIN)/python -m hubspot_tx.demo
 
 test: $(STAMP) system-deps  ## the test suite (real servers on loopback)
@@ -32,6 +33,14 @@ screenshots: $(STAMP)  ## refresh docs/screenshots/ (the web inbox, in Debian's 
 	HUBSPOT_TX_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/test_inbox_browser.py -k screenshots
 
 install: $(STAMP)
+
+# The demo needs only the sandbox extra (not the development toolchain); pip shows its progress.
+$(DEMO_STAMP): pyproject.toml
+	@echo "== $(VENV): installing hubspot-tx with its sandbox extra (what the demo needs)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --disable-pip-version-check -e '.[sandbox]'
+	touch $(DEMO_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
