@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: demo test lint install clean bench bench-quick screenshots system-deps
+.PHONY: demo test lint docs install clean bench bench-quick screenshots system-deps
 
 demo: $(DEMO_STAMP)  ## the end-to-end demo against the embedded sandbox
 	$(BIN)/python -m hubspot_tx.demo
@@ -20,6 +20,9 @@ lint: $(STAMP)  ## ruff + mypy --strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict
+
+docs: $(STAMP)  ## the API reference from the docstrings -> site/ (warnings are errors)
+	$(BIN)/mkdocs build --strict
 
 bench: $(STAMP)  ## benchmarks vs peers -> benchmarks/RESULTS.md (installs postfix, nginx, peers)
 	bash benchmarks/install.sh $(BIN)/python
@@ -49,4 +52,4 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 clean:
-	rm -rf .venv .venv-* dist build .mypy_cache .pytest_cache .ruff_cache
+	rm -rf .venv .venv-* dist build site .mypy_cache .pytest_cache .ruff_cache
