@@ -175,6 +175,55 @@ async def test_stdin_mbox_is_streamed(
     ]
 
 
+async def test_sigint_while_stdin_is_silent_stops_the_relay(
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path
+) -> None:
+    box = _mbox(tmp_path / "in.mbox", [make_message(i) for i in range(2)]).read_bytes()
+    second = box.index(b"\nFrom ", 1) + 1
+    results = tmp_path / "r.jsonl"
+    proc = await _start("-", "--results", str(results), env=_env(sandbox, token), stdin=True)
+    assert proc.stdin is not None
+    try:
+        cut = box.index(b"\n", second) + 20  # the second message has begun, and stops there
+        proc.stdin.write(box[:cut])
+        await proc.stdin.drain()
+        await _until(lambda: len(sandbox.state.messages) == 1)
+        proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), 10)  # stdin still open
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 130, err
+    assert b"--resume" in err
+    assert len(sandbox.state.messages) == 1  # the cut second message was not sent
+    assert len(_records(results)) == 1
+
+
+async def test_stdin_redirected_from_a_file(
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path
+) -> None:
+    box = _mbox(tmp_path / "in.mbox", [make_message(i) for i in range(5)])
+    with box.open("rb") as stdin:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "hubspot_tx.cli",
+            "relay",
+            "-",
+            "--results",
+            str(tmp_path / "r.jsonl"),
+            "--quiet",
+            stdin=stdin,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=_env(sandbox, token),
+        )
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err
+    assert len(sandbox.state.messages) == 5
+
+
 # -- ids, the results file ------------------------------------------------------------------------
 async def test_identical_messages_stay_distinct_and_resume_follows_content(
     sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path
@@ -201,7 +250,7 @@ async def test_identical_messages_stay_distinct_and_resume_follows_content(
         "<m3@hubspot-tx.test>": 1,  # only the new one
     }
     sources = {r["source"] for r in _records(results)}
-    assert f"{box}#0" in sources
+    assert f"mbox:{box.resolve()}:0" in sources
 
 
 async def test_a_results_file_with_sends_needs_resume_or_force(

@@ -19,7 +19,13 @@ from .._pipeline import Pipeline
 from ..smtp import FailureCategory, Outcome, OutcomeStatus, SmtpCredentials, SmtpPool
 from ._ledger import Ledger, Resumed
 from ._output import Progress, outcome_record, table
-from ._sources import MessageIds, aread_messages, describe, ensure_message_id
+from ._sources import (
+    MessageIds,
+    aread_messages,
+    describe,
+    ensure_message_id,
+    stop_reading_stdin,
+)
 
 __all__ = ["run_relay"]
 
@@ -241,6 +247,7 @@ async def run_relay(args: argparse.Namespace) -> int:
         now = not interrupted  # a second signal also stops the messages in their data phase
         interrupted = True
         pipeline.stop_working(_Interrupted("interrupted"))
+        stop_reading_stdin()
         for send, flight in list(flights.items()):
             if not flight.journaled or not now:
                 interrupted_outcomes[flight.item.id] = _NO_OUTCOME
