@@ -248,6 +248,16 @@ _FROM = re.compile(rb"from[ \t]*:", re.IGNORECASE)
 _DOMAIN = re.compile(rb"@([A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)")
 
 
+def _lines(raw: bytes) -> Iterator[tuple[int, bytes, int]]:
+    """Each line's end, its line break, and where the next line starts (read lazily)."""
+    after = 0
+    for match in _BREAK.finditer(raw):
+        after = match.end()
+        yield match.start(), match.group(), after
+    if after < len(raw):
+        yield len(raw), b"", len(raw)  # a last line without a line break
+
+
 def ensure_message_id(raw: bytes, message_id: str) -> tuple[bytes, str | None]:
     """``raw`` with a ``Message-ID`` field added at the end of its header if it has none (as a
     submission server does, RFC 6409 §8.3), and the id added (``None``: none added).
@@ -258,26 +268,21 @@ def ensure_message_id(raw: bytes, message_id: str) -> tuple[bytes, str | None]:
     pos = 0
     end: int | None = None  # where the last header line ends
     brk = b"\r\n"
-    domain = b"hubspot-tx.invalid"
-    for match in _BREAK.finditer(raw):
-        line = raw[pos : match.start()]
+    domain: bytes | None = None
+    in_from = False  # in the From field (its first line or a folded one)
+    for start, line_break, after in _lines(raw):
+        line = raw[pos:start]
         if not line:
             break  # the blank line: end of the header
         if _MESSAGE_ID.match(line):
             return raw, None
-        if _FROM.match(line) and (found := _DOMAIN.search(line)):
+        in_from = _FROM.match(line) is not None or (in_from and line[:1] in b" \t")
+        if in_from and domain is None and (found := _DOMAIN.search(line)):
             domain = found.group(1)
-        end, brk, pos = match.start(), match.group(), match.end()
-    else:
-        tail = raw[pos:]
-        if tail:  # a last header line without a line break
-            if _MESSAGE_ID.match(tail):
-                return raw, None
-            if _FROM.match(tail) and (found := _DOMAIN.search(tail)):
-                domain = found.group(1)
-            end = len(raw)
+        end, pos = start, after
+        brk = line_break or brk
     if end is None:
         return raw, None  # no header at all: not a message the relay can send anyway
     local = message_id.removeprefix("sha256:").replace(":", ".")
-    added = f"<{local}@{domain.decode('ascii')}>"
+    added = f"<{local}@{(domain or b'hubspot-tx.invalid').decode('ascii')}>"
     return raw[:end] + brk + b"Message-ID: " + added.encode("ascii") + raw[end:], added
