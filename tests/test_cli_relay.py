@@ -536,3 +536,22 @@ async def test_the_cli_runs_on_uvloop_when_installed_else_asyncio(
     summary = json.loads(out)
     assert summary["event_loop"] == ("uvloop" if uvloop_installed else "asyncio")
     assert summary["outcomes"] == {"sent": 20}
+
+
+async def test_relay_help_documents_sources_resume_and_exit_codes() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hubspot_tx.cli", "relay", "--help", stdout=asyncio.subprocess.PIPE
+    )
+    out = (await asyncio.wait_for(proc.communicate(), 60))[0].decode()
+    assert proc.returncode == 0
+    text = " ".join(out.split())
+    for needle in (
+        "--force",
+        "--allow-plaintext-auth",
+        "--resume",
+        "- for stdin",
+        "Message-ID",
+        "4 SMTP server unreachable",
+        "130 interrupted",
+    ):
+        assert needle in text, needle
