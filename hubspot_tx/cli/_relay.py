@@ -74,10 +74,15 @@ def _record(done: _Done) -> dict[str, object]:
     return record
 
 
-def _unreachable_hint(args: argparse.Namespace, pool: SmtpPool) -> str:
+def _unreachable_hint(args: argparse.Namespace, pool: SmtpPool, reply: str) -> str:
     port = pool.settings.port
     if args.tls == "starttls" and port == 465:
         return "; port 465 is implicit TLS: add --tls implicit"
+    if args.tls == "starttls" and "Timeout" in reply:  # no greeting: TLS expected first?
+        return (
+            "; a server that waits for the client to speak first is an implicit-TLS port "
+            "(then add --tls implicit); else check --host / --port"
+        )
     if args.tls == "implicit" and port in (25, 587):
         return f"; port {port} is STARTTLS: use --tls starttls"
     return f"; check --host / --port (or ${_HOST_VARIABLE} / ${_PORT_VARIABLE})"
@@ -207,8 +212,11 @@ async def run_relay(args: argparse.Namespace) -> int:
             outcome = reported
         else:
             outcome = send.result()  # raises a fatal error (the pipeline stops)
-        if outcome.category is FailureCategory.CONNECTION and not reached:
-            raise _Unreachable(outcome.reply + _unreachable_hint(args, pool), code=outcome.code)
+        # No reply at all (refused, unresolvable, silent) before any server answered: the
+        # server is unreachable, and so is every other message. (A 421 greeting is an answer.)
+        if outcome.category is FailureCategory.CONNECTION and outcome.code is None and not reached:
+            hint = _unreachable_hint(args, pool, outcome.reply)
+            raise _Unreachable(outcome.reply + hint, code=outcome.code)
         reached = True
         done = _Done(item.id, outcome, recorded=True, where=item.where, added_id=added)
         # Recorded at once, not when the loop below reads it: a kill then leaves unrecorded only
