@@ -555,3 +555,18 @@ async def test_relay_help_documents_sources_resume_and_exit_codes() -> None:
         "130 interrupted",
     ):
         assert needle in text, needle
+
+
+async def test_an_invalid_message_is_recorded_with_its_reason(
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path
+) -> None:
+    (tmp_path / "a.eml").write_bytes(b"From: a@example.org\r\nSubject: nobody\r\n\r\nbody\r\n")
+    results = tmp_path / "r.jsonl"
+    code, _, _ = await relay(
+        str(tmp_path / "a.eml"), "--results", str(results), env=_env(sandbox, token)
+    )
+    assert code == 1
+    (record,) = _records(results)
+    assert record["category"] == "invalid_message"
+    assert record["reason"] == "no_recipients"
+    assert sandbox.state.messages == []

@@ -15,31 +15,28 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import asyncio
-    import ssl
 
 # Nothing heavy at import: ``hubspot-tx --help`` loads argparse (no asyncio, ssl, msgspec, HTTP
 # or SMTP stack); each command imports what it needs.
+from .. import _env
+from .._version import __version__
 from ._distributed import add_distributed_options, add_worker_parser
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
-ENV_HELP = """environment:
-  HUBSPOT_ACCESS_TOKEN   private-app access token (or --access-token)
-  HUBSPOT_BASE_URL       API root (default https://api.hubapi.com)
-  HUBSPOT_CA_FILE        extra CA bundle to trust (e.g. the sandbox's)
-  HUBSPOT_SMTP_USER      SMTP user name: the token id (relay)
-  HUBSPOT_SMTP_PASSWORD  SMTP password (relay)
-  HUBSPOT_SMTP_HOST      SMTP host (default smtp.hubapi.com)
-  HUBSPOT_SMTP_PORT      SMTP port (default 587, 465 with --tls implicit)
 
-exit codes: 0 ok, 1 failed, 2 usage, 3 authentication refused, 4 unreachable, 130 interrupted
-"""
-
-
-def _env(name: str) -> str | None:
-    return os.environ.get(name) or None
+def _env_help() -> str:
+    width = max(map(len, _env.VARIABLES)) + 2
+    lines = [f"  {name:<{width}}{text}" for name, text in _env.VARIABLES.items()]
+    return (
+        "environment (the same variables configure HubSpot() and SmtpPool() in code;\n"
+        "a flag given wins over its variable):\n"
+        + "\n".join(lines)
+        + "\n\nexit codes: 0 ok, 1 failed, 2 usage or configuration, 3 authentication refused,\n"
+        "4 unreachable, 130 interrupted\n"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,9 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hubspot-tx",
         description="Send transactional email through HubSpot: SMTP tokens, single-send, "
         "send status, bulk SMTP relay, and a local sandbox of HubSpot.",
-        epilog=ENV_HELP,
+        epilog=_env_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"hubspot-tx {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sb = sub.add_parser("sandbox", help="run the local HubSpot emulator (REST + SMTP)")
@@ -211,20 +209,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def ssl_context(ca_file: str | None) -> ssl.SSLContext | bool:
-    """The system's trust store, plus ``ca_file`` (or ``$HUBSPOT_CA_FILE``) if given."""
-    import ssl
-
-    path = ca_file or _env("HUBSPOT_CA_FILE")
-    if path is None:
-        return True
-    if not os.path.isfile(path):
-        raise ValueError(f"CA file {path} does not exist")
-    context = ssl.create_default_context()  # the system's trust store...
-    context.load_verify_locations(cafile=path)  # ...and this CA too
-    return context
-
-
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's loop when it is installed (``pip install 'hubspot-tx[uvloop]'``), else
     ``None``: asyncio's own. The CLI and the worker run on it."""
@@ -264,6 +248,8 @@ async def _run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hubspot-tx`` command."""
     args = build_parser().parse_args(argv)
+    if getattr(args, "ca_file", None):  # the flag wins: HubSpot(), SmtpPool(), workers read it
+        os.environ[_env.CA_FILE] = args.ca_file
     import asyncio
 
     from .._exceptions import (

@@ -33,6 +33,7 @@ def outcome_record(key: str, outcome: Outcome) -> dict[str, object]:
         "messageId": outcome.message_id,
         "status": outcome.status.value,
         "category": outcome.category.value if outcome.category else None,
+        "reason": outcome.reason.value if outcome.reason else None,  # of an invalid_message
         "code": outcome.code,
         "reply": outcome.reply,
         "accepted": list(outcome.accepted),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 import sys
 import time
@@ -14,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import _env
 from .._exceptions import SmtpConnectError, SmtpError, SmtpTLSError
 from .._pipeline import Pipeline
 from ..smtp import FailureCategory, Outcome, OutcomeStatus, SmtpCredentials, SmtpPool
@@ -88,35 +88,29 @@ def _unreachable_hint(args: argparse.Namespace, pool: SmtpPool, reply: str) -> s
     return f"; check --host / --port (or ${_HOST_VARIABLE} / ${_PORT_VARIABLE})"
 
 
-_HOST_VARIABLE, _PORT_VARIABLE = "HUBSPOT_SMTP_HOST", "HUBSPOT_SMTP_PORT"
+_HOST_VARIABLE, _PORT_VARIABLE = _env.SMTP_HOST, _env.SMTP_PORT
 
 
 def _pool(args: argparse.Namespace, on_outcome: Callable[[Outcome], None]) -> SmtpPool:
-    from ._main import ssl_context
-
-    user = args.smtp_user or os.environ.get("HUBSPOT_SMTP_USER")
-    password = args.smtp_password or os.environ.get("HUBSPOT_SMTP_PASSWORD")
+    user = args.smtp_user or _env.get(_env.SMTP_USER)
+    password = args.smtp_password or _env.get(_env.SMTP_PASSWORD)
     if not user or not password:
         raise ValueError(
-            "no SMTP credentials: set HUBSPOT_SMTP_USER (the token id) and "
-            "HUBSPOT_SMTP_PASSWORD, or pass --smtp-user / --smtp-password"
+            f"no SMTP credentials: set {_env.SMTP_USER} (the token id) and "
+            f"{_env.SMTP_PASSWORD}, or pass --smtp-user / --smtp-password"
         )
-    port = args.port or (
-        int(os.environ["HUBSPOT_SMTP_PORT"]) if os.environ.get("HUBSPOT_SMTP_PORT") else None
-    )
     if args.tls == "none" and not args.allow_plaintext_auth:
         raise ValueError(
             "--tls none would send the SMTP password unencrypted: use --tls starttls or "
             "--tls implicit, or add --allow-plaintext-auth (only on a network you trust)"
         )
-    context = ssl_context(args.ca_file)
+    # Host, port and CA left out are read by SmtpPool() from the same variables.
     return SmtpPool(
-        args.host or os.environ.get("HUBSPOT_SMTP_HOST"),
-        port,
+        args.host,
+        args.port,
         credentials=SmtpCredentials(user, password),
         tls=args.tls,
         region=args.region,
-        ssl_context=None if context is True else context,  # type: ignore[arg-type]
         max_connections=args.concurrency,
         allow_plaintext_auth=args.allow_plaintext_auth,
         on_outcome=on_outcome,
