@@ -18,9 +18,13 @@ from pathlib import Path
 import pytest
 
 from hubspot_tx import SmtpTokenWithPassword
+from hubspot_tx.distributed import RedisServer
 from hubspot_tx.sandbox import Sandbox
 
 from .conftest import make_message
+from .distributed_support import redis_srv
+
+__all__ = ["redis_srv"]
 
 ID = r"sha256:[0-9a-f]{32}:[0-9]+"
 
@@ -516,17 +520,57 @@ async def test_a_large_mbox_is_streamed_not_read_whole(
 
 
 # -- the event loop -------------------------------------------------------------------------------
+def _without_uvloop(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """``env`` in which ``import uvloop`` fails, as where it is not installed."""
+    hidden = tmp_path / "no-uvloop"
+    hidden.mkdir(exist_ok=True)
+    (hidden / "uvloop.py").write_text("raise ImportError('uvloop is not installed')\n")
+    return {
+        **env,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(hidden), env.get("PYTHONPATH")])),
+    }
+
+
+@pytest.mark.parametrize("uvloop_installed", [True, False])
+async def test_the_worker_runs_on_uvloop_when_installed_else_asyncio(
+    redis_srv: RedisServer, tmp_path: Path, uvloop_installed: bool
+) -> None:
+    pytest.importorskip("uvloop")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUBSPOT_SMTP")}
+    if not uvloop_installed:
+        env = _without_uvloop(env, tmp_path)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "hubspot_tx.cli",
+        "worker",
+        "--redis-url",
+        redis_srv.url,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        line = (await asyncio.wait_for(proc.stderr.readline(), 60)).decode()
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert line.startswith("hubspot-tx worker: 1 process")
+    assert line.rstrip().endswith("(uvloop)" if uvloop_installed else "(asyncio)")
+    assert proc.returncode == 0
+
+
 @pytest.mark.parametrize("uvloop_installed", [True, False])
 async def test_the_cli_runs_on_uvloop_when_installed_else_asyncio(
     sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path, uvloop_installed: bool
 ) -> None:
     pytest.importorskip("uvloop")  # a test dependency (hubspot-tx[uvloop])
     env = _env(sandbox, token)
-    if not uvloop_installed:  # an import of uvloop that fails, as where it is not installed
-        hidden = tmp_path / "no-uvloop"
-        hidden.mkdir()
-        (hidden / "uvloop.py").write_text("raise ImportError('uvloop is not installed')\n")
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hidden), env.get("PYTHONPATH")]))
+    if not uvloop_installed:
+        env = _without_uvloop(env, tmp_path)
     for i in range(20):
         (tmp_path / f"{i}.eml").write_bytes(make_message(i))
     code, out, err = await relay(

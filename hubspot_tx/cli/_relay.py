@@ -18,7 +18,7 @@ from .._exceptions import SmtpConnectError, SmtpError, SmtpTLSError
 from .._pipeline import Pipeline
 from ..smtp import FailureCategory, Outcome, OutcomeStatus, SmtpCredentials, SmtpPool
 from ._ledger import Ledger, Resumed
-from ._output import Progress, outcome_record, table
+from ._output import Progress, event_loop_name, outcome_record, table
 from ._sources import (
     MessageIds,
     aread_messages,
@@ -114,12 +114,6 @@ def _pool(args: argparse.Namespace, on_outcome: Callable[[Outcome], None]) -> Sm
         max_connections=args.concurrency,
         allow_plaintext_auth=args.allow_plaintext_auth,
         on_outcome=on_outcome,
-    )
-
-
-def _event_loop() -> str:
-    return (
-        "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else "asyncio"
     )
 
 
@@ -290,7 +284,7 @@ async def run_relay(args: argparse.Namespace) -> int:
         "per_second": round(total / elapsed, 1) if elapsed > 0 else None,
         "interrupted": interrupted,
         "results": str(ledger.results_path),
-        "event_loop": _event_loop(),
+        "event_loop": event_loop_name(),
     }
     if args.json:
         print(json.dumps(summary))
