@@ -260,7 +260,13 @@ async def run_worker(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     parent = os.environ.get(PARENT_VARIABLE)
     if not parent:
-        print(f"hubspot-tx worker: 1 process: {os.getpid()}", file=sys.stderr, flush=True)
+        from ._output import event_loop_name
+
+        print(
+            f"hubspot-tx worker: 1 process: {os.getpid()} ({event_loop_name()})",
+            file=sys.stderr,
+            flush=True,
+        )
     watchdog = None
     if parent and parent.isdigit():
         watchdog = asyncio.create_task(_orphaned(int(parent)))
