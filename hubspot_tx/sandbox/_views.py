@@ -155,11 +155,12 @@ class SendView(_View):
 
 
 class CampaignView(_View):
-    """A campaign (an SMTP token's ``emailCampaignId``, or a single-send's ``emailId``)."""
+    """A campaign (an SMTP token's ``emailCampaignId``, or a marketing email's
+    ``primaryEmailCampaignId``, which single-send events are keyed by)."""
 
     campaign_id: str
     name: str | None
-    """The token's ``campaignName``, when a token names it."""
+    """The token's ``campaignName`` or the email's name, when one names it."""
     messages: int
     events: dict[str, int]
     """Visible events by type."""
