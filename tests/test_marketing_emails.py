@@ -8,6 +8,7 @@ import email
 import email.policy
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -468,3 +469,33 @@ async def test_hostile_property_values_do_not_break_the_message(
     assert parsed["Bcc"] is None
     assert stored.rcpt_to == ("ada@example.org",)
     assert parsed["Subject"] == "Your order 1 Bcc: evil@example.org"
+
+
+async def test_data_dir_keeps_created_emails_and_their_campaigns(tmp_path: Path) -> None:
+    async with Sandbox(data_dir=tmp_path, rate_limit=None) as sb, sb.client() as hs:
+        receipt = await _receipt(hs)
+        draft = await hs.marketing_emails.create_transactional(name="draft", subject="d")
+    async with Sandbox(data_dir=tmp_path, rate_limit=None) as sb, sb.client() as hs:
+        kept = await hs.marketing_emails.get(receipt.id)
+        assert kept.is_published
+        assert kept.campaign_ids == receipt.campaign_ids
+        assert (await hs.marketing_emails.get(draft.id)).is_published is False
+        status = await hs.single_send.send(
+            email_id=int(receipt.id),
+            to="a@example.org",
+            custom_properties={"order_id": "1"},
+            contact_properties={"firstname": "A"},
+        )
+        assert (await hs.send_status.wait(status, timeout=10)).send_result is SendResult.SENT
+        fresh = await hs.marketing_emails.create_transactional(name="new", subject="n")
+        assert int(fresh.id) > int(draft.id)
+        taken = {*receipt.campaign_ids, *draft.campaign_ids}
+        assert not taken & set(fresh.campaign_ids)
+
+
+def test_an_older_sdk_shape_without_campaign_ids_decodes() -> None:
+    # hubspot-api-client 12's PublicEmail has no isAb, primaryEmailCampaignId or
+    # allEmailCampaignIds; HubSpot's current specs have all three.
+    e = email_decoder.decode(b'{"id": "7", "name": "n", "type": "SINGLE_SEND_API"}')
+    assert e.campaign_ids == []
+    assert e.is_ab is False

@@ -131,9 +131,7 @@ async def create_email(request: web.Request) -> web.Response:
         body = _create_decoder.decode(raw)
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
         return _invalid(f"Invalid input JSON: {exc}", "body")
-    state = _state(request)
-    record = state.emails.create(body, state.clock())
-    state.changed()
+    record = _state(request).create_email(body)
     response = json_response(record.view(), status=201)
     response.headers["Location"] = str(request.url.with_path(f"{request.path}/{record.id}"))
     return response
@@ -160,9 +158,7 @@ async def publish_email(request: web.Request) -> web.Response:
         return record
     if not record.subject.strip():
         return _invalid("The email has no subject; it cannot be published.", "subject")
-    state = _state(request)
-    state.emails.publish(record, state.clock())
-    state.changed()
+    _state(request).publish_email(record)
     return web.Response(status=204)
 
 

@@ -316,6 +316,15 @@ class EmailBook:
         record.state = "AUTOMATED" if automated else "PUBLISHED"
         record.published_at = record.updated_at = now
 
+    def restore(self, records: Iterable[EmailRecord]) -> None:
+        """Put back stored emails (a restart); new ids and campaign ids continue after theirs."""
+        for record in records:
+            self.emails[record.id] = record
+        ids = [FIRST_CREATED_EMAIL_ID, *self.emails]
+        campaigns = [int(c) for e in self.emails.values() for c in e.campaign_ids if c.isdigit()]
+        self._email_ids = itertools.count(max(ids) + 1)
+        self._campaign_ids = itertools.count(max([FIRST_SEED_CAMPAIGN_ID, *campaigns]) + 1)
+
     def owner(self, campaign_id: str) -> EmailRecord | None:
         """The email whose campaign ids include ``campaign_id``."""
         return next((e for e in self.emails.values() if campaign_id in e.campaign_ids), None)

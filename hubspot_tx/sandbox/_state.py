@@ -20,9 +20,10 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
+from ..models.marketing_emails import EmailCreateRequest
 from ..models.single_send import EventId, SendResult, SendState, SendStatus, SingleSendRequest
 from ..models.smtp_tokens import SmtpToken
-from ._emails import EmailBook, missing_properties
+from ._emails import EmailBook, EmailRecord, missing_properties
 from ._rules import event_plan, single_send_result
 
 if TYPE_CHECKING:
@@ -501,6 +502,23 @@ class SandboxState:
         if cursor_scope != scope:
             raise CursorError("cursor belongs to a listing with other filters")
         return int(seq)
+
+    # -- marketing emails ---------------------------------------------------------------------
+    def create_email(self, request: EmailCreateRequest) -> EmailRecord:
+        """Store a new marketing email, with its own email campaign id."""
+        record = self.emails.create(request, self.clock())
+        self._email_changed(record)
+        return record
+
+    def publish_email(self, record: EmailRecord) -> None:
+        """Publish ``record``: single-sends of it go out from now on."""
+        self.emails.publish(record, self.clock())
+        self._email_changed(record)
+
+    def _email_changed(self, record: EmailRecord) -> None:
+        if self.store is not None:
+            self.store.save_email(record)
+        self.changed()
 
     # -- single-send --------------------------------------------------------------------------
     def single_send(self, request: SingleSendRequest) -> SendRecord:
