@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
+import aiohttp
 import msgspec
 import pytest
 from hypothesis import given
@@ -209,8 +210,6 @@ async def test_rendered_send_shows_in_the_inbox_api(sandbox: Sandbox, hs_http: H
         custom_properties={"order_id": "9"},
         contact_properties={"firstname": "Grace"},
     )
-    import aiohttp
-
     async with aiohttp.ClientSession() as http:
         url = f"{sandbox.base_url}/_sandbox/v1/messages"
         async with http.get(url, params={"recipient": "grace@example.org"}) as resp:
@@ -499,3 +498,22 @@ def test_an_older_sdk_shape_without_campaign_ids_decodes() -> None:
     e = email_decoder.decode(b'{"id": "7", "name": "n", "type": "SINGLE_SEND_API"}')
     assert e.campaign_ids == []
     assert e.is_ab is False
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/marketing/v3/emails", 400), ("/marketing/emails/2026-03", 201)],
+)
+async def test_create_without_a_name(sandbox: Sandbox, path: str, status: int) -> None:
+    # v3's EmailCreateRequest requires ``name``; the dated schemas require nothing.
+    headers = {"Authorization": f"Bearer {sandbox.access_token}"}
+    async with aiohttp.ClientSession() as http:
+        url = sandbox.base_url + path
+        async with http.post(url, json={"subject": "s"}, headers=headers) as resp:
+            assert resp.status == status
+            body = await resp.json()
+    if status == 400:
+        assert body["category"] == "VALIDATION_ERROR"
+    else:
+        assert body["name"]
+        assert body["primaryEmailCampaignId"] in body["allEmailCampaignIds"]
