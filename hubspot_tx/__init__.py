@@ -72,6 +72,7 @@ if TYPE_CHECKING:
     from .smtp import (
         Envelope,
         FailureCategory,
+        InvalidReason,
         Outcome,
         OutcomeStatus,
         RecipientRefusal,
@@ -109,6 +110,7 @@ _EXPORTS = {
     "HubSpotError": "._exceptions",
     "InsecureAuthError": "._exceptions",
     "InvalidMessageError": "._exceptions",
+    "InvalidReason": ".smtp",
     "MarketingEmail": ".models",
     "MessageRejectedError": "._exceptions",
     "NotFoundError": "._exceptions",
@@ -183,6 +185,7 @@ __all__ = [
     "HubSpotError",
     "InsecureAuthError",
     "InvalidMessageError",
+    "InvalidReason",
     "MarketingEmail",
     "MessageRejectedError",
     "NotFoundError",

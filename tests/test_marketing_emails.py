@@ -517,3 +517,24 @@ async def test_create_without_a_name(sandbox: Sandbox, path: str, status: int) -
     else:
         assert body["name"]
         assert body["primaryEmailCampaignId"] in body["allEmailCampaignIds"]
+
+
+async def test_non_ascii_and_long_values_render_and_parse_back(
+    sandbox: Sandbox, hs_http: HubSpot
+) -> None:
+    receipt = await _receipt(hs_http)
+    order = "Zoë-" + "x" * 200
+    status = await hs_http.single_send.send(
+        email_id=int(receipt.id),
+        to="ada@example.org",
+        custom_properties={"order_id": order},
+        contact_properties={"firstname": "Zoë 😀"},
+    )
+    assert (await hs_http.send_status.wait(status, timeout=10)).send_result is SendResult.SENT
+    [stored] = sandbox.outbox(recipient="ada@example.org")
+    assert all(len(line) <= 998 for line in stored.data.split(b"\r\n"))
+    msg = stored.message
+    assert msg["Subject"] == f"Your order {order}"
+    text = msg.get_body(("plain",))
+    assert text is not None
+    assert f"Hi Zoë 😀, thanks for order {order}." in text.get_content()

@@ -18,15 +18,16 @@ the others ``DRAFT`` and ``PUBLISHED``.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import re
+import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.header import Header
+from email.utils import formataddr, formatdate, make_msgid
 from typing import Any
 
 from ..models.marketing_emails import (
@@ -204,30 +205,60 @@ class EmailRecord:
         cc = [a for a in cc if is_address(a)]
         bcc = [a for a in bcc if is_address(a)]
         reply_to = [a for a in reply_to if is_address(a)]
-        msg = EmailMessage()
-        local, _, domain = sender.rpartition("@")
-        msg["From"] = Address(display_name=name or "", username=local, domain=domain)
-        msg["To"] = to
-        if cc:
-            msg["Cc"] = ", ".join(cc)
-        if reply_to:
-            msg["Reply-To"] = ", ".join(reply_to)
-        # A property value may hold a line break; a header may not.
-        msg["Subject"] = " ".join(render(self.subject, custom, contact).splitlines())
-        msg["Date"] = formatdate(when)
+        # Built by hand: the email package's EmailMessage costs ~10 ms a message here.
+        subject = " ".join(render(self.subject, custom, contact).splitlines())  # no line breaks
         message_id = make_msgid(domain=SANDBOX_DOMAIN)
-        msg["Message-ID"] = message_id
-        msg["X-HubSpot-Email-Id"] = str(self.id)
+        head = [
+            f"From: {formataddr((name or '', sender), charset='utf-8')}",
+            f"To: {to}",
+            *([f"Cc: {', '.join(cc)}"] if cc else []),
+            *([f"Reply-To: {', '.join(reply_to)}"] if reply_to else []),
+            f"Subject: {_header(subject)}",
+            f"Date: {formatdate(when, usegmt=True)}",
+            f"Message-ID: {message_id}",
+            f"X-HubSpot-Email-Id: {self.id}",
+            "MIME-Version: 1.0",
+        ]
         html, plain = self.html, self.plain_text
-        msg.set_content(render(plain, custom, contact) if plain is not None else "")
-        if html is not None:
-            msg.add_alternative(render(html, custom, contact), subtype="html")
+        text = _part("plain", render(plain, custom, contact) if plain is not None else "")
+        if html is None:
+            lines = [*head, *text]
+        else:
+            boundary = f"=_{secrets.token_hex(12)}"
+            lines = [
+                *head,
+                f'Content-Type: multipart/alternative; boundary="{boundary}"',
+                "",
+                f"--{boundary}",
+                *text,
+                f"--{boundary}",
+                *_part("html", render(html, custom, contact)),
+                f"--{boundary}--",
+            ]
         return RenderedEmail(
             mail_from=sender,
             rcpt_to=(to, *cc, *bcc),
             message_id=message_id,
-            data=msg.as_bytes(),
+            data=("\r\n".join(lines) + "\r\n").encode(),
         )
+
+
+def _header(value: str) -> str:
+    """A header value: as is when short ASCII, else RFC 2047 encoded words, folded."""
+    if value.isascii() and len(value) < 900:
+        return value
+    return Header(value, "utf-8", header_name="Subject").encode(linesep="\r\n")
+
+
+def _part(subtype: str, text: str) -> list[str]:
+    """A UTF-8 text part, base64 (any byte, any line length)."""
+    body = base64.encodebytes(text.encode()).decode().rstrip("\n").split("\n")
+    return [
+        f'Content-Type: text/{subtype}; charset="utf-8"',
+        "Content-Transfer-Encoding: base64",
+        "",
+        *body,
+    ]
 
 
 class EmailBook:
