@@ -538,3 +538,20 @@ async def test_non_ascii_and_long_values_render_and_parse_back(
     text = msg.get_body(("plain",))
     assert text is not None
     assert f"Hi Zoë 😀, thanks for order {order}." in text.get_content()
+
+
+async def test_every_email_is_listed_once_whatever_the_page_size_and_sort(
+    sandbox: Sandbox, hs_http: HubSpot
+) -> None:
+    created = [
+        await hs_http.marketing_emails.create_transactional(name=f"n{i % 3}", subject="s")
+        for i in range(7)
+    ]
+    every = {e.id for e in created} | {"1001", "12345678"}
+    for limit in (1, 2, 3, 4, 9, 10):
+        for sort in ([], ["name"], ["-updatedAt"], ["-name", "createdAt"]):
+            seen = [e.id async for e in hs_http.marketing_emails.list(limit=limit, sort=sort)]
+            assert sorted(seen) == sorted(every), (limit, sort)
+    page = await hs_http.marketing_emails.list(limit=2, sort=["name"])
+    with pytest.raises(BadRequestError):  # a cursor is bound to its listing's filters
+        await hs_http.marketing_emails.list(limit=2, after=page.after)
