@@ -555,3 +555,31 @@ async def test_every_email_is_listed_once_whatever_the_page_size_and_sort(
     page = await hs_http.marketing_emails.list(limit=2, sort=["name"])
     with pytest.raises(BadRequestError):  # a cursor is bound to its listing's filters
         await hs_http.marketing_emails.list(limit=2, after=page.after)
+
+
+async def test_include_stats_counts_the_emails_campaign_events(
+    sandbox: Sandbox, hs_http: HubSpot
+) -> None:
+    receipt = await _receipt(hs_http)
+    status = await hs_http.single_send.send(
+        email_id=int(receipt.id),
+        to="openme@example.org",
+        custom_properties={"order_id": "1"},
+        contact_properties={"firstname": "O"},
+    )
+    await _settle(sandbox, hs_http, [status])
+    plain = await hs_http.marketing_emails.get(receipt.id)
+    assert plain.stats is None
+    got = await hs_http.marketing_emails.get(receipt.id, include_stats=True)
+    assert got.stats is not None
+    assert got.stats.counters["sent"] == 1
+    assert got.stats.counters["open"] == 1
+    listed = [
+        e
+        async for e in hs_http.marketing_emails.list(include_stats=True)
+        if e.id in (receipt.id, "1001")
+    ]
+    by_id = {e.id: e.stats for e in listed}
+    assert by_id[receipt.id] == got.stats
+    assert by_id["1001"] is not None
+    assert by_id["1001"].counters == {}

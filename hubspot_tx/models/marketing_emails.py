@@ -17,6 +17,7 @@ import msgspec
 from .._exceptions import ResponseDecodeError
 from ._base import Model, OpenEnum, ResponseDecoder
 from .smtp_tokens import Paging
+from .tracking import StatisticsData
 
 __all__ = [
     "EmailContent",
@@ -186,6 +187,7 @@ class MarketingEmail(Model, frozen=True):
     unpublished_at: datetime | None = None
     send_on_publish: bool | None = None
     workflow_names: list[str] = msgspec.field(default_factory=list)
+    stats: StatisticsData | None = None  # with ``include_stats=True``
 
     @property
     def campaign_ids(self) -> list[str]:

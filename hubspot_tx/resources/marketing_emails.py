@@ -128,9 +128,20 @@ class MarketingEmails:
 
         return AsyncPager(fetch, after)
 
-    async def get(self, email_id: int | str, *, archived: bool | None = None) -> MarketingEmail:
-        """One email by id (a single-send's ``emailId``). :class:`NotFoundError` if absent."""
-        params = {} if archived is None else {"archived": _flag(archived)}
+    async def get(
+        self,
+        email_id: int | str,
+        *,
+        archived: bool | None = None,
+        include_stats: bool | None = None,
+    ) -> MarketingEmail:
+        """One email by id (a single-send's ``emailId``), with its ``stats`` if
+        ``include_stats``. :class:`NotFoundError` if absent."""
+        params = {}
+        if archived is not None:
+            params["archived"] = _flag(archived)
+        if include_stats is not None:
+            params["includeStats"] = _flag(include_stats)
         resp = await self._http.request(
             "GET", self._email_path(email_id), params=params, replay=Replay.SAFE
         )

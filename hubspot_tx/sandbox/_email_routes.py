@@ -9,10 +9,12 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from ..models.marketing_emails import EmailCreateRequest, EmailType
+from ..models.marketing_emails import EmailCreateRequest, EmailType, MarketingEmail
 from ..models.smtp_tokens import NextPage, Paging
+from ..models.tracking import StatisticsData
 from ._emails import EmailRecord
 from ._state import CursorError, SandboxState
+from ._tracking import aggregate
 from ._web import STATE_KEY, error_response, json_response
 
 __all__ = ["routes"]
@@ -91,6 +93,7 @@ async def list_emails(request: web.Request) -> web.Response:
         return _invalid(f"type must be one of {', '.join(EmailType.__members__)}", "type")
     try:
         published = _flag(request, "isPublished")
+        stats = _flag(request, "includeStats")
         archived = _flag(request, "archived")
         limit = _limit(request, DEFAULT_EMAIL_LIMIT)
         sort = q.getall("sort", [])
@@ -114,9 +117,16 @@ async def list_emails(request: web.Request) -> web.Response:
         after = _state(request).make_cursor(start + limit, scope)
         link = str(request.url.with_query([*q.items(), ("after", after)]))
         paging = Paging(next=NextPage(after=after, link=link))
-    return json_response(
-        {"total": len(matching), "results": [e.view() for e in page], "paging": paging}
-    )
+    state = _state(request)
+    results = [_with_stats(state, e) if stats else e.view() for e in page]
+    return json_response({"total": len(matching), "results": results, "paging": paging})
+
+
+def _with_stats(state: SandboxState, record: EmailRecord) -> MarketingEmail:
+    """The email with ``stats``: its campaigns' visible events, aggregated."""
+    campaigns = set(record.campaign_ids)
+    events = [e for e in state.visible_events() if e.email_campaign_id in campaigns]
+    return record.view(msgspec.convert(aggregate(events), StatisticsData))
 
 
 async def create_email(request: web.Request) -> web.Response:
@@ -149,7 +159,11 @@ async def get_email(request: web.Request) -> web.Response:
     record = _email(request)
     if isinstance(record, web.Response):
         return record
-    return json_response(record.view())
+    try:
+        stats = _flag(request, "includeStats")
+    except ValueError:
+        return _invalid("includeStats must be true or false", "includeStats")
+    return json_response(_with_stats(_state(request), record) if stats else record.view())
 
 
 async def publish_email(request: web.Request) -> web.Response:

@@ -39,6 +39,7 @@ from ..models.marketing_emails import (
     EmailType,
     MarketingEmail,
 )
+from ..models.tracking import StatisticsData
 from ._rules import is_address
 
 __all__ = [
@@ -158,7 +159,7 @@ class EmailRecord:
         """The texts a send renders: subject, HTML body, plain-text body."""
         return (self.subject, self.html, self.plain_text)
 
-    def view(self) -> MarketingEmail:
+    def view(self, stats: StatisticsData | None = None) -> MarketingEmail:
         def at(t: float | None) -> datetime | None:
             return None if t is None else datetime.fromtimestamp(t, UTC)
 
@@ -183,6 +184,7 @@ class EmailRecord:
             created_at=at(self.created_at),
             updated_at=at(self.updated_at),
             published_at=at(self.published_at),
+            stats=stats,
         )
 
     def render(

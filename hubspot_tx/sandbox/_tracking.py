@@ -13,7 +13,7 @@ from aiohttp import web
 from ._state import CursorError, SandboxEvent, SandboxState
 from ._web import STATE_KEY, error_response, json_response
 
-__all__ = ["routes"]
+__all__ = ["aggregate", "routes"]
 
 DEFAULT_EVENT_LIMIT = 100
 MAX_EVENT_LIMIT = 1000
@@ -176,7 +176,8 @@ async def get_campaign(request: web.Request) -> web.Response:
     )
 
 
-def _aggregate(events: list[SandboxEvent]) -> dict[str, object]:
+def aggregate(events: list[SandboxEvent]) -> dict[str, object]:
+    """Counters and ratios of ``events`` (HubSpot's ``EmailStatisticsData``)."""
     counters = _counters(events)
     sent = counters.get("sent", 0)
 
@@ -227,9 +228,9 @@ async def statistics_list(request: web.Request) -> web.Response:
     return json_response(
         {
             "emails": sorted(emails),
-            "aggregate": _aggregate(events),
+            "aggregate": aggregate(events),
             "campaignAggregations": {
-                c: _aggregate([e for e in events if e.email_campaign_id == c]) for c in campaigns
+                c: aggregate([e for e in events if e.email_campaign_id == c]) for c in campaigns
             },
         }
     )
@@ -277,7 +278,7 @@ async def statistics_histogram(request: web.Request) -> web.Response:
         buckets.append(
             {
                 "interval": {"start": cursor.isoformat(), "end": following.isoformat()},
-                "aggregations": _aggregate(inside),
+                "aggregations": aggregate(inside),
             }
         )
         cursor = following
