@@ -583,3 +583,26 @@ async def test_include_stats_counts_the_emails_campaign_events(
     assert by_id[receipt.id] == got.stats
     assert by_id["1001"] is not None
     assert by_id["1001"].counters == {}
+
+
+@given(
+    keys=st.sets(st.sampled_from(sorted(set(PUBLIC_EMAIL) - {"id"}))),
+    kind=st.sampled_from([*EmailType.__members__, "SOME_NEW_TYPE"]),
+    state=st.sampled_from([*EmailState.__members__, "SOME_NEW_STATE"]),
+    numeric=st.booleans(),
+)
+def test_any_subset_of_the_fields_with_any_enum_value_decodes(
+    keys: set[str], kind: str, state: str, numeric: bool
+) -> None:
+    raw: dict[str, object] = {k: PUBLIC_EMAIL[k] for k in keys}
+    raw.update(id=184993428780 if numeric else "184993428780", type=kind, state=state)
+    e = email_decoder.decode(msgspec.json.encode(raw))
+    assert e.id == "184993428780"
+    assert e.type is not None
+    assert e.type.value == kind
+    assert e.state is not None
+    assert e.state.value == state
+    expected = ["312207771", "312207790"] if "allEmailCampaignIds" in keys else []
+    if "primaryEmailCampaignId" in keys:
+        expected = ["312207771", *[c for c in expected if c != "312207771"]]
+    assert e.campaign_ids == expected
