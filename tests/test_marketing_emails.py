@@ -606,3 +606,27 @@ def test_any_subset_of_the_fields_with_any_enum_value_decodes(
     if "primaryEmailCampaignId" in keys:
         expected = ["312207771", *[c for c in expected if c != "312207771"]]
     assert e.campaign_ids == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"limit": "x"}, "limit"),
+        ({"limit": "0"}, "limit"),
+        ({"isPublished": "yes"}, "isPublished"),
+        ({"includeStats": "1"}, "includeStats"),
+        ({"sort": "colour"}, "sort"),
+        ({"type": "NOT_A_TYPE"}, "type"),
+    ],
+)
+async def test_bad_query_parameters_name_themselves(
+    sandbox: Sandbox, query: dict[str, str], field: str
+) -> None:
+    headers = {"Authorization": f"Bearer {sandbox.access_token}"}
+    async with aiohttp.ClientSession() as http:
+        url = sandbox.base_url + "/marketing/v3/emails"
+        async with http.get(url, params=query, headers=headers) as resp:
+            assert resp.status == 400
+            body = await resp.json()
+    assert body["category"] == "VALIDATION_ERROR"
+    assert [e["in"] for e in body["errors"]] == [field]

@@ -54,7 +54,8 @@ def _flag(request: web.Request, name: str) -> bool | None:
 
 
 def _limit(request: web.Request, default: int, maximum: int | None = None) -> int:
-    value = int(request.query.get("limit", default))
+    raw = request.query.get("limit", str(default))
+    value = int(raw) if raw.lstrip("-").isdigit() else 0
     if value < 1 or (maximum is not None and value > maximum):
         raise ValueError("limit")
     return value
@@ -109,8 +110,9 @@ async def list_emails(request: web.Request) -> web.Response:
         matching = _sorted(matching, sort)
     except CursorError as exc:
         return _invalid(f"Invalid 'after' cursor: {exc}", "after")
-    except ValueError as exc:
-        return _invalid(f"invalid {exc.args[0] if exc.args else 'query'} parameter", "query")
+    except ValueError as exc:  # raised with the parameter's name
+        name = str(exc.args[0]) if exc.args else "query"
+        return _invalid(f"invalid value for the query parameter {name}", name)
     page = matching[start : start + limit]
     paging = None
     if start + limit < len(matching):
