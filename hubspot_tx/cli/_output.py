@@ -41,7 +41,6 @@ def outcome_record(key: str, outcome: Outcome) -> dict[str, object]:
         "refused": [[r.recipient, r.code, r.message] for r in outcome.refused],
         "unsent": [[r.recipient, r.code, r.message] for r in outcome.unsent],
         "inDoubt": list(outcome.in_doubt),
-        "reason": outcome.reason.value if outcome.reason else None,
         "attempts": outcome.attempts,
     }
 
