@@ -39,6 +39,8 @@ def outcome_record(key: str, outcome: Outcome) -> dict[str, object]:
         "reply": outcome.reply,
         "accepted": list(outcome.accepted),
         "refused": [[r.recipient, r.code, r.message] for r in outcome.refused],
+        "unsent": [[r.recipient, r.code, r.message] for r in outcome.unsent],
+        "inDoubt": list(outcome.in_doubt),
         "attempts": outcome.attempts,
     }
 

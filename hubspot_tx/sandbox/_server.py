@@ -41,7 +41,13 @@ def _bind(host: str, port: int) -> socket.socket:
     # the second of two replies written back to back.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        # "Address already in use" alone does not say which of the four ports clashed.
+        where = _url("tcp", host, port).removeprefix("tcp://")
+        raise OSError(exc.errno, f"cannot listen on {where}: {exc.strerror}") from None
     sock.setblocking(False)
     return sock
 
