@@ -312,15 +312,18 @@ async def test_a_partly_delivered_message_is_not_resent_by_resume(
     results = tmp_path / "r.jsonl"
     code, _, _ = await relay(str(tmp_path / "a.eml"), "--results", str(results), env=env)
     assert code == 0
-    # As a run whose message went to one recipient and then failed for good would record it.
-    record = {**_records(results)[0], "status": "failed", "category": "auth"}
-    results.write_text(json.dumps(record) + "\n")
-    code, out, err = await relay(
-        str(tmp_path / "a.eml"), "--results", str(results), "--resume", "--json", env=env
-    )
-    assert code == 0, err
-    assert json.loads(out)["skipped"] == 1
-    assert len(sandbox.state.messages) == 1
+    sent = _records(results)[0]
+    # As a run whose message went to one recipient (or maybe did) and then failed for good
+    # would record it.
+    for partly in ({"accepted": ["a@example.org"]}, {"accepted": [], "inDoubt": ["a@x.org"]}):
+        record = {**sent, "status": "failed", "category": "auth", **partly}
+        results.write_text(json.dumps(record) + "\n")
+        code, out, err = await relay(
+            str(tmp_path / "a.eml"), "--results", str(results), "--resume", "--json", env=env
+        )
+        assert code == 0, err
+        assert json.loads(out)["skipped"] == 1
+        assert len(sandbox.state.messages) == 1
 
 
 async def test_a_folder_without_eml_files_is_refused_with_a_hint(
