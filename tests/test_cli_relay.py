@@ -396,16 +396,40 @@ async def _silent_server() -> AsyncIterator[tuple[int, asyncio.Event]]:
         await server.wait_closed()
 
 
+def _established_to(pid: int, port: int) -> bool:
+    """Whether process ``pid`` has an established IPv4 TCP connection to ``port`` (/proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote_port = int(fields[2].split(":")[1], 16)
+        if remote_port == port and fields[3] == "01" and fields[9] in inodes:
+            return True
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/net/tcp").exists(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("server", ["sandbox-implicit-tls-port", "silent"])
 async def test_sigint_is_honoured_at_once_while_a_connect_hangs(
-    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path, server: str
 ) -> None:
+    """STARTTLS (the default) to an implicit-TLS port: the client waits for a greeting, the
+    server for a TLS hello. Ctrl-C then stops the relay at once."""
     (tmp_path / "a.eml").write_bytes(make_message(1))
     results = tmp_path / "r.jsonl"
-    async with _silent_server() as (port, accepted):
+    async with contextlib.AsyncExitStack() as stack:
+        if server == "silent":
+            port, _ = await stack.enter_async_context(_silent_server())
+        else:
+            port = sandbox.smtps_port
         env = _env(sandbox, token, HUBSPOT_SMTP_PORT=str(port))
         proc = await _start(str(tmp_path / "a.eml"), "--results", str(results), env=env)
         try:
-            await asyncio.wait_for(accepted.wait(), 60)
+            await _until(lambda: _established_to(proc.pid, port))
             proc.send_signal(signal.SIGINT)
             # Well under the 15 s connect timeout the old code sat out (3 times).
             _, err_bytes = await asyncio.wait_for(proc.communicate(), 10)
