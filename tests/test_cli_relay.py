@@ -623,6 +623,7 @@ async def test_relay_help_documents_sources_resume_and_exit_codes() -> None:
         "- for stdin",
         "Message-ID",
         "4 SMTP server unreachable",
+        "delivery_unknown",
         "130 interrupted",
     ):
         assert needle in text, needle
