@@ -41,6 +41,17 @@ def _env(sb: Sandbox, token: SmtpTokenWithPassword, **extra: str) -> dict[str, s
     }
 
 
+def _without_uvloop(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """``env`` in which ``import uvloop`` fails, as where it is not installed."""
+    hidden = tmp_path / "no-uvloop"
+    hidden.mkdir(exist_ok=True)
+    (hidden / "uvloop.py").write_text("raise ImportError('uvloop is not installed')\n")
+    return {
+        **env,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(hidden), env.get("PYTHONPATH")])),
+    }
+
+
 async def _start(
     *args: str, env: dict[str, str], stdin: bool = False
 ) -> asyncio.subprocess.Process:
@@ -413,9 +424,16 @@ def _established_to(pid: int, port: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/net/tcp").exists(), reason="needs Linux's /proc")
-@pytest.mark.parametrize("server", ["sandbox-implicit-tls-port", "silent"])
+@pytest.mark.parametrize(
+    ("server", "loop"),
+    [
+        ("sandbox-implicit-tls-port", "uvloop"),
+        ("sandbox-implicit-tls-port", "asyncio"),
+        ("silent", "uvloop"),
+    ],
+)
 async def test_sigint_is_honoured_at_once_while_a_connect_hangs(
-    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path, server: str
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path, server: str, loop: str
 ) -> None:
     """STARTTLS (the default) to an implicit-TLS port: the client waits for a greeting, the
     server for a TLS hello. Ctrl-C then stops the relay at once."""
@@ -427,6 +445,8 @@ async def test_sigint_is_honoured_at_once_while_a_connect_hangs(
         else:
             port = sandbox.smtps_port
         env = _env(sandbox, token, HUBSPOT_SMTP_PORT=str(port))
+        if loop == "asyncio":
+            env = _without_uvloop(env, tmp_path)
         proc = await _start(str(tmp_path / "a.eml"), "--results", str(results), env=env)
         try:
             await _until(lambda: _established_to(proc.pid, port))
@@ -547,17 +567,6 @@ async def test_a_large_mbox_is_streamed_not_read_whole(
 
 
 # -- the event loop -------------------------------------------------------------------------------
-def _without_uvloop(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    """``env`` in which ``import uvloop`` fails, as where it is not installed."""
-    hidden = tmp_path / "no-uvloop"
-    hidden.mkdir(exist_ok=True)
-    (hidden / "uvloop.py").write_text("raise ImportError('uvloop is not installed')\n")
-    return {
-        **env,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(hidden), env.get("PYTHONPATH")])),
-    }
-
-
 @pytest.mark.parametrize("uvloop_installed", [True, False])
 async def test_the_worker_runs_on_uvloop_when_installed_else_asyncio(
     redis_srv: RedisServer, tmp_path: Path, uvloop_installed: bool
