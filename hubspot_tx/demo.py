@@ -134,6 +134,20 @@ async def run(
                 results == [SendResult.SENT, SendResult.SENT, SendResult.PREVIOUSLY_BOUNCED],
                 "two sent, one refused by a recipient rule",
             )
+            # Single-send events are keyed by the email's campaign id, not by its email id.
+            campaign_ids = await hs.marketing_emails.campaign_ids(1001)
+            await asyncio.sleep(4 * sb.state.event_step)
+            sends = await hs.events.outcomes(campaign_ids[0])
+            print(f"     email 1001 -> campaign {campaign_ids[0]}")
+            check(
+                {r: o.state.value for r, o in sends.items()}
+                == {
+                    "ada@example.org": "DELIVERED",
+                    "grace@example.org": "DELIVERED",
+                    "bounced@example.org": "DROPPED",
+                },
+                "their events, found by the email's campaign id",
+            )
 
             print("5. password rotation")
             rotated = await hs.smtp_tokens.reset_password(token.id)

@@ -80,6 +80,9 @@ async def run_sandbox(args: argparse.Namespace) -> int:
                 _env.SMTP_USER: token.id,
                 _env.SMTP_PASSWORD: password,
             }
+            emails = ", ".join(
+                f"{e.id} -> {e.campaign_ids[0]}" for e in sb.state.emails if e.published
+            )
             export = " ".join(f"{name}={shlex.quote(value)}" for name, value in variables.items())
             print(
                 f"hubspot-tx sandbox running (Ctrl-C to stop)\n"
@@ -89,6 +92,7 @@ async def run_sandbox(args: argparse.Namespace) -> int:
                 f"{sb.host}:{sb.smtps_port} (implicit TLS); user {token.id}\n"
                 f"  CA file     {sb.ca_file}\n"
                 f"  inbox       {sb.base_url}/  (inspection API: {sb.inspection_url})\n"
+                f"  emails      {emails}  (published single-send emails -> their campaign ids)\n"
                 + (f"  data        {sb.data_dir}\n" if sb.data_dir else "")
                 + "\n"
                 "Point HubSpot(), SmtpPool(), the CLI and your app at it (SMTP login included; "
