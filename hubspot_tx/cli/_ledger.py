@@ -49,8 +49,9 @@ def _read_lines(path: Path) -> Iterator[dict[str, Any]]:
                 raise ValueError(f"{path} is not a relay results file: give another --results")
             if not ID_PATTERN.fullmatch(record["id"]):
                 raise ValueError(
-                    f"{path} was written by an older hubspot-tx (ids by position, not content): "
-                    "finish that run with the version that wrote it, or give a new --results"
+                    f"{path} was written by an older hubspot-tx (ids by position, not content) "
+                    "or by relay --distributed: finish that run with what wrote it, or give "
+                    "another --results"
                 )
             yield record
 
