@@ -39,6 +39,9 @@ __all__ = [
 DEFAULT_EMAIL_IDS = (12345678, 1001)
 
 
+PORTAL_ID = 62515  # the sandbox's account (HubSpot's ``portalId`` / ``hubId``)
+
+
 class CursorError(ValueError):
     """An ``after`` cursor that was not issued by this sandbox, or was altered."""
 
@@ -390,7 +393,8 @@ class SandboxState:
         salt = secrets.token_bytes(16)
         record = TokenRecord(
             seq=next(self._seq),
-            id=secrets.token_hex(8),
+            # HubSpot's token ids are SMTP user names: ``<hex>@<portalId>.smtp.hubspot.net``.
+            id=f"{secrets.token_hex(8)}@{PORTAL_ID}.smtp.hubspot.net",
             campaign_name=campaign_name,
             email_campaign_id=str(next(self._campaign_ids)),
             create_contact=create_contact,
@@ -529,6 +533,9 @@ class SandboxState:
                 event_id=EventId(id=record.event_id, created=at(done))
                 if record.result.is_sent
                 else None,
+                message=None
+                if record.result.is_sent
+                else f"not sent: {record.result.value} (sandbox rule)",
             )
         if now >= started:
             return SendStatus(
