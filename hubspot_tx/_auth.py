@@ -124,8 +124,8 @@ class OAuth:
                 if not self._valid():  # nobody refreshed while this caller waited
                     await self._refresh()
         token = self._access_token
-        if token is None:  # a concurrent refresh failed after this caller's succeeded
-            raise OAuthRefreshError("no OAuth access token (the last refresh failed)", status=0)
+        if token is None:  # _refresh() sets it or raises; cleared since by another failure
+            raise OAuthRefreshError(self._failure or "no access token", status=401)
         return f"Bearer {token.get_secret_value()}"
 
     async def unauthorized(self, rejected: str) -> bool:
