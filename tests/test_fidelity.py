@@ -10,6 +10,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
+import msgspec
 import pytest
 
 from hubspot_tx import HubSpot, OAuthRefreshError
@@ -506,3 +507,54 @@ async def test_the_daily_latch_probes_again_after_the_interval() -> None:
     pacer.observe({**headers, "X-HubSpot-RateLimit-Daily-Remaining": "249999"}, status=200)
     for _ in range(5):
         await pacer.acquire()  # the daily count was reset: back to normal
+
+
+# -- the served OpenAPI document ---------------------------------------------------------------
+async def test_the_served_openapi_is_the_sandboxs_own(sandbox: Sandbox) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(sandbox.base_url + "/_sandbox/openapi.json") as resp,
+    ):
+        spec = await resp.json()
+    assert spec["info"]["title"] == "hubspot-tx sandbox"
+    assert "not HubSpot's specification" in spec["info"]["description"]
+    for v in API_VERSIONS.values():
+        for path in (v.single_send, v.marketing_single_send, v.smtp_tokens):
+            assert path in spec["paths"], path
+    assert "/marketing/email-campaigns/2026-09/single-send" not in spec["paths"]
+    _, ours = msgspec.json.schema_components(
+        [SendState], ref_template="#/components/schemas/{name}"
+    )
+    schemas = spec["components"]["schemas"]
+    assert set(schemas["SendStatus"]["properties"]) >= {"statusId", "status", "message"}
+    assert schemas["SendState"] == ours["SendState"]
+    assert schemas["DatedSingleSendRequest"]["required"] == [
+        "contactProperties",
+        "customProperties",
+        "emailId",
+        "message",
+    ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        API_VERSIONS["2026-09"].single_send,
+        API_VERSIONS["2026-09"].marketing_single_send,
+        API_VERSIONS["v3"].single_send,
+    ],
+)
+async def test_the_sandbox_accepts_and_refuses_as_its_served_schema_says(path: str) -> None:
+    from .test_conformance import schemathesis
+
+    async with Sandbox(rate_limit=None) as sb:
+        code, out = await schemathesis(
+            sb,
+            "--include-path",
+            path,
+            "--max-examples",
+            "25",
+            spec=sb.base_url + "/_sandbox/openapi.json",
+        )
+    assert code == 0, out[-4000:]
+    assert "generated" in out

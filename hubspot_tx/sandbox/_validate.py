@@ -13,7 +13,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["ErrorItem", "single_send_errors", "token_create_errors"]
+__all__ = [
+    "DATED_MESSAGE_REQUIRED",
+    "DATED_REQUIRED",
+    "ErrorItem",
+    "single_send_errors",
+    "token_create_errors",
+]
+
+DATED_REQUIRED = ("emailId", "message", "contactProperties", "customProperties")
+DATED_MESSAGE_REQUIRED = ("cc", "bcc", "replyTo")
 
 ErrorItem = dict[str, str]
 Check = Callable[[Any], bool]
@@ -85,9 +94,9 @@ def _check(
 def single_send_errors(body: Any, *, dated: bool) -> list[ErrorItem]:
     """What HubSpot's schema of that version says is wrong with a single-send body."""
     required: tuple[str, ...]
+    message_required: tuple[str, ...]
     if dated:
-        required = ("emailId", "message", "contactProperties", "customProperties")
-        message_required: tuple[str, ...] = ("cc", "bcc", "replyTo")
+        required, message_required = DATED_REQUIRED, DATED_MESSAGE_REQUIRED
     else:
         required, message_required = ("emailId", "message"), ("to",)
     errors = _check(body, _REQUEST, required, "")
