@@ -226,10 +226,9 @@ def _aggregate(events: list[SandboxEvent]) -> dict[str, object]:
 def _selected(request: web.Request) -> tuple[list[SandboxEvent], float, float] | web.Response:
     q = request.query
     try:
-        start = _time(q["startTimestamp"])
-        end = _time(q["endTimestamp"])
-    except KeyError as exc:
-        return _error(400, "VALIDATION_ERROR", f"missing {exc.args[0]}")
+        # Both are optional in HubSpot's spec: the sandbox then spans every event it has.
+        start = _time(q["startTimestamp"]) if "startTimestamp" in q else 0.0
+        end = _time(q["endTimestamp"]) if "endTimestamp" in q else _state(request).clock() + 1
     except ValueError as exc:
         return _error(400, "VALIDATION_ERROR", f"bad timestamp: {exc}")
     emails = set(q.getall("emailIds", []))
