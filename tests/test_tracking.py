@@ -134,8 +134,9 @@ async def test_single_send_events(sandbox: Sandbox) -> None:
         assert e.recipient is not None
         by_recipient.setdefault(e.recipient, []).append(e.type.value)
     assert by_recipient == {
-        "openme@example.org": ["PROCESSED", "SENT", "DELIVERED", "OPEN"],
-        "bounced@example.org": ["PROCESSED", "DROPPED"],
+        # newest first, as HubSpot lists them
+        "openme@example.org": ["OPEN", "DELIVERED", "SENT", "PROCESSED"],
+        "bounced@example.org": ["DROPPED", "PROCESSED"],
     }
     dropped = next(e for e in events if e.type is EmailEventType.DROPPED)
     assert dropped.drop_reason == "PREVIOUSLY_BOUNCED"
