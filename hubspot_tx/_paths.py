@@ -39,6 +39,7 @@ class ApiPaths:
     email_statistics: str
     oauth_token: str
     send_statuses: str = _SEND_STATUSES
+    marketing_emails: str = "/marketing/v3/emails"
     # The legacy tracking APIs have one version only.
     email_events: str = "/email/public/v1/events"
     email_campaigns: str = "/email/public/v1/campaigns"
@@ -62,6 +63,7 @@ API_VERSIONS: dict[str, ApiPaths] = {
         marketing_single_send="/marketing/email-campaigns/2026-03/single-send",
         email_statistics="/marketing/emails/2026-03/statistics",
         oauth_token="/oauth/2026-03/token",
+        marketing_emails="/marketing/emails/2026-03",
     ),
     "2026-09": ApiPaths(
         "2026-09",
@@ -73,5 +75,6 @@ API_VERSIONS: dict[str, ApiPaths] = {
         # HubSpot's 2026-09 OAuth spec documents no success response for /oauth/2026-09/token;
         # 2026-03's is the newest fully specified token endpoint.
         oauth_token="/oauth/2026-03/token",
+        marketing_emails="/marketing/emails/2026-09",
     ),
 }

@@ -393,9 +393,10 @@ async def test_filtered_opens_and_clicks_are_excluded(sandbox: Sandbox) -> None:
         for to in ("bot@example.org", "click@example.org"):
             await hs.send_status.wait(await hs.single_send.send(email_id=1001, to=to))
         await asyncio.sleep(0.2)
-        every = [e async for e in hs.events.list(campaign_id=1001)]
-        kept = [e async for e in hs.events.list(campaign_id=1001, exclude_filtered_events=True)]
-        outcomes = await hs.events.outcomes(1001)
+        [campaign, *_] = await hs.marketing_emails.campaign_ids(1001)
+        every = [e async for e in hs.events.list(campaign_id=campaign)]
+        kept = [e async for e in hs.events.list(campaign_id=campaign, exclude_filtered_events=True)]
+        outcomes = await hs.events.outcomes(campaign)
     bot = [e for e in every if e.recipient == "bot@example.org" and e.type.value == "OPEN"]
     assert bot
     assert bot[0].filtered_event is True
@@ -420,11 +421,12 @@ async def test_sandbox_events_newest_first_10_by_default_end_inclusive(
                 await hs.single_send.send(email_id=1001, to=f"r{n}@example.org")
             )
         await asyncio.sleep(0.2)
-        page = await hs.events.list(campaign_id=1001)
-        every = [e async for e in hs.events.list(campaign_id=1001)]
+        [campaign, *_] = await hs.marketing_emails.campaign_ids(1001)
+        page = await hs.events.list(campaign_id=campaign)
+        every = [e async for e in hs.events.list(campaign_id=campaign)]
         last = every[0]
         assert last.created is not None
-        upto = await hs.events.list(campaign_id=1001, end=last.created, limit=1000)
+        upto = await hs.events.list(campaign_id=campaign, end=last.created, limit=1000)
     assert len(page.events) == 10
     assert page.has_more
     stamps = [e.created for e in every]
