@@ -82,14 +82,16 @@ class Ledger:
             self._journal = self.journal_path.open("a", encoding="utf-8")
 
     def started(self, message_id: str) -> None:
-        assert self._journal is not None
+        if self._journal is None:
+            raise RuntimeError("the ledger is not open")
         self._journal.write(json.dumps({"id": message_id}) + "\n")
         # In the OS before the message leaves: survives the process being killed (fsync would
         # also survive a power cut, at a disk flush per message).
         self._journal.flush()
 
     def result(self, record: dict[str, Any]) -> None:
-        assert self._results is not None
+        if self._results is None:
+            raise RuntimeError("the ledger is not open")
         self._results.write(json.dumps(record) + "\n")
         self._results.flush()
 

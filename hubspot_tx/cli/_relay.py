@@ -38,7 +38,8 @@ class _Done:
 
 
 def _record(done: _Done) -> dict[str, object]:
-    assert done.outcome is not None
+    if done.outcome is None:
+        raise ValueError(f"{done.id} has no outcome to record")
     return outcome_record(done.id, done.outcome)
 
 

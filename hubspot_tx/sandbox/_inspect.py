@@ -136,8 +136,7 @@ def _matching(request: web.Request) -> Callable[[StoredMessage], bool]:
 
 def _limit(request: web.Request, default: int) -> int:
     limit = _int(request, "limit", default)
-    assert limit is not None
-    if not 1 <= limit <= MAX_LIMIT:
+    if limit is None or not 1 <= limit <= MAX_LIMIT:
         raise _BadQuery(f"limit must be between 1 and {MAX_LIMIT}")
     return limit
 
@@ -208,8 +207,7 @@ def _stored(request: web.Request) -> StoredMessage:
         missing = error_response(
             404, "OBJECT_NOT_FOUND", f"message {request.match_info['id']} does not exist"
         )
-        assert isinstance(missing.body, bytes)
-        raise web.HTTPNotFound(text=missing.body.decode(), content_type="application/json")
+        raise web.HTTPNotFound(text=missing.text, content_type="application/json")
     return message
 
 

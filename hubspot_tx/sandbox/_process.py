@@ -63,7 +63,8 @@ async def sandbox_process(*args: str, timeout: float = 30.0) -> AsyncIterator[Sa
         stderr=asyncio.subprocess.DEVNULL,
     )
     try:
-        assert proc.stdout is not None
+        if proc.stdout is None:  # never: stdout=PIPE
+            raise RuntimeError("the sandbox process has no stdout pipe")
         line = await asyncio.wait_for(proc.stdout.readline(), timeout)
         if not line:
             raise RuntimeError("the sandbox process did not start")

@@ -105,9 +105,7 @@ class StoredMessage:
     @property
     def message(self) -> EmailMessage:
         """The message parsed (``message["Subject"]``, ``message.get_body()`` ...)."""
-        parsed = email.message_from_bytes(self.data, policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        return parsed
+        return email.message_from_bytes(self.data, policy=email.policy.default)
 
     @property
     def subject(self) -> str | None:

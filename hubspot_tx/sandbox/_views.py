@@ -287,9 +287,7 @@ def _addresses(message: EmailMessage, *names: str) -> list[str]:
 @lru_cache(maxsize=4096)
 def _headers_of(seq: int, data: bytes) -> EmailMessage:
     # Keyed by seq too: the same bytes in two messages parse once each, never wrongly shared.
-    parsed = email.message_from_bytes(data, policy=email.policy.default)
-    assert isinstance(parsed, EmailMessage)
-    return parsed
+    return email.message_from_bytes(data, policy=email.policy.default)
 
 
 def message_summary(m: StoredMessage, status: str) -> MessageSummary:

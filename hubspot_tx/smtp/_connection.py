@@ -12,7 +12,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 import aiosmtplib
 from aiosmtplib.errors import (
@@ -25,6 +25,8 @@ from aiosmtplib.errors import (
 from .._exceptions import InsecureAuthError, SmtpAuthError, SmtpConnectError, SmtpTLSError
 from ._wire import Reply, Wire, WireClosed
 from .credentials import SmtpCredentials
+from .envelope import Prepared
+from .outcome import InvalidReason
 
 __all__ = ["Connection", "ConnectionLost", "Settings", "Transaction", "Unsendable"]
 
@@ -48,6 +50,10 @@ class Settings:
 class Unsendable(Exception):
     """The server cannot take this message as it is (no SMTPUTF8, over its SIZE): nothing was
     sent, and retrying cannot help."""
+
+    def __init__(self, reason: str, why: InvalidReason) -> None:
+        self.why = why
+        super().__init__(reason)
 
 
 class ConnectionLost(Exception):
@@ -100,12 +106,12 @@ class Connection:
         "reusable",
     )
 
-    def __init__(self, smtp: aiosmtplib.SMTP, generation: int) -> None:
+    def __init__(
+        self, smtp: aiosmtplib.SMTP, transport: asyncio.Transport, generation: int
+    ) -> None:
         self._smtp = smtp
         self._extensions = dict(smtp.esmtp_extensions)
         self.pipelining = "pipelining" in self._extensions
-        transport = smtp.transport
-        assert isinstance(transport, asyncio.Transport)
         # From here on the session is ours: aiosmtplib's protocol is detached.
         self._wire = Wire(transport)
         transport.set_protocol(self._wire)
@@ -176,30 +182,43 @@ class Connection:
             raise SmtpConnectError(
                 f"cannot open an SMTP session with {where}: {_reason(exc)}"
             ) from None
-        return cls(smtp, generation)
+        if smtp.transport is None or smtp.transport.is_closing():
+            smtp.close()
+            raise SmtpConnectError(f"{where} closed the session after the login")
+        # A full transport (read and write) whatever its class: uvloop's transports implement
+        # the interface without subclassing asyncio.Transport.
+        return cls(smtp, cast(asyncio.Transport, smtp.transport), generation)
 
     @property
     def extensions(self) -> dict[str, str]:
         return self._extensions
 
-    def check(self, size: int, utf8: bool) -> None:
+    def check(self, size: int, utf8: bool, eight_bit: bool = False) -> None:
         """Raise :class:`Unsendable` if this server cannot take such a message."""
         extensions = self._extensions
         if utf8 and "smtputf8" not in extensions:
-            raise Unsendable("non-ASCII address or header, and the server offers no SMTPUTF8")
+            raise Unsendable(
+                "non-ASCII address or header, and the server offers no SMTPUTF8",
+                InvalidReason.NEEDS_SMTPUTF8,
+            )
+        if eight_bit and "8bitmime" not in extensions:
+            raise Unsendable(
+                "8-bit bytes in the message, and the server offers no 8BITMIME "
+                "(encode the body as quoted-printable or base64)",
+                InvalidReason.NEEDS_8BITMIME,
+            )
         limit = extensions.get("size", "")
         if limit.isdigit() and 0 < int(limit) < size:
-            raise Unsendable(f"{size} bytes is over the server's SIZE limit of {limit}")
+            raise Unsendable(
+                f"{size} bytes is over the server's SIZE limit of {limit}", InvalidReason.TOO_BIG
+            )
 
     async def transact(
         self,
-        mail_from: str,
+        prepared: Prepared,
         rcpt_to: list[str],
-        stuffed: bytes,
-        size: int,
         timeout: float,
         *,
-        utf8: bool = False,
         before_data: Callable[[], Awaitable[None]] | None = None,
     ) -> Transaction:
         """Run one transaction. Raises :class:`ConnectionLost` if the session breaks.
@@ -214,16 +233,20 @@ class Connection:
         is written. If it raises, the session is dropped (a transaction without its final "."
         is discarded by the server) and the exception propagates.
         """
-        self.check(size, utf8)
+        size, utf8, eight_bit = prepared.size, prepared.utf8, prepared.eight_bit
+        self.check(size, utf8, eight_bit)
+        stuffed = prepared.stuffed
         wire = self._wire
         self.dot_written = False
         self.messages += 1
         params = b""
         if "size" in self._extensions:
             params += b" SIZE=%d" % size
+        if eight_bit:
+            params += b" BODY=8BITMIME"
         if utf8:
             params += b" SMTPUTF8"
-        commands = [b"MAIL FROM:<%s>%s\r\n" % (mail_from.encode(), params)]
+        commands = [b"MAIL FROM:<%s>%s\r\n" % (prepared.env.mail_from.encode(), params)]
         commands += [b"RCPT TO:<%s>\r\n" % r.encode() for r in rcpt_to]
         commands.append(b"DATA\r\n")
         try:
@@ -285,7 +308,8 @@ class Connection:
         """Wait for a ``pending`` transaction's reply to its final ".". Raises
         :class:`ConnectionLost` (``after_dot``) if it does not come; the session is dropped
         then, whoever uses it now (their own message had not reached its end of data)."""
-        assert tx.pending is not None
+        if tx.pending is None:  # already answered
+            return tx
         try:
             ((tx.code, tx.message),) = await tx.pending
         except (WireClosed, TimeoutError, OSError) as exc:

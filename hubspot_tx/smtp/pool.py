@@ -18,8 +18,15 @@ from typing import Literal, Self
 from .._exceptions import InvalidMessageError, PoolClosedError, SmtpConnectError
 from ._connection import Connection, ConnectionLost, Settings, TlsMode, Transaction, Unsendable
 from .credentials import SmtpCredentials
-from .envelope import Envelope, MessageInput, dot_stuff, prepare_for_wire
-from .outcome import FailureCategory, Outcome, OutcomeStatus, RecipientRefusal, RelaySummary
+from .envelope import MessageInput, Prepared, prepare_for_wire
+from .outcome import (
+    FailureCategory,
+    InvalidReason,
+    Outcome,
+    OutcomeStatus,
+    RecipientRefusal,
+    RelaySummary,
+)
 from .relay import Relay
 
 __all__ = ["HOSTS", "SmtpPool", "SmtpRetry"]
@@ -257,24 +264,32 @@ class SmtpPool:
         before_data: Callable[[], Awaitable[None]] | None = None,
     ) -> Outcome:
         try:
-            env, message_id, utf8 = prepare_for_wire(message, key=key)
+            prepared = prepare_for_wire(message, key=key)
         except Exception as exc:  # whatever cannot be parsed or flattened cannot be sent
-            reason = exc if isinstance(exc, InvalidMessageError) else f"{type(exc).__name__}: {exc}"
+            message_id = None
+            if isinstance(exc, InvalidMessageError):
+                text, why = str(exc), exc.reason
+                key, message_id = exc.key if key is None else key, exc.message_id
+            else:
+                text = f"{type(exc).__name__}: {exc}"
+                why = InvalidReason.NOT_A_MESSAGE if isinstance(exc, TypeError) else None
             return self._report(
                 Outcome(
                     key=key,
                     status=OutcomeStatus.FAILED,
                     category=FailureCategory.INVALID_MESSAGE,
-                    reply=str(reason),
+                    reply=text,
                     index=index,
+                    message_id=message_id,
+                    reason=why or InvalidReason.UNREADABLE,
                 )
             )
-        stuffed = dot_stuff(env.data)
-        result = _Result(env.key, message_id, index, list(env.rcpt_to))
+        env = prepared.env
+        result = _Result(env.key, prepared.message_id, index, list(env.rcpt_to))
         try:
             while True:
                 result.attempts += 1
-                outcome = await self._attempt(env, stuffed, utf8, result, before_data)
+                outcome = await self._attempt(prepared, result, before_data)
                 if outcome is None and self._aborted:
                     result.last = (None, "not sent: the pool was closed before a retry")
                     outcome = result.failed(FailureCategory.CANCELLED)
@@ -291,9 +306,7 @@ class SmtpPool:
 
     async def _attempt(
         self,
-        env: Envelope,
-        stuffed: bytes,
-        utf8: bool,
+        prepared: Prepared,
         result: _Result,
         before_data: Callable[[], Awaitable[None]] | None = None,
     ) -> Outcome | None:
@@ -306,12 +319,9 @@ class SmtpPool:
                 return None
             conn = await self._checkout()
             tx = await conn.transact(
-                env.mail_from,
+                prepared,
                 result.pending,
-                stuffed,
-                len(env.data),
                 self.settings.command_timeout,
-                utf8=utf8,
                 before_data=before_data,
             )
         except SmtpConnectError as exc:
@@ -322,12 +332,13 @@ class SmtpPool:
             return None
         except Unsendable as exc:
             result.last = (None, str(exc))
+            result.reason = exc.why
             result.final = result.failed(FailureCategory.INVALID_MESSAGE)
             return result.final
-        except ConnectionLost as exc:
-            assert conn is not None
-            self._discard(conn)
-            conn = None
+        except ConnectionLost as exc:  # raised by transact(): conn is set
+            if conn is not None:
+                self._discard(conn)
+                conn = None
             return self._lost(exc, result)
         except asyncio.CancelledError:
             if conn is not None:  # mid-transaction: the session is out of sync
@@ -468,6 +479,7 @@ class _Result:
         "last",
         "message_id",
         "pending",
+        "reason",
         "refused",
         "retry_category",
     )
@@ -486,6 +498,7 @@ class _Result:
         self.final: Outcome | None = None  # decided, maybe not yet reported
         self.dot_written = False  # the interrupted transaction had written its final "."
         self.retry_category = FailureCategory.TEMPORARY_EXHAUSTED  # if retries run out
+        self.reason: InvalidReason | None = None  # why invalid_message
 
     def _outcome(self, status: OutcomeStatus, category: FailureCategory | None) -> Outcome:
         return Outcome(
@@ -499,6 +512,7 @@ class _Result:
             attempts=self.attempts,
             index=self.index,
             message_id=self.message_id,
+            reason=self.reason if category is FailureCategory.INVALID_MESSAGE else None,
         )
 
     def apply(self, tx: Transaction) -> Outcome | None:
