@@ -371,15 +371,15 @@ async def add_fault(request: web.Request) -> web.Response:
             faults.smtp_slow(spec.stage, spec.seconds, times=spec.times)
         view = fault_view(len(faults.smtp) - 1, faults.smtp[-1])
     else:
-        options = {"times": spec.times, "method": spec.method, "path": spec.path}
+        times, method, path = spec.times, spec.method, spec.path
         if spec.action == "error":
-            faults.rest_error(spec.status, **options)
+            faults.rest_error(spec.status, times=times, method=method, path=path)
         elif spec.action == "commit_then_error":
-            faults.rest_commit_then_error(spec.status, **options)
+            faults.rest_commit_then_error(spec.status, times=times, method=method, path=path)
         elif spec.action == "rate_limit":
-            faults.rest_429(retry_after=spec.retry_after, **options)
+            faults.rest_429(retry_after=spec.retry_after, times=times, method=method, path=path)
         else:
-            faults.rest_slow(spec.seconds, **options)
+            faults.rest_slow(spec.seconds, times=times, method=method, path=path)
         view = fault_view(len(faults.rest) - 1, faults.rest[-1])
     return json_response(view, status=201)
 
