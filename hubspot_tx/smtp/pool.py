@@ -16,7 +16,15 @@ from types import TracebackType
 from typing import Literal, Self
 
 from .._exceptions import InvalidMessageError, PoolClosedError, SmtpConnectError
-from ._connection import Connection, ConnectionLost, Settings, TlsMode, Transaction, Unsendable
+from ._connection import (
+    Connection,
+    ConnectionLost,
+    Sent,
+    Settings,
+    TlsMode,
+    Transaction,
+    Unsendable,
+)
 from .credentials import SmtpCredentials
 from .envelope import MessageInput, Prepared, prepare_for_wire
 from .outcome import (
@@ -313,11 +321,15 @@ class SmtpPool:
         """One transaction: the final outcome, or ``None`` when it may be retried."""
         await self._slots.acquire()
         conn: Connection | None = None
+        handed = False  # the slot and session went to ``_pipelined``, which gives them back
         try:
             if self._aborted:
                 result.attempts -= 1  # not attempted: the pool closed while it waited
                 return None
             conn = await self._checkout()
+            if conn.pipelining and before_data is None:
+                session, conn, handed = conn, None, True
+                return await self._pipelined(session, prepared, result)
             tx = await conn.transact(
                 prepared,
                 result.pending,
@@ -356,11 +368,12 @@ class SmtpPool:
             # while the session is checked in, or while its reply is awaited).
             result.dot_written = True
         finally:
-            try:
-                if conn is not None:
-                    await self._checkin(conn)
-            finally:
-                self._slots.release()
+            if not handed:
+                try:
+                    if conn is not None:
+                        await self._checkin(conn)
+                finally:
+                    self._slots.release()
         # PIPELINING: the next message's commands may already follow this one's data on the
         # session; this message's own reply arrives in the same round trip as theirs.
         try:
@@ -373,6 +386,77 @@ class SmtpPool:
         result.final = result.apply(tx)
         result.retry_category = FailureCategory.TEMPORARY_EXHAUSTED
         return result.final
+
+    async def _pipelined(
+        self, conn: Connection, prepared: Prepared, result: _Result
+    ) -> Outcome | None:
+        """One transaction on a PIPELINING session (the caller's slot held, given back here).
+
+        The session goes back to the pool from the read that brings the 354, right after this
+        message's data is written (``_hand_back``): the next message's commands then leave in
+        the same write, and this task wakes once, for the final reply."""
+        sent = Sent()
+        try:
+            tx = await conn.send_pipelined(
+                prepared,
+                result.pending,
+                self.settings.command_timeout,
+                lambda: self._hand_back(conn),
+                sent,
+            )
+        except Unsendable as exc:
+            self._give_back(conn, sent)
+            result.last = (None, str(exc))
+            result.reason = exc.why
+            result.final = result.failed(FailureCategory.INVALID_MESSAGE)
+            return result.final
+        except ConnectionLost as exc:
+            if sent.released:
+                if conn in self._idle:  # dropped while idle: never hand it out again
+                    self._idle.remove(conn)
+            else:
+                self._discard(conn)
+                self._slots.release()
+            return self._lost(exc, result)
+        except BaseException:  # cancelled: what it got to decides the outcome
+            result.dot_written = sent.dot_written
+            if not sent.released:  # mid-transaction: the session is out of sync
+                self._retire(conn)
+                self._slots.release()
+            raise
+        if not sent.released:
+            await self._give_back_async(conn)
+        if tx.stage == "end":
+            result.dot_written = False  # answered: a retry after a 4xx starts from "not sent"
+        result.final = result.apply(tx)
+        result.retry_category = FailureCategory.TEMPORARY_EXHAUSTED
+        return result.final
+
+    def _hand_back(self, conn: Connection) -> bool:
+        """Give a session back to the pool at once (from a read callback) if it can carry
+        more, freeing its slot; else leave it to its task (closing it takes a round trip)."""
+        if not (
+            conn.reusable
+            and not self._closing
+            and conn.generation == self._generation
+            and conn.messages < self.max_messages_per_connection
+        ):
+            return False
+        self._busy.discard(conn)
+        self._idle.append(conn)
+        self._slots.release()
+        return True
+
+    def _give_back(self, conn: Connection, sent: Sent) -> None:
+        if not sent.released and not self._hand_back(conn):
+            self._discard(conn)
+            self._slots.release()
+
+    async def _give_back_async(self, conn: Connection) -> None:
+        try:
+            await self._checkin(conn)
+        finally:
+            self._slots.release()
 
     @staticmethod
     def _lost(exc: ConnectionLost, result: _Result) -> Outcome | None:
