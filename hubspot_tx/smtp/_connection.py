@@ -245,14 +245,17 @@ class Connection:
         prepared: Prepared,
         rcpt_to: list[str],
         timeout: float,
-        release: Callable[[], bool],
+        release: Callable[[Connection], bool],
         progress: Sent,
+        wanted: Callable[[], bool],
     ) -> Transaction:
         """One whole transaction on a PIPELINING session, driven from the reads: the data goes
-        out from the read that brings the 354 (no task switch first), and ``release`` is called
-        right after, so that the next message's commands follow this one's data in the same
-        write; ``release`` returns whether it took the session back. The caller's task wakes
-        once, with the reply to the final "." (or the refusal before the data).
+        out from the read that brings the 354 (no task switch first), and ``release(self)`` is
+        called right after (it returns whether it took the session back). If ``wanted()`` (a
+        message waits for a session), the data is held for one loop turn, so that its commands
+        leave with this data in one send; else it is sent at once, so that the server works on
+        it while the caller's task goes on. The caller's task wakes once, with the reply to the
+        final "." (or the refusal before the data).
 
         ``progress`` records how far it got (the caller reads it if it gives up meanwhile). A
         refusal before the data has been RSET when this returns. Raises
@@ -275,8 +278,12 @@ class Connection:
                 progress.data_reply = replies[-1][0] if len(replies) == len(commands) else 0
                 done.set_result(tx)
                 return
+            coalesce = wanted()
             try:
-                wire.hold((prepared.stuffed, b".\r\n"))
+                if coalesce:
+                    wire.hold((prepared.stuffed, b".\r\n"))
+                else:
+                    wire.writelines((prepared.stuffed, b".\r\n"))
             except WireClosed as exc:
                 done.set_exception(exc)
                 return
@@ -290,8 +297,9 @@ class Connection:
             wire.expect_then(1, timeout, done, on_end)
             # Released before the flush is scheduled: the task it wakes (the next message)
             # writes its commands behind this data before the flush, in the same send.
-            progress.released = release()
-            wire.flush_soon()
+            progress.released = release(self)
+            if coalesce:
+                wire.flush_soon()
 
         accepted: list[str] = []
         refused: list[tuple[str, int, str]] = []
@@ -446,6 +454,11 @@ class Connection:
             self.abort()
             return False
         return code == 250
+
+    @property
+    def holding(self) -> bool:
+        """Bytes written to the session wait for this loop turn's send (see ``Wire.hold``)."""
+        return self._wire.holding
 
     @property
     def closed(self) -> bool:

@@ -242,6 +242,11 @@ class Wire(asyncio.Protocol):
         else:
             self._out = list(parts)
 
+    @property
+    def holding(self) -> bool:
+        """Written bytes wait for a flush (:meth:`hold`, ``writelines(linger=True)``)."""
+        return self._out is not None
+
     def flush_soon(self) -> None:
         """Send what :meth:`hold` kept at the next loop turn, after the callbacks already due
         (a task woken now writes its commands behind the held bytes first)."""

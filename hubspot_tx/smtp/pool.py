@@ -135,6 +135,7 @@ class SmtpPool:
         self.retry = retry or SmtpRetry()
         self.on_outcome = on_outcome
         self._slots = asyncio.Semaphore(max_connections)
+        self._waiting = 0  # tasks in ``_slots.acquire()``
         self._idle: deque[Connection] = deque()
         self._busy: set[Connection] = set()
         self._in_flight = 0
@@ -172,8 +173,13 @@ class SmtpPool:
         """
         loop = asyncio.get_running_loop()
         timeout = self.settings.command_timeout
-        while self._idle:
-            conn = self._idle.pop()  # the most recently used: the likeliest to be alive
+        idle = self._idle
+        while idle:
+            # First the session handed back earliest whose data still waits for its send:
+            # these commands then leave with that data, in one send. Else the most recently
+            # used, the likeliest to be alive.
+            conn = next((c for c in idle if c.holding), None) or idle[-1]
+            idle.remove(conn)
             idle_for = loop.time() - conn.last_used
             if not conn.reusable or conn.closed:  # e.g. a 421 or a lost reply while idle
                 conn.retire()
@@ -319,7 +325,11 @@ class SmtpPool:
         before_data: Callable[[], Awaitable[None]] | None = None,
     ) -> Outcome | None:
         """One transaction: the final outcome, or ``None`` when it may be retried."""
-        await self._slots.acquire()
+        self._waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self._waiting -= 1
         conn: Connection | None = None
         handed = False  # the slot and session went to ``_pipelined``, which gives them back
         try:
@@ -401,8 +411,9 @@ class SmtpPool:
                 prepared,
                 result.pending,
                 self.settings.command_timeout,
-                lambda: self._hand_back(conn),
+                self._hand_back,
                 sent,
+                self._wanted,
             )
         except Unsendable as exc:
             self._give_back(conn, sent)
@@ -431,6 +442,10 @@ class SmtpPool:
         result.final = result.apply(tx)
         result.retry_category = FailureCategory.TEMPORARY_EXHAUSTED
         return result.final
+
+    def _wanted(self) -> bool:
+        """Whether a message waits for a session (for a slot) now."""
+        return self._waiting > 0
 
     def _hand_back(self, conn: Connection) -> bool:
         """Give a session back to the pool at once (from a read callback) if it can carry
