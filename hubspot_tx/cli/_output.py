@@ -37,6 +37,9 @@ def outcome_record(key: str, outcome: Outcome) -> dict[str, object]:
         "reply": outcome.reply,
         "accepted": list(outcome.accepted),
         "refused": [[r.recipient, r.code, r.message] for r in outcome.refused],
+        "unsent": [[r.recipient, r.code, r.message] for r in outcome.unsent],
+        "inDoubt": list(outcome.in_doubt),
+        "reason": outcome.reason.value if outcome.reason else None,
         "attempts": outcome.attempts,
     }
 

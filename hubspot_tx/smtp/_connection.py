@@ -8,6 +8,7 @@ certainly did not accept the message; after it, the outcome is unknown.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -23,14 +24,26 @@ from aiosmtplib.errors import (
 )
 
 from .._exceptions import InsecureAuthError, SmtpAuthError, SmtpConnectError, SmtpTLSError
-from ._wire import Reply, Wire, WireClosed
+from ._wire import HIGH_WATER, Reply, Wire, WireClosed
 from .credentials import SmtpCredentials
 from .envelope import Prepared
 from .outcome import InvalidReason
 
-__all__ = ["Connection", "ConnectionLost", "Sent", "Settings", "Transaction", "Unsendable"]
+__all__ = [
+    "HIGH_WATER",
+    "Connection",
+    "ConnectionLost",
+    "Sent",
+    "Settings",
+    "Transaction",
+    "Unsendable",
+    "ehlo_name",
+]
 
 TlsMode = Literal["starttls", "implicit", "none"]
+
+DATA_BLOCK_TIMEOUT = 180.0  # RFC 5321 4.5.3.2.5: the most a data block may take to leave
+FINAL_REPLY_TIMEOUT = 600.0  # RFC 5321 4.5.3.2.6: the wait for the reply to the final "."
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +56,8 @@ class Settings:
     ssl_context: ssl.SSLContext
     connect_timeout: float
     command_timeout: float
-    local_hostname: str
+    final_reply_timeout: float
+    local_hostname: str | None  # None: found once per pool (see ``ehlo_name``)
     allow_plaintext_auth: bool
 
 
@@ -173,6 +187,12 @@ class Connection:
         except SMTPAuthenticationError as exc:
             smtp.close()
             user = credentials.username if credentials else ""
+            if 400 <= exc.code < 500:  # e.g. 454 4.7.0: the server cannot check them now
+                raise SmtpConnectError(
+                    f"{where} could not check the credentials of {user} now: "
+                    f"{exc.code} {exc.message}",
+                    code=exc.code,
+                ) from None
             raise SmtpAuthError(
                 f"{where} refused the credentials of {user}: {exc.code} {exc.message}",
                 code=exc.code,
@@ -245,6 +265,7 @@ class Connection:
         prepared: Prepared,
         rcpt_to: list[str],
         timeout: float,
+        final_timeout: float,
         release: Callable[[Connection], bool],
         progress: Sent,
         wanted: Callable[[], bool],
@@ -294,7 +315,7 @@ class Connection:
                 else:
                     refused.append((rcpt, c, m))
             self.last_used = time.monotonic()
-            wire.expect_then(1, timeout, done, on_end)
+            wire.expect_then(1, final_timeout, done, on_end)
             # Released before the flush is scheduled: the task it wakes (the next message)
             # writes its commands behind this data before the flush, in the same send.
             progress.released = release(self)
@@ -320,6 +341,7 @@ class Connection:
         rcpt_to: list[str],
         timeout: float,
         *,
+        final_timeout: float | None = None,
         before_data: Callable[[], Awaitable[None]] | None = None,
     ) -> Transaction:
         """Run one transaction. Raises :class:`ConnectionLost` if the session breaks.
@@ -329,6 +351,11 @@ class Connection:
         back ``pending``, and the next message's commands may follow its data at once (RFC 2920
         lets message content lead a group), so that a busy session costs one round trip per
         message, not ``3 + recipients``.
+
+        A large message is written under the transport's flow control: the data phase fails
+        (before its final ".", so the message may be retried) if for ``timeout`` seconds (at
+        most RFC 5321's 3 minutes) not one byte of it left; the wait for the final reply
+        (``final_timeout``, default ``timeout``) starts once the data has left.
 
         ``before_data`` is awaited after the server's 354 and before any byte of the message
         is written. If it raises, the session is dropped (a transaction without its final "."
@@ -369,10 +396,22 @@ class Connection:
                 raise
         try:
             # Body and final "." in one write (one syscall). It raises, writing nothing, if the
-            # connection is already gone: the message certainly did not go out then.
-            wire.writelines((stuffed, b".\r\n"), linger=self.pipelining)
+            # connection is already gone: the message certainly did not go out then. Only a
+            # small message lingers (to share a segment with the next message's commands).
+            wire.writelines(
+                (stuffed, b".\r\n"), linger=self.pipelining and len(stuffed) < HIGH_WATER
+            )
+            if wire.paused:  # a large message: until its bytes (and its ".") have left
+                try:
+                    await wire.drain(min(timeout, DATA_BLOCK_TIMEOUT))
+                except asyncio.CancelledError:
+                    if wire.owed:  # kept for a reply owed to the message ahead: it may leave
+                        self.dot_written = True
+                    else:  # dropped with the rest of it unsent: certainly not delivered
+                        self.abort()
+                    raise
             self.dot_written = True
-            pending = wire.expect(1, timeout)
+            pending = wire.expect(1, final_timeout or timeout)
             if not self.pipelining:
                 ((code, text),) = await pending
         except (WireClosed, TimeoutError, OSError) as exc:
@@ -471,11 +510,18 @@ class Connection:
         self._wire.abort()
         self._smtp.close()
 
-    def retire(self) -> None:
+    def retire(self, then: Callable[[], None] | None = None) -> None:
         """Drop the session once the replies others still await on it have come (the reply
-        to a previous message's final "."): for a user who gives up mid-transaction."""
+        to a previous message's final "."): for a user who gives up mid-transaction. ``then``
+        is called once it is dropped (the pool frees its slot then, not before)."""
         self.reusable = False
-        self._wire.retire(self.abort)
+
+        def dropped() -> None:
+            self.abort()
+            if then is not None:
+                then()
+
+        self._wire.retire(dropped)
 
     async def close(self, timeout: float) -> None:
         """QUIT politely, then close."""
@@ -491,6 +537,32 @@ class Connection:
             pass
         self._wire.transport.close()
         self._smtp.close()
+
+
+_ehlo_name: str | None = None
+
+
+def _fqdn() -> str:
+    """This host's name for EHLO (RFC 5321 4.1.4): its FQDN, else its address literal."""
+    name = socket.getfqdn()
+    if "." in name and not name.startswith("localhost"):
+        return name
+    try:
+        return f"[{socket.gethostbyname(socket.gethostname())}]"
+    except OSError:
+        return "[127.0.0.1]"
+
+
+async def ehlo_name(timeout: float) -> str:
+    """:func:`_fqdn`, found once per process in a thread (name lookups block), bounded."""
+    global _ehlo_name
+    if _ehlo_name is None:
+        try:
+            async with asyncio.timeout(timeout):
+                _ehlo_name = await asyncio.to_thread(_fqdn)
+        except TimeoutError:
+            return "[127.0.0.1]"  # not kept: the lookup may answer next time
+    return _ehlo_name
 
 
 def _reason(exc: BaseException) -> str:

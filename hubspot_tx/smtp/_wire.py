@@ -17,6 +17,7 @@ __all__ = ["Reply", "Wire", "WireClosed"]
 
 MAX_REPLY = 64 * 1024  # bytes of an unfinished line
 MAX_LINES = 1000  # lines of one multi-line reply
+HIGH_WATER = 64 * 1024  # bytes buffered before the transport pauses us (flow control)
 
 
 class WireClosed(Exception):
@@ -54,6 +55,11 @@ class Wire(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._watchdog: asyncio.TimerHandle | None = None
         self._out: list[bytes] | None = None  # held for one loop turn (see ``writelines``)
+        # Flow control: paused while the transport holds more than HIGH_WATER bytes, resumed
+        # once it holds none (low water 0: "resumed" means everything written has left).
+        self.paused = False
+        self._drain: asyncio.Future[None] | None = None
+        transport.set_write_buffer_limits(high=HIGH_WATER, low=0)
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -66,6 +72,38 @@ class Wire(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(WireClosed(f"connection lost: {exc}" if exc else "connection lost"))
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        waiter, self._drain = self._drain, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def drain(self, stall: float) -> None:
+        """Wait until what was written has left the transport (while it is ``paused``).
+
+        Raises :class:`WireClosed` if the connection goes, ``TimeoutError`` if for ``stall``
+        seconds not one byte left (the peer stopped reading): a slow upload may take as long
+        as it needs, a dead one fails in ``stall`` seconds."""
+        transport = self.transport
+        left = transport.get_write_buffer_size()
+        while self.paused:
+            if self._closed is not None:
+                raise WireClosed(str(self._closed))
+            self._drain = waiter = self._loop.create_future()
+            try:
+                async with asyncio.timeout(stall):
+                    await waiter
+            except TimeoutError:
+                now = transport.get_write_buffer_size()
+                if now >= left:
+                    raise TimeoutError(
+                        f"the server took no byte of the data in {stall:g} s"
+                    ) from None
+                left = now
 
     # -- replies ------------------------------------------------------------------------------
     def _parse(self) -> None:
@@ -156,6 +194,10 @@ class Wire(asyncio.Protocol):
             if not future.done():
                 future.set_exception(WireClosed(str(self._closed)))
                 future.exception()  # retrieved here: an asker who gave up must not warn
+        waiter, self._drain = self._drain, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(WireClosed(str(self._closed)))
+            waiter.exception()
         if not self.transport.is_closing():
             self.transport.abort()
         self._check_retired()
@@ -257,6 +299,11 @@ class Wire(asyncio.Protocol):
         out, self._out = self._out, None
         if out and self._closed is None and not self.transport.is_closing():
             self.transport.write(b"".join(out))
+
+    @property
+    def owed(self) -> bool:
+        """Someone still awaits a reply on this session."""
+        return bool(self._owed)
 
     @property
     def closed(self) -> bool:

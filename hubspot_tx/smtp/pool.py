@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
-import socket
 import ssl
 import weakref
 from collections import deque
@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, Self
 
-from .._exceptions import InvalidMessageError, PoolClosedError, SmtpConnectError
+from .._exceptions import InvalidMessageError, PoolClosedError, SmtpConnectError, SmtpError
 from ._connection import (
+    FINAL_REPLY_TIMEOUT,
+    HIGH_WATER,
     Connection,
     ConnectionLost,
     Sent,
@@ -24,6 +26,7 @@ from ._connection import (
     TlsMode,
     Transaction,
     Unsendable,
+    ehlo_name,
 )
 from .credentials import SmtpCredentials
 from .envelope import MessageInput, Prepared, prepare_for_wire
@@ -86,7 +89,16 @@ class SmtpPool:
         tls: ``"starttls"`` (required, never downgraded), ``"implicit"``, or ``"none"``.
         region: ``"na"`` (smtp.hubapi.com) or ``"eu"`` (smtp-eu1.hubapi.com).
         ssl_context: trust for TLS; default the system's store, verified.
+        command_timeout: the wait for each reply before the data; while a large message is
+            uploaded, the longest the server may go without taking a byte of it (at most
+            RFC 5321's 3 minutes): a slow upload takes as long as it needs, a dead one fails
+            (before its final ".", so it is retried).
+        final_reply_timeout: the wait for the reply to the final ".", from when the data has
+            left (RFC 5321's 10 minutes by default). A message whose reply does not come in
+            time ends ``delivery_unknown``.
         allow_plaintext_auth: allow AUTH over an unencrypted session (never by default).
+        local_hostname: the name to greet with (EHLO); default this host's FQDN, else its
+            address literal (``[192.0.2.1]``), as RFC 5321 4.1.4 asks.
         on_outcome: called with every outcome, including those of cancelled ``send`` calls.
     """
 
@@ -105,6 +117,7 @@ class SmtpPool:
         health_check_after: float = 5.0,
         connect_timeout: float = 15.0,
         command_timeout: float = 30.0,
+        final_reply_timeout: float = FINAL_REPLY_TIMEOUT,
         retry: SmtpRetry | None = None,
         allow_plaintext_auth: bool = False,
         local_hostname: str | None = None,
@@ -123,7 +136,8 @@ class SmtpPool:
             ssl_context=ssl_context or ssl.create_default_context(),
             connect_timeout=connect_timeout,
             command_timeout=command_timeout,
-            local_hostname=local_hostname or socket.gethostname() or "localhost",
+            final_reply_timeout=final_reply_timeout,
+            local_hostname=local_hostname,
             allow_plaintext_auth=allow_plaintext_auth,
         )
         self._credentials = credentials
@@ -165,8 +179,8 @@ class SmtpPool:
         return len(self._idle) + len(self._busy)
 
     # -- sessions -----------------------------------------------------------------------------
-    async def _checkout(self) -> Connection:
-        """A ready session; the caller holds a slot.
+    async def _checkout(self, slot: _Slot) -> Connection:
+        """A ready session; the caller holds ``slot``.
 
         Sessions are closed while their slot is held, so that the server never sees more than
         ``max_connections`` sessions, even while one is being replaced.
@@ -191,13 +205,16 @@ class SmtpPool:
                 try:
                     alive = await conn.noop(timeout)
                 except BaseException:  # cancelled mid-NOOP: the session is out of sync
-                    conn.retire()
+                    self._retire(conn, slot)
                     raise
                 if not alive:
                     conn.abort()
                     continue
             self._busy.add(conn)
             return conn
+        if self.settings.local_hostname is None:
+            name = await ehlo_name(self.settings.connect_timeout)
+            self.settings = dataclasses.replace(self.settings, local_hostname=name)
         conn = await Connection.open(self.settings, self._credentials, self._generation)
         self._busy.add(conn)
         return conn
@@ -220,11 +237,13 @@ class SmtpPool:
         self._busy.discard(conn)
         conn.abort()
 
-    def _retire(self, conn: Connection) -> None:
+    def _retire(self, conn: Connection, slot: _Slot) -> None:
         """Give up a session mid-transaction without cutting off the reply it still owes to
-        the message ahead (with PIPELINING, the reply to that message's final ".")."""
+        the message ahead (with PIPELINING, the reply to that message's final "."). Its slot
+        is freed once it is gone: the server never sees more than ``max_connections``."""
         self._busy.discard(conn)
-        conn.retire()
+        slot.handed_off = True
+        conn.retire(slot.release)
 
     # -- sending ------------------------------------------------------------------------------
     async def send(
@@ -312,6 +331,12 @@ class SmtpPool:
                 if outcome is not None:
                     return self._report(outcome)
                 await asyncio.sleep(self.retry.backoff(result.attempts - 1))
+        except SmtpError as exc:
+            if not (exc.fatal and result.accepted):
+                raise
+            # Some recipients have it already: their outcome must say so (a resume or retry
+            # must never send it to them again). The error stops the next message instead.
+            return self._report(result.stopped(exc))
         except asyncio.CancelledError:
             # One exact outcome even now: the one decided before the cancellation reached us,
             # else what the transaction got to.
@@ -330,20 +355,23 @@ class SmtpPool:
             await self._slots.acquire()
         finally:
             self._waiting -= 1
+        slot = _Slot(self._slots)
         conn: Connection | None = None
         handed = False  # the slot and session went to ``_pipelined``, which gives them back
         try:
             if self._aborted:
                 result.attempts -= 1  # not attempted: the pool closed while it waited
                 return None
-            conn = await self._checkout()
-            if conn.pipelining and before_data is None:
+            conn = await self._checkout(slot)
+            if conn.pipelining and before_data is None and len(prepared.stuffed) < HIGH_WATER:
+                # A small message on a PIPELINING session: driven from the reads.
                 session, conn, handed = conn, None, True
-                return await self._pipelined(session, prepared, result)
+                return await self._pipelined(session, prepared, result, slot)
             tx = await conn.transact(
                 prepared,
                 result.pending,
                 self.settings.command_timeout,
+                final_timeout=self.settings.final_reply_timeout,
                 before_data=before_data,
             )
         except SmtpConnectError as exc:
@@ -365,7 +393,7 @@ class SmtpPool:
         except asyncio.CancelledError:
             if conn is not None:  # mid-transaction: the session is out of sync
                 result.dot_written = conn.dot_written
-                self._retire(conn)
+                self._retire(conn, slot)
                 conn = None
             raise
         else:
@@ -383,7 +411,8 @@ class SmtpPool:
                     if conn is not None:
                         await self._checkin(conn)
                 finally:
-                    self._slots.release()
+                    if not slot.handed_off:
+                        slot.release()
         # PIPELINING: the next message's commands may already follow this one's data on the
         # session; this message's own reply arrives in the same round trip as theirs.
         try:
@@ -398,25 +427,27 @@ class SmtpPool:
         return result.final
 
     async def _pipelined(
-        self, conn: Connection, prepared: Prepared, result: _Result
+        self, conn: Connection, prepared: Prepared, result: _Result, slot: _Slot
     ) -> Outcome | None:
-        """One transaction on a PIPELINING session (the caller's slot held, given back here).
+        """One transaction on a PIPELINING session (``slot`` held, given back here).
 
         The session goes back to the pool from the read that brings the 354, right after this
         message's data is written (``_hand_back``): the next message's commands then leave in
-        the same write, and this task wakes once, for the final reply."""
+        the same send, and this task wakes once, for the final reply."""
         sent = Sent()
         try:
             tx = await conn.send_pipelined(
                 prepared,
                 result.pending,
                 self.settings.command_timeout,
-                self._hand_back,
+                self.settings.final_reply_timeout,
+                lambda c: self._hand_back(c, slot),
                 sent,
                 self._wanted,
             )
-        except Unsendable as exc:
-            self._give_back(conn, sent)
+        except Unsendable as exc:  # nothing written: the session is as it was
+            if not self._hand_back(conn, slot):
+                await self._give_back_async(conn, slot)
             result.last = (None, str(exc))
             result.reason = exc.why
             result.final = result.failed(FailureCategory.INVALID_MESSAGE)
@@ -427,16 +458,15 @@ class SmtpPool:
                     self._idle.remove(conn)
             else:
                 self._discard(conn)
-                self._slots.release()
+                slot.release()
             return self._lost(exc, result)
         except BaseException:  # cancelled: what it got to decides the outcome
             result.dot_written = sent.dot_written
             if not sent.released:  # mid-transaction: the session is out of sync
-                self._retire(conn)
-                self._slots.release()
+                self._retire(conn, slot)
             raise
         if not sent.released:
-            await self._give_back_async(conn)
+            await self._give_back_async(conn, slot)
         if tx.stage == "end":
             result.dot_written = False  # answered: a retry after a 4xx starts from "not sent"
         result.final = result.apply(tx)
@@ -447,7 +477,7 @@ class SmtpPool:
         """Whether a message waits for a session (for a slot) now."""
         return self._waiting > 0
 
-    def _hand_back(self, conn: Connection) -> bool:
+    def _hand_back(self, conn: Connection, slot: _Slot) -> bool:
         """Give a session back to the pool at once (from a read callback) if it can carry
         more, freeing its slot; else leave it to its task (closing it takes a round trip)."""
         if not (
@@ -459,19 +489,14 @@ class SmtpPool:
             return False
         self._busy.discard(conn)
         self._idle.append(conn)
-        self._slots.release()
+        slot.release()
         return True
 
-    def _give_back(self, conn: Connection, sent: Sent) -> None:
-        if not sent.released and not self._hand_back(conn):
-            self._discard(conn)
-            self._slots.release()
-
-    async def _give_back_async(self, conn: Connection) -> None:
+    async def _give_back_async(self, conn: Connection, slot: _Slot) -> None:
         try:
             await self._checkin(conn)
         finally:
-            self._slots.release()
+            slot.release()
 
     @staticmethod
     def _lost(exc: ConnectionLost, result: _Result) -> Outcome | None:
@@ -565,6 +590,23 @@ class SmtpPool:
         )
 
 
+class _Slot:
+    """One of the pool's ``max_connections`` slots, held by an attempt (internal). A session
+    retired mid-transaction keeps it until it is dropped (``handed_off``)."""
+
+    __slots__ = ("_semaphore", "handed_off", "held")
+
+    def __init__(self, semaphore: asyncio.Semaphore) -> None:
+        self._semaphore = semaphore
+        self.held = True
+        self.handed_off = False
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self._semaphore.release()
+
+
 class _Result:
     """The state of one message across its attempts (internal)."""
 
@@ -573,6 +615,7 @@ class _Result:
         "attempts",
         "dot_written",
         "final",
+        "in_doubt",
         "index",
         "key",
         "last",
@@ -581,6 +624,7 @@ class _Result:
         "reason",
         "refused",
         "retry_category",
+        "unsent",
     )
 
     def __init__(
@@ -591,7 +635,9 @@ class _Result:
         self.index = index
         self.pending = pending
         self.accepted: list[str] = []
-        self.refused: list[RecipientRefusal] = []
+        self.refused: list[RecipientRefusal] = []  # for good (5xx)
+        self.unsent: list[RecipientRefusal] = []  # certainly not delivered, not for good
+        self.in_doubt: list[str] = []  # cut after the final "."
         self.attempts = 0
         self.last: tuple[int | None, str] = (None, "")
         self.final: Outcome | None = None  # decided, maybe not yet reported
@@ -608,6 +654,8 @@ class _Result:
             reply=self.last[1],
             accepted=tuple(self.accepted),
             refused=tuple(self.refused),
+            unsent=tuple(self.unsent),
+            in_doubt=tuple(self.in_doubt),
             attempts=self.attempts,
             index=self.index,
             message_id=self.message_id,
@@ -644,21 +692,26 @@ class _Result:
         return self._outcome(OutcomeStatus.FAILED, category)
 
     def exhausted(self) -> Outcome:
-        """Retries ran out: who is still pending is refused with the last reply."""
-        code, text = self.last
-        self.refused.extend(RecipientRefusal(r, code or 0, text) for r in self.pending)
-        return self._settle(self.retry_category)
+        """Retries ran out: who is still pending did not get it (``unsent``, last reply)."""
+        return self.failed(self.retry_category)
 
     def failed(self, category: FailureCategory) -> Outcome:
-        if self.accepted:
-            return self.exhausted()
-        return self._outcome(OutcomeStatus.FAILED, category)
+        """Stopped: who is still pending did not get it. ``sent`` if some recipient did."""
+        code, text = self.last
+        self.unsent.extend(RecipientRefusal(r, code or 0, text) for r in self.pending)
+        self.pending = []
+        return self._settle(category)
+
+    def stopped(self, exc: SmtpError) -> Outcome:
+        """A fatal error (credentials, TLS) stopped the retry of a partial delivery: the
+        recipients who have it stay ``accepted``; the others are ``unsent``."""
+        self.last = (exc.code, str(exc))
+        return self.failed(FailureCategory.AUTH)
 
     def unknown(self) -> Outcome:
         """Cut after the final '.': the pending recipients may or may not have it."""
-        if self.accepted:  # a partial delivery: name who is in doubt (code 0: no reply)
-            text = self.last[1]
-            self.refused.extend(RecipientRefusal(r, 0, text) for r in self.pending)
+        self.in_doubt.extend(self.pending)
+        self.pending = []
         return self._settle(FailureCategory.DELIVERY_UNKNOWN)
 
     def interrupted(self) -> Outcome:
