@@ -37,6 +37,9 @@ class Recorder:
     hold: asyncio.Event | None = None  # set: the reply to the end of data waits for it
     rcpt_replies: dict[str, str] = field(default_factory=dict)  # address -> reply to RCPT
     in_data: asyncio.Event = field(default_factory=asyncio.Event)  # some data has ended
+    data_started: list[int] = field(default_factory=list)  # ids of sessions in DATA
+    silent_noop: bool = False  # NOOP gets no reply (a server that stopped answering)
+    noops: int = 0
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -64,8 +67,15 @@ class Recorder:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
+    async def handle_NOOP(self, server: Any, session: Any, envelope: Any, arg: str) -> str:
+        self.noops += 1
+        if self.silent_noop:
+            await asyncio.sleep(30)  # the client gives up long before
+        return "250 OK"
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.in_data.set()
+        self.data_started.append(id(server))
         if self.hold is not None:
             await asyncio.wait_for(self.hold.wait(), 30)
         self.received.append(

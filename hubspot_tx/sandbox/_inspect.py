@@ -9,14 +9,16 @@ the sandbox, not HubSpot's (the sandbox listens on loopback unless told otherwis
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Protocol, overload
 
 import msgspec
 from aiohttp import web
 
 from ._faults import Faults
+from ._index import window
 from ._state import SandboxEvent, SandboxState, StoredMessage
 from ._views import (
     CampaignList,
@@ -95,25 +97,25 @@ def _bad(message: str) -> web.Response:
     return error_response(400, "VALIDATION_ERROR", message)
 
 
-def _message_statuses(state: SandboxState) -> dict[str, str]:
-    """Message-ID -> the type of its latest visible event."""
-    now = state.clock()
-    latest: dict[str, tuple[float, str]] = {}
-    for e in state.events:
-        if e.smtp_id is None or e.created > now:
-            continue
-        seen = latest.get(e.smtp_id)
-        if seen is None or e.created >= seen[0]:
-            latest[e.smtp_id] = (e.created, e.type)
-    return {mid: kind for mid, (_, kind) in latest.items()}
-
-
-def _matching(request: web.Request) -> Callable[[StoredMessage], bool]:
+def _filters(request: web.Request) -> dict[str, str]:
+    """The message filters asked for, normalised as the index keeps them."""
     q = request.query
-    recipient = (q.get("recipient") or "").lower() or None
-    message_id, subject = q.get("messageId"), q.get("subject")
-    token_id, campaign_id = q.get("tokenId"), q.get("campaignId")
-    text = (q.get("q") or "").lower() or None
+    found = {
+        name: value
+        for name in ("messageId", "subject", "tokenId", "campaignId")
+        if (value := q.get(name)) is not None
+    }
+    if recipient := (q.get("recipient") or "").lower():
+        found["recipient"] = recipient
+    if text := (q.get("q") or "").lower():
+        found["q"] = text
+    return found
+
+
+def _matcher(state: SandboxState, filters: dict[str, str]) -> Callable[[StoredMessage], bool]:
+    recipient, text = filters.get("recipient"), filters.get("q")
+    message_id, subject = filters.get("messageId"), filters.get("subject")
+    token_id, campaign_id = filters.get("tokenId"), filters.get("campaignId")
 
     def match(m: StoredMessage) -> bool:
         if recipient is not None and recipient not in (r.lower() for r in m.rcpt_to):
@@ -126,10 +128,7 @@ def _matching(request: web.Request) -> Callable[[StoredMessage], bool]:
             return False
         if subject is not None and m.subject != subject:
             return False
-        if text is not None:
-            haystack = " ".join((m.subject or "", m.mail_from, *m.rcpt_to, m.message_id or ""))
-            return text in haystack.lower()
-        return True
+        return text is None or text in state.index.text(m.seq)
 
     return match
 
@@ -141,7 +140,15 @@ def _limit(request: web.Request, default: int) -> int:
     return limit
 
 
-def _page(request: web.Request, state: SandboxState) -> MessageList:
+#: How many candidates a listing checks beyond its page to count its ``total`` exactly; past
+#: it the total is estimated (``totalExact`` false), so that no call costs more than a page.
+COUNT_BUDGET = 2000
+#: A search whose matches are rare may have to check many candidates to fill its page: it
+#: gives the event loop back every this many, so SMTP sessions and other calls go on meanwhile.
+CHUNK = 2000
+
+
+async def _page(request: web.Request, state: SandboxState) -> MessageList:
     after = _int(request, "after", 0) or 0
     before = _int(request, "before")
     limit = _limit(request, 100)
@@ -149,23 +156,66 @@ def _page(request: web.Request, state: SandboxState) -> MessageList:
     if order not in ("asc", "desc"):
         raise _BadQuery("order must be asc or desc")
     newest_first = order == "desc"
-    match = _matching(request)
-    found = [
-        m
-        for m in state.messages
-        if m.seq > after and (before is None or m.seq < before) and match(m)
-    ]
-    if newest_first:
-        found.reverse()
-    page = found[:limit]
-    statuses = _message_statuses(state)
+    filters = _filters(request)
+    index = state.index
+    postings = index.candidates(filters)
+    # No filter narrows it: the messages themselves (ascending, no stale entry, all match).
+    candidates = _Seqs(state.messages) if postings is None else postings
+    in_window = _count_window(candidates, after, before)
+    match = _matcher(state, filters)
+    page: list[StoredMessage] = []
+    matched = checked = 0
+    for seq in window(candidates, after, before, newest_first):
+        checked += 1
+        if postings is not None and checked % CHUNK == 0:
+            await asyncio.sleep(0)  # lists only grow past this window: safe to go on
+        m = index.get(seq)
+        if m is None or not match(m):
+            continue
+        matched += 1
+        if len(page) < limit:
+            page.append(m)
+        elif not filters or checked > limit + COUNT_BUDGET:
+            break
+    exhausted = checked >= in_window
+    if exhausted or not filters:
+        total, exact = (matched if exhausted else in_window), True
+    else:  # the share that matched so far, over the rest of the window
+        total, exact = max(matched, round(matched / checked * in_window)), False
+    more = matched > len(page)
     return MessageList(
-        total=len(found),
-        results=[message_summary(m, statuses.get(m.message_id or "", "ACCEPTED")) for m in page],
-        next_after=page[-1].seq if len(found) > limit and not newest_first else None,
-        next_before=page[-1].seq if len(found) > limit and newest_first else None,
+        total=total,
+        total_exact=exact,
+        results=[message_summary(m, state.message_status(m.message_id)) for m in page],
+        next_after=page[-1].seq if more and not newest_first else None,
+        next_before=page[-1].seq if more and newest_first else None,
         generation=state.generation,
     )
+
+
+class _Seqs(Sequence[int]):
+    """The seqs of the (ascending) message list, without copying them."""
+
+    def __init__(self, messages: list[StoredMessage]) -> None:
+        self._messages = messages
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    @overload
+    def __getitem__(self, i: int) -> int: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[int]: ...
+    def __getitem__(self, i: int | slice) -> int | Sequence[int]:
+        if isinstance(i, slice):
+            return [m.seq for m in self._messages[i]]
+        return self._messages[i].seq
+
+
+def _count_window(seqs: Sequence[int], after: int, before: int | None) -> int:
+    lo = bisect.bisect_right(seqs, after)
+    hi = len(seqs) if before is None else bisect.bisect_left(seqs, before)
+    return max(0, hi - lo)
 
 
 async def list_messages(request: web.Request) -> web.Response:
@@ -179,7 +229,7 @@ async def list_messages(request: web.Request) -> web.Response:
         if not 0 <= wait <= MAX_WAIT:  # also refuses NaN
             raise _BadQuery(f"wait must be between 0 and {MAX_WAIT:g} seconds")
         since = _int(request, "since")
-        page = _page(request, state)
+        page = await _page(request, state)
         deadline = time.monotonic() + wait
         while (
             not page.results
@@ -188,7 +238,7 @@ async def list_messages(request: web.Request) -> web.Response:
             and (left := deadline - time.monotonic()) > 0
         ):
             await state.wait_changed(state.generation, left)
-            page = _page(request, state)
+            page = await _page(request, state)
     except _BadQuery as exc:
         return _bad(str(exc))
     except ValueError:
@@ -211,17 +261,11 @@ def _stored(request: web.Request) -> StoredMessage:
     return message
 
 
-def _events_of(state: SandboxState, message_id: str | None) -> list[SandboxEvent]:
-    if message_id is None:
-        return []
-    return [e for e in state.visible_events() if e.smtp_id == message_id]
-
-
 async def get_message(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     m = _stored(request)
-    events = _events_of(state, m.message_id)
-    status = events[-1].type if events else "ACCEPTED"
+    events = state.message_events(m.message_id)
+    status = state.message_status(m.message_id)
     return json_response(message_detail(m, status, events))
 
 
@@ -296,10 +340,7 @@ async def list_campaigns(request: web.Request) -> web.Response:
         if e.email_campaign_id is not None:
             per_type = counts.setdefault(e.email_campaign_id, {})
             per_type[e.type] = per_type.get(e.type, 0) + 1
-    messages: dict[str, int] = {}
-    for m in state.messages:
-        if m.email_campaign_id is not None:
-            messages[m.email_campaign_id] = messages.get(m.email_campaign_id, 0) + 1
+    messages = {c: n for (kind, c), n in state.index.counts.items() if kind == "campaign" and n}
     ids = sorted(set(names) | set(counts) | set(messages), key=lambda c: (len(c), c))
     results = [
         CampaignView(
@@ -333,11 +374,8 @@ async def get_send(request: web.Request) -> web.Response:
 
 async def list_tokens(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    relayed: dict[str, int] = {}
-    for m in state.messages:
-        if m.token_id is not None:
-            relayed[m.token_id] = relayed.get(m.token_id, 0) + 1
-    views = [token_view(t, relayed.get(t.id, 0)) for t in state.tokens.values()]
+    counts = state.index.counts
+    views = [token_view(t, counts["token", t.id]) for t in state.tokens.values()]
     return json_response(TokenList(total=len(views), results=views))
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from ..models.single_send import EventId, SendResult, SendState, SendStatus, SingleSendRequest
 from ..models.smtp_tokens import SmtpToken
+from ._index import MessageIndex, read_headers
 from ._rules import event_plan, single_send_result
 
 if TYPE_CHECKING:
@@ -37,6 +38,13 @@ __all__ = [
 ]
 
 DEFAULT_EMAIL_IDS = (12345678, 1001)
+#: The domain of the Message-IDs the sandbox assigns to messages that came without one.
+ASSIGNED_ID_DOMAIN = "assigned.sandbox.hubspot-tx.invalid"
+
+
+def assigned_message_id(seq: int) -> str:
+    """The Message-ID the sandbox gives message ``seq`` if it came without one."""
+    return f"<{seq}.{secrets.token_hex(6)}@{ASSIGNED_ID_DOMAIN}>"
 
 
 class CursorError(ValueError):
@@ -100,17 +108,25 @@ class StoredMessage:
     rcpt_to: tuple[str, ...]
     data: bytes
     message_id: str | None
+    """Its ``Message-ID`` header, or one the sandbox assigned (see ``message_id_assigned``)."""
     arrival: int
+    subject: str | None = None
+    """The ``Subject`` header, decoded (read once, at arrival)."""
+    from_header: str | None = None
+    """The ``From`` header, decoded."""
+    to: tuple[str, ...] = ()
+    """The addresses of the ``To`` and ``Cc`` headers."""
+    message_id_assigned: bool = False
+    """The message came without a Message-ID: ``message_id`` is the sandbox's (as a relay
+    adds one), so that it gets its events like any other. ``data`` is left as received."""
 
     @property
     def message(self) -> EmailMessage:
         """The message parsed (``message["Subject"]``, ``message.get_body()`` ...)."""
-        return email.message_from_bytes(self.data, policy=email.policy.default)
-
-    @property
-    def subject(self) -> str | None:
-        value = self.message["Subject"]
-        return None if value is None else str(value)
+        parsed = email.message_from_bytes(self.data, policy=email.policy.default)
+        if not isinstance(parsed, EmailMessage):  # policy.default always makes one
+            raise TypeError("not an EmailMessage")
+        return parsed
 
 
 @dataclass(slots=True, frozen=True)
@@ -166,6 +182,8 @@ class SandboxState:
         self.generation = 0  # bumped by every change an observer (the inbox) may show
         self._changed: asyncio.Event | None = None
         self.events: list[SandboxEvent] = []
+        self.index = MessageIndex()
+        self.events_by_message: dict[str, list[SandboxEvent]] = {}  # by ``smtp_id``
         self.event_step = 0.05  # seconds between one message's successive events
         self.smtp_sessions_open = 0
         self.smtp_sessions_peak = 0
@@ -180,6 +198,15 @@ class SandboxState:
         self.store = store
         if store is not None:
             store.load(self)
+            self.reindex()
+
+    def reindex(self) -> None:
+        """Rebuild the message and event indexes from :attr:`messages` and :attr:`events`."""
+        self.index.rebuild(self.messages)
+        self.events_by_message.clear()
+        for e in self.events:
+            if e.smtp_id is not None:
+                self.events_by_message.setdefault(e.smtp_id, []).append(e)
 
     # -- change notification and reset ----------------------------------------------------------
     def changed(self) -> None:
@@ -212,6 +239,8 @@ class SandboxState:
         self.arrivals.clear()
         self.tempfails.clear()
         self.events.clear()
+        self.index.clear()
+        self.events_by_message.clear()
         self.smtp_sessions_peak = self.smtp_sessions_open
         self.smtp_sessions_total = self.smtp_sessions_open
         if self.store is not None:
@@ -220,24 +249,40 @@ class SandboxState:
 
     def message(self, seq: int) -> StoredMessage | None:
         """The stored message with id ``seq``, if it was not deleted."""
-        index = bisect.bisect_left(self.messages, seq, key=lambda m: m.seq)
-        if index < len(self.messages) and self.messages[index].seq == seq:
-            return self.messages[index]
-        return None
+        return self.index.get(seq)
 
     def delete_messages(self, seqs: Iterable[int] | None = None) -> int:
         """Delete these messages (every message if ``None``); return how many went."""
         if seqs is None:
             gone = len(self.messages)
             self.messages.clear()
+            self.index.clear()
         else:
-            doomed = set(seqs)
-            kept = [m for m in self.messages if m.seq not in doomed]
-            gone, self.messages[:] = len(self.messages) - len(kept), kept
+            doomed = sorted({s for s in seqs if self.index.get(s) is not None})
+            for seq in doomed:
+                del self.messages[bisect.bisect_left(self.messages, seq, key=lambda m: m.seq)]
+                self.index.discard(seq)
+            gone = len(doomed)
+            seqs = doomed
         if self.store is not None:
             self.store.delete_messages(None if seqs is None else list(seqs))
         self.changed()
         return gone
+
+    def message_status(self, message_id: str | None) -> str:
+        """The type of the latest visible event for this Message-ID, or ``ACCEPTED``."""
+        now = self.clock()
+        latest: SandboxEvent | None = None
+        for e in self.events_by_message.get(message_id or "", ()):
+            if e.created <= now and (latest is None or e.created >= latest.created):
+                latest = e
+        return "ACCEPTED" if latest is None else latest.type
+
+    def message_events(self, message_id: str | None) -> list[SandboxEvent]:
+        """The visible events for this Message-ID, oldest first."""
+        now = self.clock()
+        found = [e for e in self.events_by_message.get(message_id or "", ()) if e.created <= now]
+        return sorted(found, key=lambda e: (e.created, e.seq))
 
     # -- OAuth --------------------------------------------------------------------------------
     def register_oauth_app(self) -> tuple[str, str, str]:
@@ -297,16 +342,20 @@ class SandboxState:
         data: bytes,
         message_id: str | None,
     ) -> StoredMessage:
-        """Append an accepted message, and its events for the token's campaign."""
+        """Append an accepted message, and its events for the token's campaign. A message
+        without a Message-ID gets one from the sandbox (its bytes stay as received)."""
         token = self.tokens.get(token_id) if token_id else None
         campaign = token.email_campaign_id if token else None
-        arrival = 1
-        if message_id is not None:
-            arrival = self.arrivals.get(message_id, 0) + 1
-            self.arrivals[message_id] = arrival
+        seq = next(self._message_seq)
+        assigned = not message_id
+        if not message_id:
+            message_id = assigned_message_id(seq)
+        arrival = self.arrivals.get(message_id, 0) + 1
+        self.arrivals[message_id] = arrival
         now = self.clock()
+        headers = read_headers(data)
         stored = StoredMessage(
-            seq=next(self._message_seq),
+            seq=seq,
             received_at=now,
             session_id=session_id,
             token_id=token_id,
@@ -316,8 +365,13 @@ class SandboxState:
             data=data,
             message_id=message_id,
             arrival=arrival,
+            subject=headers.subject,
+            from_header=headers.from_,
+            to=headers.to,
+            message_id_assigned=assigned,
         )
         self.messages.append(stored)
+        self.index.add(stored)
         first_event = len(self.events)
         for rcpt in rcpt_to:
             self._add_events(rcpt, campaign, now, event_plan(rcpt), smtp_id=message_id)
@@ -353,6 +407,8 @@ class SandboxState:
                 drop_reason=drop_reason if kind == "DROPPED" else None,
             )
             self.events.append(event)
+            if smtp_id is not None:
+                self.events_by_message.setdefault(smtp_id, []).append(event)
             if kind == "SENT":
                 sent_by = (event.id, created)
 

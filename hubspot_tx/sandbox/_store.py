@@ -75,7 +75,8 @@ class Store:
     # -- loading ----------------------------------------------------------------------------
     def load(self, state: SandboxState) -> None:
         """Fill ``state`` with what was stored; keep its cursor key stable across restarts."""
-        from ._state import SandboxEvent, SendRecord, StoredMessage, TokenRecord
+        from ._index import read_headers
+        from ._state import ASSIGNED_ID_DOMAIN, SandboxEvent, SendRecord, StoredMessage, TokenRecord
 
         key = self.meta("cursor_key")
         if key is None:
@@ -91,8 +92,22 @@ class Store:
         for row in db.execute("SELECT * FROM messages ORDER BY seq"):
             seq, at, session, tid, campaign, mail_from, rcpt, data, mid, arrival = row
             rcpt_to = tuple(msgspec.json.decode(rcpt, type=list[str]))
+            headers = read_headers(bytes(data))
             message = StoredMessage(
-                seq, at, session, tid, campaign, mail_from, rcpt_to, bytes(data), mid, arrival
+                seq,
+                at,
+                session,
+                tid,
+                campaign,
+                mail_from,
+                rcpt_to,
+                bytes(data),
+                mid,
+                arrival,
+                subject=headers.subject,
+                from_header=headers.from_,
+                to=headers.to,
+                message_id_assigned=mid is not None and mid.endswith(f"@{ASSIGNED_ID_DOMAIN}>"),
             )
             state.messages.append(message)
             if mid is not None:

@@ -6,12 +6,9 @@ sandbox serves is generated from them, so the two cannot drift apart.
 
 from __future__ import annotations
 
-import email
-import email.policy
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from functools import lru_cache
 from typing import Any, Literal
 
 import msgspec
@@ -60,6 +57,9 @@ class MessageSummary(_View):
     id: int
     """Its number in this sandbox (never reused, even after a reset)."""
     message_id: str | None
+    """Its ``Message-ID`` header, or the one the sandbox assigned if it had none."""
+    message_id_assigned: bool
+    """The message came without a Message-ID; ``messageId`` is the sandbox's."""
     received_at: datetime
     mail_from: str
     """The envelope sender (``MAIL FROM``)."""
@@ -115,7 +115,9 @@ class MessageDetail(MessageSummary):
 
 class MessageList(_View):
     total: int
-    """Messages matching the filters, on every page."""
+    """Messages matching the filters, on every page: exact when ``totalExact``, else an
+    estimate (a listing looks at about a page's worth of messages, never at all of them)."""
+    total_exact: bool
     results: list[MessageSummary]
     next_after: int | None
     """Oldest first: pass as ``after`` for the next page (``None``: this was the last one)."""
@@ -276,33 +278,18 @@ def _iso(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
 
-def _addresses(message: EmailMessage, *names: str) -> list[str]:
-    found: list[str] = []
-    for name in names:
-        for header in message.get_all(name) or ():
-            found.extend(str(a.addr_spec) for a in getattr(header, "addresses", ()))
-    return found
-
-
-@lru_cache(maxsize=4096)
-def _headers_of(seq: int, data: bytes) -> EmailMessage:
-    # Keyed by seq too: the same bytes in two messages parse once each, never wrongly shared.
-    return email.message_from_bytes(data, policy=email.policy.default)
-
-
 def message_summary(m: StoredMessage, status: str) -> MessageSummary:
-    parsed = _headers_of(m.seq, m.data)
-    sender = parsed["From"]
-    subject = parsed["Subject"]
+    """A message as listed: its fields were read once, at arrival (no parsing here)."""
     return MessageSummary(
         id=m.seq,
         message_id=m.message_id,
+        message_id_assigned=m.message_id_assigned,
         received_at=_iso(m.received_at),
         mail_from=m.mail_from,
         rcpt_to=list(m.rcpt_to),
-        from_=None if sender is None else str(sender),
-        to=_addresses(parsed, "To", "Cc"),
-        subject=None if subject is None else str(subject),
+        from_=m.from_header,
+        to=list(m.to),
+        subject=m.subject,
         size=len(m.data),
         token_id=m.token_id,
         campaign_id=m.email_campaign_id,

@@ -59,6 +59,8 @@ class Settings:
     final_reply_timeout: float
     local_hostname: str | None  # None: found once per pool (see ``ehlo_name``)
     allow_plaintext_auth: bool
+    tls_advice: str = ""
+    """What to do when the server's certificate does not verify (added to SmtpTLSError)."""
 
 
 class Unsendable(Exception):
@@ -205,7 +207,8 @@ class Connection:
         except (SMTPException, OSError, TimeoutError) as exc:
             smtp.close()
             if _is_tls_failure(exc):
-                raise SmtpTLSError(f"TLS with {where} failed: {_reason(exc)}") from None
+                advice = f"; {settings.tls_advice}" if settings.tls_advice else ""
+                raise SmtpTLSError(f"TLS with {where} failed: {_reason(exc)}{advice}") from None
             if type(exc) is SMTPException and "STARTTLS" in str(exc).upper():
                 # aiosmtplib's "STARTTLS extension not supported": never fall back to plaintext
                 raise SmtpTLSError(f"{where}: {_reason(exc)}") from None

@@ -235,8 +235,15 @@ class Wire(asyncio.Protocol):
                 future.set_exception(WireClosed(str(self._closed)))
         else:
             self._owed.append((group, count, future, self._loop.time() + timeout, timeout, then))
-            if self._watchdog is None:
-                self._watchdog = self._loop.call_at(self._owed[0][3], self._check_deadline)
+            # The timer moves lazily (when it fires) to a later deadline, but must move at once
+            # to an earlier one: a command's reply (command_timeout) after a final "." reply
+            # (final_reply_timeout, longer) whose timer is still set.
+            deadline = self._owed[0][3]
+            watchdog = self._watchdog
+            if watchdog is None or deadline < watchdog.when():
+                if watchdog is not None:
+                    watchdog.cancel()
+                self._watchdog = self._loop.call_at(deadline, self._check_deadline)
 
     async def replies(self, count: int, timeout: float) -> list[Reply]:
         """Wait for :meth:`expect`'s replies. Raises :class:`WireClosed` (``TimeoutError``

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, Self
 
+from .. import _env
 from .._exceptions import InvalidMessageError, PoolClosedError, SmtpConnectError, SmtpError
 from ._connection import (
     FINAL_REPLY_TIMEOUT,
@@ -81,14 +82,19 @@ class SmtpPool:
         ...     async for outcome in pool.send_many(messages, concurrency=10):
         ...         ...
 
+    Every argument left out is read from the same variables as the CLI's (``hubspot-tx
+    --help``), so the line ``hubspot-tx sandbox`` prints points ``SmtpPool()`` at the sandbox.
+
     Args:
-        host: the server; default HubSpot's for ``region``.
-        port: default 587 for ``starttls``, 465 for ``implicit``, 25 for ``none``
-            (HubSpot also offers STARTTLS on 25).
-        credentials: the SMTP token id and password (``None``: no AUTH).
+        host: the server; default ``$HUBSPOT_SMTP_HOST``, else HubSpot's for ``region``.
+        port: default ``$HUBSPOT_SMTP_PORT``, else 587 for ``starttls``, 465 for ``implicit``,
+            25 for ``none`` (HubSpot also offers STARTTLS on 25).
+        credentials: the SMTP token id and password; default ``$HUBSPOT_SMTP_USER`` and
+            ``$HUBSPOT_SMTP_PASSWORD`` when set, else no AUTH.
         tls: ``"starttls"`` (required, never downgraded), ``"implicit"``, or ``"none"``.
         region: ``"na"`` (smtp.hubapi.com) or ``"eu"`` (smtp-eu1.hubapi.com).
-        ssl_context: trust for TLS; default the system's store, verified.
+        ssl_context: trust for TLS; default the system's store plus ``$HUBSPOT_CA_FILE`` when
+            set, verified.
         command_timeout: the wait for each reply before the data; while a large message is
             uploaded, the longest the server may go without taking a byte of it (at most
             RFC 5321's 3 minutes): a slow upload takes as long as it needs, a dead one fails
@@ -129,18 +135,20 @@ class SmtpPool:
             raise ValueError(f"region must be one of {sorted(HOSTS)}, not {region!r}")
         if max_connections < 1 or max_messages_per_connection < 1:
             raise ValueError("max_connections and max_messages_per_connection must be >= 1")
+        ca_file = None if ssl_context else _env.get(_env.CA_FILE)
         self.settings = Settings(
-            host=host or HOSTS[region],
-            port=port or DEFAULT_PORTS[tls],
+            host=host or _env.get(_env.SMTP_HOST) or HOSTS[region],
+            port=port or _env.smtp_port() or DEFAULT_PORTS[tls],
             tls=tls,
-            ssl_context=ssl_context or ssl.create_default_context(),
+            ssl_context=ssl_context or _env.ssl_context(),
+            tls_advice=_env.tls_advice(ca_file, custom_context=ssl_context is not None),
             connect_timeout=connect_timeout,
             command_timeout=command_timeout,
             final_reply_timeout=final_reply_timeout,
             local_hostname=local_hostname,
             allow_plaintext_auth=allow_plaintext_auth,
         )
-        self._credentials = credentials
+        self._credentials = credentials or _env.smtp_credentials()
         self._generation = 0
         self.max_connections = max_connections
         self.max_messages_per_connection = max_messages_per_connection
@@ -183,7 +191,9 @@ class SmtpPool:
         """A ready session; the caller holds ``slot``.
 
         Sessions are closed while their slot is held, so that the server never sees more than
-        ``max_connections`` sessions, even while one is being replaced.
+        ``max_connections`` sessions, even while one is being replaced. The idle list is in
+        order of use: when the most recent session is stale, the older ones are too, and they
+        are dropped together, not probed (or QUIT) one after another at a timeout each.
         """
         loop = asyncio.get_running_loop()
         timeout = self.settings.command_timeout
@@ -199,8 +209,9 @@ class SmtpPool:
                 conn.retire()
                 continue
             if conn.generation != self._generation or idle_for > self.idle_timeout:
-                await conn.close(timeout)
-                continue
+                older, self._idle = [conn, *self._idle], deque()  # older credentials or idler
+                await asyncio.gather(*(c.close(timeout) for c in older))
+                break
             if idle_for > self.health_check_after:
                 try:
                     alive = await conn.noop(timeout)
@@ -209,7 +220,10 @@ class SmtpPool:
                     raise
                 if not alive:
                     conn.abort()
-                    continue
+                    older, self._idle = list(self._idle), deque()  # idle longer still
+                    for stale in older:
+                        stale.retire()  # after any reply still owed on it
+                    break
             self._busy.add(conn)
             return conn
         if self.settings.local_hostname is None:

@@ -1,0 +1,190 @@
+"""What the inspection API filters and searches on, read once when a message arrives, and the
+posting lists that let a listing or a search cost what its page costs, not what the inbox holds.
+
+Search keeps its meaning (a case-insensitive substring of subject, envelope sender and
+recipients, and Message-ID): a query of three characters or more looks only at the messages
+holding its rarest trigram, and every candidate is checked against the query itself.
+"""
+
+from __future__ import annotations
+
+import re
+from array import array
+from bisect import bisect_left, bisect_right
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import default
+from email.utils import getaddresses
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from ._state import StoredMessage
+
+__all__ = ["Headers", "MessageIndex", "read_headers", "search_text", "window"]
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_parser = BytesHeaderParser(policy=default)
+
+
+class Headers(NamedTuple):
+    """The headers the inbox lists, decoded (encoded words included) as ``policy.default``."""
+
+    subject: str | None
+    from_: str | None
+    to: tuple[str, ...]
+    """The addresses of ``To`` and ``Cc``."""
+
+
+# The standard library's structured-header parser raises on some hostile values (``To: <``,
+# ``To: "``: IndexError in Python 3.11-3.13). Such a message must still be stored and listed, so
+# a header that cannot be parsed falls back to its raw text (addresses: lenient ``getaddresses``).
+_PARSE_ERRORS = (IndexError, ValueError, TypeError, AttributeError)
+
+
+def _raw(parsed: Message, name: str) -> list[str]:
+    return [str(v) for k, v in parsed.raw_items() if k.lower() == name.lower()]
+
+
+def _text(parsed: Message, name: str) -> str | None:
+    try:
+        value = parsed[name]
+    except _PARSE_ERRORS:
+        raw = _raw(parsed, name)
+        return raw[0] if raw else None
+    return None if value is None else str(value)
+
+
+def _addresses(parsed: Message, *names: str) -> tuple[str, ...]:
+    found: list[str] = []
+    for name in names:
+        try:
+            for header in parsed.get_all(name) or ():
+                found.extend(str(a.addr_spec) for a in getattr(header, "addresses", ()))
+        except _PARSE_ERRORS:
+            found.extend(addr for _, addr in getaddresses(_raw(parsed, name)) if addr)
+    return tuple(found)
+
+
+def read_headers(data: bytes) -> Headers:
+    """Parse the header block only (the body may be megabytes): once per message."""
+    end = _HEADER_END.search(data)
+    parsed = _parser.parsebytes(data if end is None else data[: end.end()])
+    return Headers(
+        _text(parsed, "Subject"),
+        _text(parsed, "From"),
+        _addresses(parsed, "To", "Cc"),
+    )
+
+
+def search_text(m: StoredMessage) -> str:
+    """What a ``q`` search looks in, lower-cased."""
+    return " ".join((m.subject or "", m.mail_from, *m.rcpt_to, m.message_id or "")).lower()
+
+
+def _trigrams(text: str) -> set[str]:
+    return {text[i : i + 3] for i in range(len(text) - 2)}
+
+
+class MessageIndex:
+    """Seqs (ascending, as messages arrive) by filter value and by search trigram.
+
+    A deletion leaves its seq in the lists (every candidate is looked up, so a stale one is
+    skipped); the lists are rebuilt once the stale outnumber the live.
+    """
+
+    def __init__(self) -> None:
+        self._by_seq: dict[int, StoredMessage] = {}
+        self._text: dict[int, str] = {}
+        self._postings: dict[tuple[str, str], array[int]] = {}
+        self.counts: Counter[tuple[str, str]] = Counter()
+        """Live messages by ``("token", id)`` and ``("campaign", id)``."""
+        self._stale = 0
+
+    def __len__(self) -> int:
+        return len(self._by_seq)
+
+    def get(self, seq: int) -> StoredMessage | None:
+        return self._by_seq.get(seq)
+
+    def text(self, seq: int) -> str:
+        return self._text[seq]
+
+    def _post(self, key: tuple[str, str], seq: int) -> None:
+        found = self._postings.get(key)
+        if found is None:
+            self._postings[key] = array("q", (seq,))
+        elif found[-1] != seq:
+            found.append(seq)
+
+    def add(self, m: StoredMessage) -> None:
+        seq = m.seq
+        self._by_seq[seq] = m
+        text = self._text[seq] = search_text(m)
+        for gram in _trigrams(text):
+            self._post(("q", gram), seq)
+        for rcpt in m.rcpt_to:
+            self._post(("recipient", rcpt.lower()), seq)
+        if m.message_id is not None:
+            self._post(("messageId", m.message_id), seq)
+        if m.subject is not None:
+            self._post(("subject", m.subject), seq)
+        if m.token_id is not None:
+            self._post(("tokenId", m.token_id), seq)
+            self.counts["token", m.token_id] += 1
+        if m.email_campaign_id is not None:
+            self._post(("campaignId", m.email_campaign_id), seq)
+            self.counts["campaign", m.email_campaign_id] += 1
+
+    def discard(self, seq: int) -> None:
+        m = self._by_seq.pop(seq, None)
+        if m is None:
+            return
+        del self._text[seq]
+        if m.token_id is not None:
+            self.counts["token", m.token_id] -= 1
+        if m.email_campaign_id is not None:
+            self.counts["campaign", m.email_campaign_id] -= 1
+        self._stale += 1
+        if self._stale > len(self._by_seq):
+            self.rebuild(list(self._by_seq.values()))
+
+    def rebuild(self, messages: Sequence[StoredMessage]) -> None:
+        self.clear()
+        for m in messages:
+            self.add(m)
+
+    def clear(self) -> None:
+        self._by_seq.clear()
+        self._text.clear()
+        self._postings.clear()
+        self.counts.clear()
+        self._stale = 0
+
+    def candidates(self, filters: dict[str, str]) -> Sequence[int] | None:
+        """The shortest posting list that every match is in (``None``: no filter narrows
+        it, look at every message). ``filters`` are already normalised (lower-cased
+        recipient and query)."""
+        lists: list[Sequence[int]] = []
+        for name, value in filters.items():
+            if name == "q":
+                if len(value) < 3:
+                    continue
+                keys = [("q", gram) for gram in _trigrams(value)]
+            else:
+                keys = [(name, value)]
+            for key in keys:
+                lists.append(self._postings.get(key, ()))
+        return min(lists, key=len) if lists else None
+
+
+def window(
+    seqs: Sequence[int], after: int, before: int | None, newest_first: bool
+) -> Iterator[int]:
+    """The seqs of an ascending list within ``(after, before)``, in the order asked for."""
+    lo = bisect_right(seqs, after)
+    hi = len(seqs) if before is None else bisect_left(seqs, before)
+    if newest_first:
+        return (seqs[i] for i in range(hi - 1, lo - 1, -1))
+    return (seqs[i] for i in range(lo, hi))
