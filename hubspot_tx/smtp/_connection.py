@@ -271,15 +271,13 @@ class Connection:
         final_timeout: float,
         release: Callable[[Connection], bool],
         progress: Sent,
-        wanted: Callable[[], bool],
     ) -> Transaction:
         """One whole transaction on a PIPELINING session, driven from the reads: the data goes
         out from the read that brings the 354 (no task switch first), and ``release(self)`` is
-        called right after (it returns whether it took the session back). If ``wanted()`` (a
-        message waits for a session), the data is held for one loop turn, so that its commands
-        leave with this data in one send; else it is sent at once, so that the server works on
-        it while the caller's task goes on. The caller's task wakes once, with the reply to the
-        final "." (or the refusal before the data).
+        called right after (it returns whether it took the session back). The data is held
+        until the next loop turn, after the task that release woke: the next message's
+        commands leave with it, in one send. The caller's task wakes once, with the reply to
+        the final "." (or the refusal before the data).
 
         ``progress`` records how far it got (the caller reads it if it gives up meanwhile). A
         refusal before the data has been RSET when this returns. Raises
@@ -302,12 +300,8 @@ class Connection:
                 progress.data_reply = replies[-1][0] if len(replies) == len(commands) else 0
                 done.set_result(tx)
                 return
-            coalesce = wanted()
             try:
-                if coalesce:
-                    wire.hold((prepared.stuffed, b".\r\n"))
-                else:
-                    wire.writelines((prepared.stuffed, b".\r\n"))
+                wire.hold((prepared.stuffed, b".\r\n"))
             except WireClosed as exc:
                 done.set_exception(exc)
                 return
@@ -322,8 +316,7 @@ class Connection:
             # Released before the flush is scheduled: the task it wakes (the next message)
             # writes its commands behind this data before the flush, in the same send.
             progress.released = release(self)
-            if coalesce:
-                wire.flush_soon()
+            wire.flush_soon()
 
         accepted: list[str] = []
         refused: list[tuple[str, int, str]] = []

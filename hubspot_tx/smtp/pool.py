@@ -157,7 +157,6 @@ class SmtpPool:
         self.retry = retry or SmtpRetry()
         self.on_outcome = on_outcome
         self._slots = asyncio.Semaphore(max_connections)
-        self._waiting = 0  # tasks in ``_slots.acquire()``
         self._idle: deque[Connection] = deque()
         self._busy: set[Connection] = set()
         self._in_flight = 0
@@ -364,11 +363,7 @@ class SmtpPool:
         before_data: Callable[[], Awaitable[None]] | None = None,
     ) -> Outcome | None:
         """One transaction: the final outcome, or ``None`` when it may be retried."""
-        self._waiting += 1
-        try:
-            await self._slots.acquire()
-        finally:
-            self._waiting -= 1
+        await self._slots.acquire()
         slot = _Slot(self._slots)
         conn: Connection | None = None
         handed = False  # the slot and session went to ``_pipelined``, which gives them back
@@ -457,7 +452,6 @@ class SmtpPool:
                 self.settings.final_reply_timeout,
                 lambda c: self._hand_back(c, slot),
                 sent,
-                self._wanted,
             )
         except Unsendable as exc:  # nothing written: the session is as it was
             if not self._hand_back(conn, slot):
@@ -486,10 +480,6 @@ class SmtpPool:
         result.final = result.apply(tx)
         result.retry_category = FailureCategory.TEMPORARY_EXHAUSTED
         return result.final
-
-    def _wanted(self) -> bool:
-        """Whether a message waits for a session (for a slot) now."""
-        return self._waiting > 0
 
     def _hand_back(self, conn: Connection, slot: _Slot) -> bool:
         """Give a session back to the pool at once (from a read callback) if it can carry
