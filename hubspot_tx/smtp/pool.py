@@ -89,8 +89,9 @@ class SmtpPool:
         host: the server; default ``$HUBSPOT_SMTP_HOST``, else HubSpot's for ``region``.
         port: default ``$HUBSPOT_SMTP_PORT``, else 587 for ``starttls``, 465 for ``implicit``,
             25 for ``none`` (HubSpot also offers STARTTLS on 25).
-        credentials: the SMTP token id and password; default ``$HUBSPOT_SMTP_USER`` and
-            ``$HUBSPOT_SMTP_PASSWORD`` when set, else no AUTH.
+        credentials: the SMTP token id and password. When neither it nor ``host`` is given:
+            ``$HUBSPOT_SMTP_USER`` and ``$HUBSPOT_SMTP_PASSWORD`` if set (a login from the
+            environment never goes to a host named in code); else no AUTH.
         tls: ``"starttls"`` (required, never downgraded), ``"implicit"``, or ``"none"``.
         region: ``"na"`` (smtp.hubapi.com) or ``"eu"`` (smtp-eu1.hubapi.com).
         ssl_context: trust for TLS; default the system's store plus ``$HUBSPOT_CA_FILE`` when
@@ -148,7 +149,11 @@ class SmtpPool:
             local_hostname=local_hostname,
             allow_plaintext_auth=allow_plaintext_auth,
         )
-        self._credentials = credentials or _env.smtp_credentials()
+        if credentials is None and host is None:
+            # The login from the environment goes only to the server from the environment (or
+            # HubSpot's), never to a host named in code.
+            credentials = _env.smtp_credentials()
+        self._credentials = credentials
         self._generation = 0
         self.max_connections = max_connections
         self.max_messages_per_connection = max_messages_per_connection
