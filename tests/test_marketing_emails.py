@@ -631,3 +631,38 @@ async def test_bad_query_parameters_name_themselves(
             body = await resp.json()
     assert body["category"] == "VALIDATION_ERROR"
     assert [e["in"] for e in body["errors"]] == [field]
+
+
+async def test_list_filters_by_dates_and_campaign_as_hubspot_does(
+    sandbox: Sandbox, hs_http: HubSpot
+) -> None:
+    """The date and campaign filters the client sends narrow the sandbox's listing too (it
+    ignored them: every email came back whatever the filter)."""
+    tagged = await hs_http.marketing_emails.create_transactional(
+        name="tagged", subject="s", extra={"campaign": "a1b2c3d4-guid"}
+    )
+    await hs_http.marketing_emails.create_transactional(name="untagged", subject="s")
+    await hs_http.marketing_emails.publish(tagged.id)
+    now = datetime.now(UTC)
+    day = timedelta(days=1)
+
+    async def ids(**filters: object) -> set[str]:
+        return {e.id async for e in hs_http.marketing_emails.list(**filters)}  # type: ignore[arg-type]
+
+    everything = await ids()
+    assert len(everything) == 4  # the two created and the sandbox's two seeded emails
+    assert await ids(campaign="a1b2c3d4-guid") == {tagged.id}
+    assert await ids(campaign="no-such-campaign") == set()
+    for name in ("created", "updated", "published"):
+        assert await ids(**{f"{name}_after": now + day}) == set(), name
+        assert await ids(**{f"{name}_before": now - 30 * day}) == set(), name
+    assert await ids(created_after=now - day, created_before=now + day) == everything
+    assert tagged.id in await ids(published_after=now - day)
+    listed = [e async for e in hs_http.marketing_emails.list(published_after=now - day)]
+    assert all(e.is_published for e in listed)
+    headers = {"Authorization": f"Bearer {sandbox.access_token}"}
+    async with aiohttp.ClientSession() as http:
+        url = sandbox.base_url + "/marketing/v3/emails?createdAfter=yesterday"
+        async with http.get(url, headers=headers) as resp:
+            assert resp.status == 400
+            assert (await resp.json())["category"] == "VALIDATION_ERROR"

@@ -4,6 +4,7 @@ legacy campaign listing (``/email/public/v1/campaigns``, ``/by-id``), over the s
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -61,6 +62,44 @@ def _limit(request: web.Request, default: int, maximum: int | None = None) -> in
     return value
 
 
+# HubSpot's date filters of the listing, and the record field each one compares.
+_DATE_FILTERS = {
+    "createdAfter": ("created_at", 1),
+    "createdBefore": ("created_at", -1),
+    "updatedAfter": ("updated_at", 1),
+    "updatedBefore": ("updated_at", -1),
+    "publishedAfter": ("published_at", 1),
+    "publishedBefore": ("published_at", -1),
+}
+
+
+def _date_filters(request: web.Request) -> list[tuple[str, int, float]]:
+    """The date filters of the query as (field, direction, epoch seconds); ``ValueError``
+    (with the parameter's name) for a value that is not an ISO 8601 date-time."""
+    found: list[tuple[str, int, float]] = []
+    for name, (attr, direction) in _DATE_FILTERS.items():
+        raw = request.query.get(name)
+        if raw is None:
+            continue
+        try:
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(name) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        found.append((attr, direction, moment.timestamp()))
+    return found
+
+
+def _dated_match(record: EmailRecord, filters: list[tuple[str, int, float]]) -> bool:
+    """``record`` is strictly after / before every bound (an unset date matches no bound)."""
+    for attr, direction, bound in filters:
+        value: float | None = getattr(record, attr)
+        if value is None or (value - bound) * direction <= 0:
+            return False
+    return True
+
+
 def _page_start(request: web.Request, name: str, scope: str) -> int:
     cursor = request.query.get(name)
     return _state(request).read_cursor(cursor, scope) if cursor else 0
@@ -98,7 +137,11 @@ async def list_emails(request: web.Request) -> web.Response:
         archived = _flag(request, "archived")
         limit = _limit(request, DEFAULT_EMAIL_LIMIT)
         sort = q.getall("sort", [])
-        scope = "|".join([kind or "", str(published), str(archived), *sort])
+        dates = _date_filters(request)
+        campaign = q.get("campaign")
+        scope = "|".join(
+            [kind or "", str(published), str(archived), str(campaign), str(dates), *sort]
+        )
         start = _page_start(request, "after", scope)
         matching = [
             e
@@ -106,6 +149,8 @@ async def list_emails(request: web.Request) -> web.Response:
             if not archived  # the sandbox archives nothing
             and (kind is None or e.type == kind)
             and (published is None or e.published == published)
+            and (campaign is None or e.campaign == campaign)
+            and _dated_match(e, dates)
         ]
         matching = _sorted(matching, sort)
     except CursorError as exc:
