@@ -300,6 +300,10 @@ async def statistics_histogram(request: web.Request) -> web.Response:
     if isinstance(selected, web.Response):
         return selected
     events, start, end = selected
+    if "startTimestamp" not in request.query:
+        # HubSpot's default start is unpublished; the sandbox's first bucket holds its first
+        # selected event (from the epoch, any interval but YEAR overran MAX_BUCKETS).
+        start = min((e.created for e in events), default=end)
     buckets: list[dict[str, object]] = []
     cursor = _bucket_start(datetime.fromtimestamp(start, UTC), interval)
     stop = datetime.fromtimestamp(end, UTC)
