@@ -109,7 +109,9 @@ def _status_error(
     except Exception:  # a proxy's HTML page, a truncated body: keep the status, drop the body
         body = None
     common: dict[str, Any] = {"status": status, "method": method, "path": path}
-    if body is None:
+    if 300 <= status < 400:
+        message = f"HTTP {status}: HubSpot answered with a redirect, which is not followed"
+    elif body is None:
         message = f"HTTP {status} with a body that is not HubSpot's error JSON"
     else:
         message = body.message or f"HTTP {status}"
@@ -335,7 +337,9 @@ class HTTPClient:
                     duration * 1000,
                     attempt,
                 )
-                if status < 400 or (attempt > 1 and status in ok_on_retry):
+                # A 3xx is no success: redirects are not followed (they could take the bearer
+                # token elsewhere), and a publish or delete answered by one was not done.
+                if status < 300 or (attempt > 1 and status in ok_on_retry):
                     return Response(status, resp.headers, content, attempt)
                 error = _status_error(status, headers, content, method, path)
                 if status == 401 and not reauthorized:

@@ -196,3 +196,23 @@ def test_access_token_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_base_url_must_be_http() -> None:
     with pytest.raises(ValueError, match="base_url"):
         HubSpot("t", base_url="ftp://example.com")
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_a_redirect_is_an_error_not_a_success(
+    server: Scripted, hs: HubSpot, status: int
+) -> None:
+    """The client does not follow redirects; a 3xx was taken as success: ``publish`` and
+    ``smtp_tokens.delete`` returned as if done, a listing failed to decode its body."""
+    server.reply(status, body="")
+    with pytest.raises(APIError) as info:
+        await hs.marketing_emails.publish(123)
+    assert info.value.status == status
+    assert "redirect" in str(info.value)
+    server.reply(status, body="")
+    with pytest.raises(APIError):
+        await hs.smtp_tokens.delete("tok")
+    server.reply(status, body="<html>Moved</html>")
+    with pytest.raises(APIError):
+        await hs.smtp_tokens.list()
+    assert len(server.requests) == 3  # not retried
