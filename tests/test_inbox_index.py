@@ -186,10 +186,21 @@ header_values = st.one_of(
         ]
     ),
 )
+# Near the fast path's edges: plain ASCII with the characters that push a value off it.
+plain = st.text(st.sampled_from(list('Aa z.,"()<>@;:\\_-=?1')), max_size=30)
+mailbox = st.builds(
+    "{} <{}@{}>".format,
+    st.from_regex(r"[A-Za-z0-9_ .-]{0,12}", fullmatch=True),
+    st.from_regex(r"[A-Za-z0-9_.+-]{1,8}", fullmatch=True),
+    st.from_regex(r"[a-z0-9.-]{1,10}", fullmatch=True),
+)
+bare = st.from_regex(r"[A-Za-z0-9_.+-]{1,8}@[a-z0-9.-]{1,10}", fullmatch=True)
+address_lists = st.lists(st.one_of(mailbox, bare), min_size=1, max_size=3).map(", ".join)
+header_values = st.one_of(header_values, plain, mailbox, bare, address_lists)
 line_ends = st.sampled_from([b"\r\n", b"\n", b"\r", b"\r\r\n"])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     subject=header_values,
     sender=header_values,
@@ -211,13 +222,20 @@ def test_headers_read_at_arrival_equal_a_full_parse(
     )
     data = head + eol + body
     full = email.message_from_bytes(data, policy=email.policy.default)
-    expected_to = [
-        str(a.addr_spec)
-        for name in ("To", "Cc")
-        for h in full.get_all(name) or ()
-        for a in getattr(h, "addresses", ())
-    ]
-    read = read_headers(data)
+    read = read_headers(data)  # never raises, whatever the bytes
+    try:
+        expected_to = [
+            str(a.addr_spec)
+            for name in ("To", "Cc")
+            for h in full.get_all(name) or ()
+            for a in getattr(h, "addresses", ())
+        ]
+        str(full["Subject"]), str(full["From"])
+    except Exception:
+        raw = email.message_from_bytes(data, policy=email.policy.compat32)
+        assert read.subject == (None if raw["Subject"] is None else str(raw["Subject"]))
+        assert read.to == ()
+        return
     assert read.subject == (None if full["Subject"] is None else str(full["Subject"]))
     assert read.from_ == (None if full["From"] is None else str(full["From"]))
     assert list(read.to) == expected_to

@@ -6,6 +6,8 @@ sandbox serves is generated from them, so the two cannot drift apart.
 
 from __future__ import annotations
 
+import email
+import email.policy
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -308,6 +310,14 @@ def _content(part: EmailMessage) -> str:
     return content if isinstance(content, str) else content.decode("utf-8", "replace")
 
 
+def _header_list(data: bytes, parsed: EmailMessage) -> list[tuple[str, str]]:
+    try:
+        return [(k, str(v)) for k, v in parsed.items()]
+    except Exception:
+        raw = email.message_from_bytes(data, policy=email.policy.compat32)
+        return [(k, str(v)) for k, v in raw.items()]
+
+
 def message_detail(m: StoredMessage, status: str, events: Iterable[SandboxEvent]) -> MessageDetail:
     parsed = m.message
     summary = message_summary(m, status)
@@ -324,7 +334,7 @@ def message_detail(m: StoredMessage, status: str, events: Iterable[SandboxEvent]
     ]
     return MessageDetail(
         **{f: getattr(summary, f) for f in summary.__struct_fields__},
-        headers=[(k, str(v)) for k, v in parsed.items()],
+        headers=_header_list(m.data, parsed),
         text=None if not isinstance(text, EmailMessage) else _content(text),
         html=None if not isinstance(html, EmailMessage) else _content(html),
         attachments=attachments,
