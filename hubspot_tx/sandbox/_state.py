@@ -184,6 +184,8 @@ class SandboxState:
         self.events: list[SandboxEvent] = []
         self.index = MessageIndex()
         self.events_by_message: dict[str, list[SandboxEvent]] = {}  # by ``smtp_id``
+        # campaign -> event type -> creation times, sorted: visible counts by bisection
+        self._event_times: dict[str, dict[str, list[float]]] = {}
         self.event_step = 0.05  # seconds between one message's successive events
         self.smtp_sessions_open = 0
         self.smtp_sessions_peak = 0
@@ -204,9 +206,26 @@ class SandboxState:
         """Rebuild the message and event indexes from :attr:`messages` and :attr:`events`."""
         self.index.rebuild(self.messages)
         self.events_by_message.clear()
+        self._event_times.clear()
         for e in self.events:
-            if e.smtp_id is not None:
-                self.events_by_message.setdefault(e.smtp_id, []).append(e)
+            self._index_event(e)
+
+    def _index_event(self, e: SandboxEvent) -> None:
+        if e.smtp_id is not None:
+            self.events_by_message.setdefault(e.smtp_id, []).append(e)
+        if e.email_campaign_id is not None:
+            per_type = self._event_times.setdefault(e.email_campaign_id, {})
+            bisect.insort(per_type.setdefault(e.type, []), e.created)  # at the end, mostly
+
+    def campaign_event_counts(self) -> dict[str, dict[str, int]]:
+        """Visible events by campaign and type (a bisection each, not a pass over events)."""
+        now = self.clock()
+        counts: dict[str, dict[str, int]] = {}
+        for campaign, per_type in self._event_times.items():
+            seen = {kind: n for kind, times in per_type.items() if (n := bisect.bisect(times, now))}
+            if seen:
+                counts[campaign] = seen
+        return counts
 
     # -- change notification and reset ----------------------------------------------------------
     def changed(self) -> None:
@@ -241,6 +260,7 @@ class SandboxState:
         self.events.clear()
         self.index.clear()
         self.events_by_message.clear()
+        self._event_times.clear()
         self.smtp_sessions_peak = self.smtp_sessions_open
         self.smtp_sessions_total = self.smtp_sessions_open
         if self.store is not None:
@@ -407,8 +427,7 @@ class SandboxState:
                 drop_reason=drop_reason if kind == "DROPPED" else None,
             )
             self.events.append(event)
-            if smtp_id is not None:
-                self.events_by_message.setdefault(smtp_id, []).append(event)
+            self._index_event(event)
             if kind == "SENT":
                 sent_by = (event.id, created)
 
