@@ -13,6 +13,7 @@ import bisect
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol, overload
+from urllib.parse import quote
 
 import msgspec
 from aiohttp import web
@@ -32,6 +33,8 @@ from ._views import (
     SmtpFaultRequest,
     Stats,
     TokenList,
+    attachment_bytes,
+    attachments_of,
     chaos_view,
     event_view,
     fault_view,
@@ -294,6 +297,23 @@ async def html_message(request: web.Request) -> web.Response:
     return web.Response(text=html, content_type="text/html", headers=_HTML_HEADERS)
 
 
+async def attachment(request: web.Request) -> web.Response:
+    """One attachment's bytes, always as a download: whatever its declared type, it never
+    renders on the inbox's origin (``Content-Disposition: attachment``, a CSP sandbox)."""
+    m = _stored(request)
+    parts = attachments_of(m.message)
+    try:
+        part = parts[int(request.match_info["n"])]
+    except (ValueError, IndexError):
+        raise web.HTTPNotFound(text=f"message {m.seq} has no such attachment") from None
+    name = part.get_filename() or f"attachment-{request.match_info['n']}"
+    disposition = "attachment; filename*=UTF-8''" + quote(name, safe="")
+    headers = {**_HTML_HEADERS, "Content-Disposition": disposition}
+    return web.Response(
+        body=attachment_bytes(part), content_type=part.get_content_type(), headers=headers
+    )
+
+
 async def delete_message(request: web.Request) -> web.Response:
     m = _stored(request)
     request.app[STATE_KEY].delete_messages([m.seq])
@@ -471,6 +491,7 @@ def routes() -> list[web.RouteDef]:
         web.delete(p + "/messages/{id}", delete_message),
         web.get(p + "/messages/{id}/raw", raw_message),
         web.get(p + "/messages/{id}/html", html_message),
+        web.get(p + "/messages/{id}/attachments/{n}", attachment),
         web.get(p + "/events", list_events),
         web.get(p + "/campaigns", list_campaigns),
         web.get(p + "/single-sends", list_sends),

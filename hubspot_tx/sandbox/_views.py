@@ -39,6 +39,8 @@ __all__ = [
     "TimelineEntry",
     "TokenList",
     "TokenView",
+    "attachment_bytes",
+    "attachments_of",
     "chaos_view",
     "event_view",
     "fault_view",
@@ -88,6 +90,8 @@ class Attachment(_View):
     filename: str | None
     content_type: str
     size: int
+    url: str
+    """Where to download it (``/_sandbox/v1/messages/{id}/attachments/{n}``)."""
 
 
 class EventView(_View):
@@ -318,6 +322,19 @@ def _header_list(data: bytes, parsed: EmailMessage) -> list[tuple[str, str]]:
         return [(k, str(v)) for k, v in raw.items()]
 
 
+def attachments_of(parsed: EmailMessage) -> list[EmailMessage]:
+    """The message's attachments, in order (their index is their number in URLs)."""
+    return [p for p in parsed.iter_attachments() if isinstance(p, EmailMessage)]
+
+
+def attachment_bytes(part: EmailMessage) -> bytes:
+    """An attachment's content, transfer encoding undone (an attached message as bytes)."""
+    payload = part.get_payload(decode=True)
+    if isinstance(payload, bytes):
+        return payload
+    return part.as_bytes() if part.is_multipart() else b""
+
+
 def message_detail(m: StoredMessage, status: str, events: Iterable[SandboxEvent]) -> MessageDetail:
     parsed = m.message
     summary = message_summary(m, status)
@@ -327,10 +344,10 @@ def message_detail(m: StoredMessage, status: str, events: Iterable[SandboxEvent]
         Attachment(
             filename=part.get_filename(),
             content_type=part.get_content_type(),
-            size=len(part.get_payload(decode=True) or b""),
+            size=len(attachment_bytes(part)),
+            url=f"/_sandbox/v1/messages/{m.seq}/attachments/{n}",
         )
-        for part in parsed.iter_attachments()
-        if isinstance(part, EmailMessage)
+        for n, part in enumerate(attachments_of(parsed))
     ]
     return MessageDetail(
         **{f: getattr(summary, f) for f in summary.__struct_fields__},
