@@ -1,17 +1,21 @@
 """A FastAPI backend that sends transactional email through HubSpot.
 
 One HubSpot client and one SMTP pool are created at startup and closed at shutdown; request
-handlers just ``await`` them. Configuration comes from the environment (see ``hubspot-tx
---help``); point it at the sandbox with the line ``hubspot-tx sandbox`` prints.
+handlers just ``await`` them. ``HubSpot()`` and ``SmtpPool()`` read their configuration from the
+environment (``hubspot-tx --help`` lists the variables), so the ``export`` line that
+``hubspot-tx sandbox`` prints is all it takes to run it against the sandbox:
 
-    pip install 'hubspot-tx' fastapi uvicorn
+    pip install 'hubspot-tx[sandbox]' fastapi uvicorn
+    hubspot-tx sandbox                      # in one shell; copy its export line
+    export HUBSPOT_BASE_URL=... HUBSPOT_SMTP_PASSWORD=...   # in another
     uvicorn examples.fastapi_app:app
+    curl -X POST localhost:8000/receipts -H 'content-type: application/json' \\
+         -d '{"to": "ada@example.org", "order": "A-1"}'
 """
 
 from __future__ import annotations
 
 import os
-import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from email.message import EmailMessage
@@ -19,29 +23,15 @@ from email.message import EmailMessage
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 
-from hubspot_tx import HubSpot, SmtpCredentials, SmtpPool
-
-
-def _ssl() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if ca_file := os.environ.get("HUBSPOT_CA_FILE"):  # e.g. the sandbox's CA
-        context.load_verify_locations(cafile=ca_file)
-    return context
+from hubspot_tx import HubSpot, SmtpPool
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    async with (
-        HubSpot(ssl=_ssl()) as hubspot,  # $HUBSPOT_ACCESS_TOKEN, $HUBSPOT_BASE_URL
-        SmtpPool(
-            os.environ.get("HUBSPOT_SMTP_HOST"),
-            int(os.environ.get("HUBSPOT_SMTP_PORT", "587")),
-            credentials=SmtpCredentials(
-                os.environ["HUBSPOT_SMTP_USER"], os.environ["HUBSPOT_SMTP_PASSWORD"]
-            ),
-            ssl_context=_ssl(),
-        ) as smtp,
-    ):
+    # HubSpot(): $HUBSPOT_ACCESS_TOKEN, $HUBSPOT_BASE_URL, $HUBSPOT_CA_FILE.
+    # SmtpPool(): $HUBSPOT_SMTP_USER, $HUBSPOT_SMTP_PASSWORD, $HUBSPOT_SMTP_HOST,
+    # $HUBSPOT_SMTP_PORT, $HUBSPOT_CA_FILE (default smtp.hubapi.com:587, STARTTLS).
+    async with HubSpot() as hubspot, SmtpPool() as smtp:
         app.state.hubspot, app.state.smtp = hubspot, smtp
         yield
 

@@ -1,10 +1,16 @@
-"""How a user tests their own email code with hubspot-tx's pytest fixtures (no other setup:
-installing ``hubspot-tx[sandbox]`` registers them)."""
+"""How a user tests their own email code with hubspot-tx's pytest fixtures.
+
+No other setup: ``pip install 'hubspot-tx[pytest]'`` registers them. This file runs as it is in
+a new project with pytest-asyncio's default (strict) mode, where async tests carry
+``@pytest.mark.asyncio`` (with ``asyncio_mode = "auto"`` the marks may go).
+"""
 
 from __future__ import annotations
 
 import asyncio
 from email.message import EmailMessage
+
+import pytest
 
 from hubspot_tx import FailureCategory, HubSpot, SendResult, SmtpPool
 from hubspot_tx.sandbox import Sandbox
@@ -20,6 +26,7 @@ async def send_receipt(pool: SmtpPool, to: str, order: str) -> bool:
     return (await pool.send(message)).ok
 
 
+@pytest.mark.asyncio
 async def test_a_receipt_is_sent(hubspot_sandbox: Sandbox, hubspot_smtp_pool: SmtpPool) -> None:
     assert await send_receipt(hubspot_smtp_pool, "ada@example.org", "A-1")
     (stored,) = hubspot_sandbox.outbox(recipient="ada@example.org")
@@ -29,6 +36,7 @@ async def test_a_receipt_is_sent(hubspot_sandbox: Sandbox, hubspot_smtp_pool: Sm
     assert "order A-1" in body.get_content()
 
 
+@pytest.mark.asyncio
 async def test_a_lost_connection_is_reported(
     hubspot_sandbox: Sandbox, hubspot_smtp_pool: SmtpPool
 ) -> None:
@@ -41,12 +49,14 @@ async def test_a_lost_connection_is_reported(
     assert outcome.category is FailureCategory.DELIVERY_UNKNOWN
 
 
+@pytest.mark.asyncio
 async def test_a_welcome_single_send(hubspot_client: HubSpot) -> None:
     status = await hubspot_client.single_send.send(email_id=1001, to="bob@example.org")
     final = await hubspot_client.send_status.wait(status, timeout=10)
     assert final.send_result is SendResult.SENT
 
 
+@pytest.mark.asyncio
 async def test_an_address_that_bounces(
     hubspot_sandbox: Sandbox, hubspot_smtp_pool: SmtpPool
 ) -> None:
@@ -63,6 +73,7 @@ def test_one_sandbox_for_the_session(hubspot_shared_sandbox: Sandbox) -> None:
     assert hubspot_shared_sandbox.base_url.startswith("http://127.0.0.1:")
 
 
+@pytest.mark.asyncio
 async def test_the_shared_sandbox_from_async_code(hubspot_shared_sandbox: Sandbox) -> None:
     async with hubspot_shared_sandbox.client(https=True) as hs:
         token = await hs.smtp_tokens.create(campaign_name="shared")
@@ -72,6 +83,7 @@ async def test_the_shared_sandbox_from_async_code(hubspot_shared_sandbox: Sandbo
     assert stored.rcpt_to == ("grace@example.org",)
 
 
+@pytest.mark.asyncio
 async def test_a_single_send_with_its_properties(
     hubspot_sandbox: Sandbox, hubspot_client: HubSpot
 ) -> None:

@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from .smtp import (
         Envelope,
         FailureCategory,
+        InvalidReason,
         Outcome,
         OutcomeStatus,
         RecipientRefusal,
@@ -106,6 +107,7 @@ _EXPORTS = {
     "HubSpotError": "._exceptions",
     "InsecureAuthError": "._exceptions",
     "InvalidMessageError": "._exceptions",
+    "InvalidReason": ".smtp",
     "MessageRejectedError": "._exceptions",
     "NotFoundError": "._exceptions",
     "OAuth": "._auth",
@@ -178,6 +180,7 @@ __all__ = [
     "HubSpotError",
     "InsecureAuthError",
     "InvalidMessageError",
+    "InvalidReason",
     "MessageRejectedError",
     "NotFoundError",
     "OAuth",

@@ -123,8 +123,10 @@ class OAuth:
             async with self._lock:
                 if not self._valid():  # nobody refreshed while this caller waited
                     await self._refresh()
-        assert self._access_token is not None
-        return f"Bearer {self._access_token.get_secret_value()}"
+        token = self._access_token
+        if token is None:  # _refresh() sets it or raises; cleared since by another failure
+            raise OAuthRefreshError(self._failure or "no access token", status=401)
+        return f"Bearer {token.get_secret_value()}"
 
     async def unauthorized(self, rejected: str) -> bool:
         """HubSpot answered 401 to ``rejected``: refresh (once for all callers); True to retry."""

@@ -10,6 +10,7 @@ from typing import Literal, Self
 
 import aiohttp
 
+from . import _env
 from ._auth import AuthProvider, OAuth, StaticToken
 from ._config import DEFAULT_BASE_URL, DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy, Timeout
 from ._hooks import Hooks
@@ -21,8 +22,8 @@ from .resources import Campaigns, Events, SendStatuses, SingleSend, SmtpTokens, 
 
 __all__ = ["HubSpot"]
 
-ACCESS_TOKEN_ENV = "HUBSPOT_ACCESS_TOKEN"
-BASE_URL_ENV = "HUBSPOT_BASE_URL"
+ACCESS_TOKEN_ENV = _env.ACCESS_TOKEN
+BASE_URL_ENV = _env.BASE_URL
 
 
 class HubSpot:
@@ -44,8 +45,9 @@ class HubSpot:
         base_url: the API root; ``$HUBSPOT_BASE_URL`` or ``https://api.hubapi.com``.
         timeout: per-attempt limits, a :class:`Timeout` or a total in seconds.
         retry: a :class:`RetryPolicy`, or ``None`` to never retry.
-        ssl: ``True`` (verify against the system's trust store), an ``ssl.SSLContext`` (e.g.
-            the sandbox's), or ``False`` to disable verification (not recommended).
+        ssl: ``True`` (verify against the system's trust store, plus ``$HUBSPOT_CA_FILE`` when
+            set), an ``ssl.SSLContext`` (e.g. the sandbox's), or ``False`` to disable
+            verification (not recommended).
         trust_env: read proxy settings and ``.netrc`` from the environment.
         max_connections: the most simultaneous connections to HubSpot.
         rate_limit: ``"auto"`` (learn HubSpot's limits from its headers and pace every call
@@ -83,6 +85,10 @@ class HubSpot:
         if api_version not in API_VERSIONS:
             raise ValueError(f"api_version must be one of {sorted(API_VERSIONS)}")
         paths = API_VERSIONS[api_version]
+        custom_context = not isinstance(ssl, bool)
+        ca_file = _env.get(_env.CA_FILE) if ssl is True else None
+        if ca_file is not None:
+            ssl = _env.ssl_context()
         self.api_version = api_version
         if rate_limit == "auto":
             pacer: Pacer | None = Pacer()
@@ -101,6 +107,7 @@ class HubSpot:
             pacer=pacer,
             hooks=hooks,
             trace_configs=trace_configs,
+            tls_advice=_env.tls_advice(ca_file, custom_context=custom_context),
         )
         if isinstance(auth, OAuth):
             auth.bind(self._http.post_token_form)

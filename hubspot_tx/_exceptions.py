@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .models.errors import ErrorDetail
     from .models.single_send import SendStatus
-    from .smtp.outcome import Outcome
+    from .smtp.outcome import InvalidReason, Outcome
 
 __all__ = [
     "APIConnectionError",
@@ -293,4 +293,17 @@ class DeliveryUnknownError(DeliveryError):
 
 
 class InvalidMessageError(DeliveryError, ValueError):
-    """The message cannot be sent as given (no recipients, no sender, not RFC 5322)."""
+    """The message cannot be sent as given (no recipients, no sender, not RFC 5322).
+
+    Attributes:
+        reason: which rule it broke (an :class:`~hubspot_tx.smtp.InvalidReason`), when known.
+        key, message_id: the message's key and Message-ID, when they could be read.
+    """
+
+    def __init__(
+        self, message: str, *, outcome: Outcome | None = None, reason: InvalidReason | None = None
+    ) -> None:
+        self.reason = reason if reason is not None else (outcome.reason if outcome else None)
+        self.key: str | None = outcome.key if outcome else None
+        self.message_id: str | None = outcome.message_id if outcome else None
+        super().__init__(message, outcome=outcome)

@@ -150,8 +150,10 @@ class HTTPClient:
         pacer: Pacer | None = None,
         hooks: Hooks | None = None,
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
+        tls_advice: str = "",
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._tls_advice = tls_advice
         self.auth = auth
         self.timeout = timeout
         self.retry = retry
@@ -272,7 +274,7 @@ class HTTPClient:
             except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
                 # A TLS failure will not fix itself by retrying.
                 error = APIConnectionError(
-                    f"TLS failure: {type(exc).__name__}", method=method, path=path
+                    _tls_failure(exc, self._tls_advice), method=method, path=path
                 )
                 error.__cause__ = exc
                 retryable = False
@@ -377,3 +379,17 @@ class HTTPClient:
 def _remaining(headers: Mapping[str, str]) -> int | None:
     value = headers.get("X-HubSpot-RateLimit-Remaining")
     return int(value) if value is not None and value.isdigit() else None
+
+
+def _tls_failure(
+    exc: aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError, advice: str
+) -> str:
+    """What failed (host, port and OpenSSL's reason) and what to do about it."""
+    certificate = getattr(exc, "certificate_error", None)
+    if certificate is not None:
+        detail = getattr(certificate, "verify_message", None) or certificate
+        reason = f"certificate verify failed: {detail}"
+    else:
+        reason = getattr(exc.os_error, "reason", None) or str(exc.os_error)
+    where = f"{exc.host}:{exc.port}"
+    return f"TLS with {where} failed: {reason}" + (f"; {advice}" if advice else "")

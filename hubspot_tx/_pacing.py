@@ -132,10 +132,10 @@ class Pacer:
             interval_ms = _int(headers, "X-HubSpot-RateLimit-Interval-Milliseconds")
             if max_requests and interval_ms:
                 daily = _int(headers, "X-HubSpot-RateLimit-Daily")
-                self.limit = RateLimit(max(max_requests, 1), interval_ms / 1000, daily)
+                self.limit = limit = RateLimit(max(max_requests, 1), interval_ms / 1000, daily)
                 remaining = _int(headers, "X-HubSpot-RateLimit-Remaining")
                 if remaining is not None and status != 429:
-                    self._reconcile(max_requests, remaining)
+                    self._reconcile(limit, max_requests, remaining)
             daily_remaining = _int(headers, "X-HubSpot-RateLimit-Daily-Remaining")
             if daily_remaining is not None:
                 self._daily_remaining = daily_remaining
@@ -145,11 +145,10 @@ class Pacer:
         if self.limit is not None and not self._learned.is_set():
             self._learned.set()
 
-    def _reconcile(self, max_requests: int, remaining: int) -> None:
+    def _reconcile(self, limit: RateLimit, max_requests: int, remaining: int) -> None:
         """Count requests of other clients of the same app that HubSpot saw in its window."""
-        assert self.limit is not None
         now = time.monotonic()
-        window = self._window(self.limit)
+        window = self._window(limit)
         ours = sum(1 for t in self._sent if t > now - window)
         theirs = (max_requests - remaining) - ours
         for _ in range(min(theirs, max_requests)):

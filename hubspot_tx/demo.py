@@ -102,8 +102,9 @@ async def run(
 
             print("3. what happened after the relay (email events)")
             await asyncio.sleep(4 * sb.state.event_step)  # the last events' time comes
-            assert token.email_campaign_id is not None
-            states = await hs.events.outcomes(token.email_campaign_id)
+            campaign = token.email_campaign_id
+            check(campaign is not None, "the token has its email campaign")
+            states = await hs.events.outcomes(campaign or "")
             events = Counter(o.state.value for o in states.values())
             bounced = sum(1 for i in range(count) if i % 20 == 0)
             opened = sum(1 for i in range(count) if i % 7 == 0 and i % 20 != 0)

@@ -1,11 +1,15 @@
 """pytest fixtures for testing code that sends through HubSpot, against the sandbox.
 
 Registered through the ``pytest11`` entry point whenever hubspot-tx is installed; the fixtures
-need the ``sandbox`` extra (``pip install 'hubspot-tx[sandbox]'``) and pytest-asyncio.
+need the ``sandbox`` extra and pytest-asyncio: ``pip install 'hubspot-tx[pytest]'``. They work in
+pytest-asyncio's default *strict* mode (mark your async tests ``@pytest.mark.asyncio``) and in
+``asyncio_mode = "auto"``. A test that asks for a fixture whose dependency is missing **fails**
+with the line that installs it (it is never skipped: a CI run must not go green having tested
+nothing).
 
 - ``hubspot_sandbox``: a running :class:`~hubspot_tx.sandbox.Sandbox` (REST + SMTP on loopback,
   real TLS with its own CA), fresh for each test. ``hubspot_sandbox.outbox(recipient=...)``,
-  ``.faults.smtp_drop("stored")``, ``.faults.rest_429(times=2)``, ``.state`` ...
+  ``.faults.smtp_drop("stored")``, ``.faults.rest_429(times=2, retry_after=0.1)``, ``.state`` ...
 - ``hubspot_client``: a :class:`~hubspot_tx.HubSpot` client of it (verified HTTPS).
 - ``hubspot_smtp_token``: an SMTP token created through its REST API.
 - ``hubspot_smtp_pool``: an :class:`~hubspot_tx.SmtpPool` logged in with that token (STARTTLS).
@@ -32,18 +36,20 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     HAVE_PYTEST_ASYNCIO = False
 
-MISSING = (
-    "the hubspot-tx pytest fixtures need the 'sandbox' extra and pytest-asyncio: "
-    "pip install 'hubspot-tx[sandbox]' pytest-asyncio"
-)
+INSTALL = "pip install 'hubspot-tx[pytest]'"
+MISSING_SANDBOX = f"the hubspot-tx pytest fixtures need the sandbox extra: {INSTALL}"
+MISSING_ASYNCIO = f"the async hubspot-tx pytest fixtures need pytest-asyncio: {INSTALL}"
 
 
 def _sandbox_class() -> Any:
     try:
         from .sandbox import Sandbox
-    except ImportError:
-        pytest.skip(MISSING)
-    return Sandbox
+    except ImportError as exc:
+        missing = f"{MISSING_SANDBOX} ({exc.__cause__ or exc})"
+    else:
+        return Sandbox
+    # Fail, never skip: a skipped fixture would let a CI run go green having run nothing.
+    pytest.fail(missing, pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -65,24 +71,24 @@ def hubspot_shared_sandbox(hubspot_sandbox_session: Sandbox) -> Sandbox:
 
 if HAVE_PYTEST_ASYNCIO:
 
-    @pytest_asyncio.fixture
+    @pytest_asyncio.fixture(loop_scope="function")
     async def hubspot_sandbox() -> AsyncIterator[Sandbox]:
         """A running sandbox, fresh for each test, stopped after it."""
         async with _sandbox_class()(rate_limit=None) as sandbox:
             yield sandbox
 
-    @pytest_asyncio.fixture
+    @pytest_asyncio.fixture(loop_scope="function")
     async def hubspot_client(hubspot_sandbox: Sandbox) -> AsyncIterator[HubSpot]:
         """A HubSpot client of the sandbox, over verified HTTPS."""
         async with hubspot_sandbox.client(https=True) as client:
             yield client
 
-    @pytest_asyncio.fixture
+    @pytest_asyncio.fixture(loop_scope="function")
     async def hubspot_smtp_token(hubspot_client: HubSpot) -> SmtpTokenWithPassword:
         """An SMTP token created through the sandbox's REST API."""
         return await hubspot_client.smtp_tokens.create(campaign_name="pytest")
 
-    @pytest_asyncio.fixture
+    @pytest_asyncio.fixture(loop_scope="function")
     async def hubspot_smtp_pool(
         hubspot_sandbox: Sandbox, hubspot_smtp_token: SmtpTokenWithPassword
     ) -> AsyncIterator[SmtpPool]:
@@ -95,4 +101,19 @@ else:  # pragma: no cover - depends on the environment
     @pytest.fixture
     def hubspot_sandbox() -> None:
         """Needs pytest-asyncio."""
-        pytest.skip(MISSING)
+        pytest.fail(MISSING_ASYNCIO, pytrace=False)
+
+    @pytest.fixture
+    def hubspot_client() -> None:
+        """Needs pytest-asyncio."""
+        pytest.fail(MISSING_ASYNCIO, pytrace=False)
+
+    @pytest.fixture
+    def hubspot_smtp_token() -> None:
+        """Needs pytest-asyncio."""
+        pytest.fail(MISSING_ASYNCIO, pytrace=False)
+
+    @pytest.fixture
+    def hubspot_smtp_pool() -> None:
+        """Needs pytest-asyncio."""
+        pytest.fail(MISSING_ASYNCIO, pytrace=False)

@@ -2,12 +2,45 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import pytest
+import uvloop
 
 from hubspot_tx import HubSpot, RetryPolicy, SmtpRetry, SmtpTokenWithPassword
 from hubspot_tx.sandbox import Sandbox
+
+# The test modules of code that runs in the user's event loop (the SMTP relay, the REST client,
+# the sandbox) run on asyncio's loop and on uvloop's, which most web backends run (uvicorn's
+# standard extras): uvloop's transports, for one, are not asyncio.Transport subclasses.
+BOTH_LOOPS = (
+    "test_smtp_",
+    "test_corpus",
+    "test_single_send",
+    "test_bulk_single_send",
+    "test_retries",
+    "test_reliability",
+    "test_tracking",
+    "test_sandbox_",
+    "test_inspect_",
+    "test_inbox_http",
+    "test_oauth",
+)
+ASYNCIO: Mapping[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
+ASYNCIO_AND_UVLOOP: Mapping[str, Callable[[], asyncio.AbstractEventLoop]] = {
+    **ASYNCIO,
+    "uvloop": uvloop.new_event_loop,
+}
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The event loops an async test runs on (pytest-asyncio's hook): see ``BOTH_LOOPS``."""
+    module = item.nodeid.rpartition("/")[2]
+    return ASYNCIO_AND_UVLOOP if module.startswith(BOTH_LOOPS) else ASYNCIO
+
 
 # Retries as in production, but with millisecond waits so the suite stays fast.
 FAST_RETRY = RetryPolicy(max_retries=3, initial_backoff=0.01, max_backoff=0.05, max_elapsed=10)

@@ -15,6 +15,8 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .. import _env
+
 if TYPE_CHECKING:
     from ..distributed import DistributedResult
 
@@ -33,9 +35,7 @@ def _positive(text: str) -> float:
 
 
 def _redis_url(args: argparse.Namespace) -> str:
-    return str(
-        args.redis_url or os.environ.get("HUBSPOT_TX_REDIS_URL") or "redis://127.0.0.1:6379/0"
-    )
+    return str(args.redis_url or _env.get(_env.REDIS_URL) or "redis://127.0.0.1:6379/0")
 
 
 def add_worker_parser(sub: Any) -> None:
@@ -186,29 +186,26 @@ async def run_worker(args: argparse.Namespace) -> int:
         return await _supervise(args)
     from ..distributed import Worker, WorkerSettings
     from ..smtp import SmtpCredentials
-    from ._main import EXIT_AUTH, EXIT_UNREACHABLE, ssl_context
+    from ._main import EXIT_AUTH, EXIT_UNREACHABLE
 
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s worker %(process)d %(levelname)s %(message)s",
     )
-    user = args.smtp_user or os.environ.get("HUBSPOT_SMTP_USER")
-    password = args.smtp_password or os.environ.get("HUBSPOT_SMTP_PASSWORD")
+    user = args.smtp_user or _env.get(_env.SMTP_USER)
+    password = args.smtp_password or _env.get(_env.SMTP_PASSWORD)
     if bool(user) != bool(password):
-        raise ValueError("give both HUBSPOT_SMTP_USER and HUBSPOT_SMTP_PASSWORD, or neither")
-    port = args.port or (
-        int(os.environ["HUBSPOT_SMTP_PORT"]) if os.environ.get("HUBSPOT_SMTP_PORT") else None
-    )
-    context = ssl_context(args.ca_file)
+        raise ValueError(f"give both {_env.SMTP_USER} and {_env.SMTP_PASSWORD}, or neither")
+    # Host, port and CA left out are read by SmtpPool() from the same variables.
     settings = WorkerSettings(
         redis_url=_redis_url(args),
         namespace=args.namespace,
-        host=args.host or os.environ.get("HUBSPOT_SMTP_HOST"),
-        port=port,
+        host=args.host,
+        port=args.port,
         tls=args.tls,
         region=args.region,
         credentials=SmtpCredentials(user, password) if user and password else None,
-        ssl_context=None if context is True else context,  # type: ignore[arg-type]
+        ssl_context=None,
         allow_plaintext_auth=args.allow_plaintext_auth,
         connections=args.connections,
         batches=args.batches,

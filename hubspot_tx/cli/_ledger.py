@@ -1,19 +1,28 @@
-"""The relay's record: a results file (one JSON line per message and run) and a journal of
-starts beside it.
+"""The relay's record: a results file (one JSON line per message and run) and a journal beside
+it of the messages that reached their data phase.
 
-A message is journaled *before* its first transaction. On ``--resume``: messages recorded
-``sent`` or ``delivery_unknown`` are skipped; other failures are tried again; a journaled message
-without a result was in flight when the previous run died: it may have been delivered, so it is
-recorded as ``delivery_unknown`` and never sent again. At most ``--concurrency`` messages can
-be in that state.
+Ids are content ids (:class:`~hubspot_tx.cli._sources.MessageIds`). A message is journaled once
+the server has said 354 and before any byte of it is written: a message that never got there
+was certainly not delivered. On ``--resume``: messages recorded ``sent``, ``delivery_unknown``,
+or with any recipient accepted are skipped; other failures are tried again; a journaled message
+without a result was in its data phase when the previous run died: it may have been delivered,
+so it is recorded as ``delivery_unknown`` and never sent again. At most ``--concurrency``
+messages can be in that state.
+
+A results file that records sends is not appended to by a run that neither resumes nor forces
+(that run would send them again); one written by an older hubspot-tx (ids by position) is
+refused.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from ._sources import ID_PATTERN
 
 __all__ = ["Ledger", "Resumed"]
 
@@ -27,16 +36,32 @@ class Resumed:
     unknown: list[str] = field(default_factory=list)
 
 
-def _read_lines(path: Path) -> list[dict[str, Any]]:
+def _read_lines(path: Path) -> Iterator[dict[str, Any]]:
     if not path.exists():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut by a crash: its message is in the journal
-    return records
+        return
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash: its message is in the journal
+            if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+                raise ValueError(f"{path} is not a relay results file: give another --results")
+            if not ID_PATTERN.fullmatch(record["id"]):
+                raise ValueError(
+                    f"{path} was written by an older hubspot-tx (ids by position, not content): "
+                    "finish that run with the version that wrote it, or give a new --results"
+                )
+            yield record
+
+
+def _delivered(record: dict[str, Any]) -> bool:
+    """Sent, maybe delivered, or delivered to some recipients: never send it again."""
+    return (
+        record.get("status") == "sent"
+        or record.get("category") == "delivery_unknown"
+        or bool(record.get("accepted"))
+    )
 
 
 class Ledger:
@@ -48,21 +73,26 @@ class Ledger:
         self._results: IO[str] | None = None
         self._journal: IO[str] | None = None
 
-    def resume(self) -> Resumed:
-        """Read the previous run; record its in-flight messages as ``delivery_unknown``."""
+    def resume(self, *, apply: bool = True) -> Resumed:
+        """Read the previous runs; record their in-flight messages as ``delivery_unknown``
+        (unless ``apply`` is false: then only read).
+
+        Raises:
+            ValueError: the results file is not one, or is from an older id scheme.
+        """
         resumed = Resumed()
         decided: set[str] = set()
         for record in _read_lines(self.results_path):
             decided.add(record["id"])
             # Sent, or maybe delivered: never again. Other failures are tried again.
-            if record.get("status") == "sent" or record.get("category") == "delivery_unknown":
+            if _delivered(record):
                 resumed.done.add(record["id"])
         for record in _read_lines(self.journal_path):
             if record["id"] not in decided:  # started, no result: the run died mid-send
                 resumed.unknown.append(record["id"])
                 resumed.done.add(record["id"])
                 decided.add(record["id"])
-        if resumed.unknown:
+        if resumed.unknown and apply:
             self.open()
             for message_id in resumed.unknown:
                 self.result(
@@ -82,14 +112,16 @@ class Ledger:
             self._journal = self.journal_path.open("a", encoding="utf-8")
 
     def started(self, message_id: str) -> None:
-        assert self._journal is not None
+        if self._journal is None:
+            raise RuntimeError("the ledger is not open")
         self._journal.write(json.dumps({"id": message_id}) + "\n")
         # In the OS before the message leaves: survives the process being killed (fsync would
         # also survive a power cut, at a disk flush per message).
         self._journal.flush()
 
     def result(self, record: dict[str, Any]) -> None:
-        assert self._results is not None
+        if self._results is None:
+            raise RuntimeError("the ledger is not open")
         self._results.write(json.dumps(record) + "\n")
         self._results.flush()
 

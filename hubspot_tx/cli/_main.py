@@ -10,35 +10,33 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import ssl
+    import asyncio
 
 # Nothing heavy at import: ``hubspot-tx --help`` loads argparse (no asyncio, ssl, msgspec, HTTP
 # or SMTP stack); each command imports what it needs.
+from .. import _env
+from .._version import __version__
 from ._distributed import add_distributed_options, add_worker_parser
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
-ENV_HELP = """environment:
-  HUBSPOT_ACCESS_TOKEN   private-app access token (or --access-token)
-  HUBSPOT_BASE_URL       API root (default https://api.hubapi.com)
-  HUBSPOT_CA_FILE        extra CA bundle to trust (e.g. the sandbox's)
-  HUBSPOT_SMTP_USER      SMTP user name: the token id (relay)
-  HUBSPOT_SMTP_PASSWORD  SMTP password (relay)
-  HUBSPOT_SMTP_HOST      SMTP host (default smtp.hubapi.com)
-  HUBSPOT_SMTP_PORT      SMTP port (default 587, 465 with --tls implicit)
 
-exit codes: 0 ok, 1 failed, 2 usage, 3 authentication refused, 4 unreachable, 130 interrupted
-"""
-
-
-def _env(name: str) -> str | None:
-    return os.environ.get(name) or None
+def _env_help() -> str:
+    width = max(map(len, _env.VARIABLES)) + 2
+    lines = [f"  {name:<{width}}{text}" for name, text in _env.VARIABLES.items()]
+    return (
+        "environment (the same variables configure HubSpot() and SmtpPool() in code;\n"
+        "a flag given wins over its variable):\n"
+        + "\n".join(lines)
+        + "\n\nexit codes: 0 ok, 1 failed, 2 usage or configuration, 3 authentication refused,\n"
+        "4 unreachable, 130 interrupted\n"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,9 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hubspot-tx",
         description="Send transactional email through HubSpot: SMTP tokens, single-send, "
         "send status, bulk SMTP relay, and a local sandbox of HubSpot.",
-        epilog=ENV_HELP,
+        epilog=_env_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"hubspot-tx {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sb = sub.add_parser("sandbox", help="run the local HubSpot emulator (REST + SMTP)")
@@ -143,25 +142,66 @@ def build_parser() -> argparse.ArgumentParser:
     relay = sub.add_parser(
         "relay",
         help="relay MIME messages (Maildir, mbox, .eml folder, or - for stdin) over SMTP",
-        epilog="Results go to --results as one JSON line per message; --resume skips what it "
-        "records as sent (or left unknown) and never resends a message that was in flight when "
-        "a run was killed.",
+        description="Relay every message of the SOURCEs over SMTP, each exactly once, with a "
+        "results file. A SOURCE is a Maildir (with cur/ and new/), an mbox file (begins with "
+        "'From '), a .eml file, a folder of *.eml files, or - for stdin (an mbox, or one "
+        "message). Messages without a Message-ID get one (recorded in the results).",
+        epilog="Results go to --results as one JSON line per message, its id a hash of its "
+        "content and the occurrence of that content in the run (identical messages stay "
+        "distinct; reordering or editing a source does not change which messages were sent). "
+        "--resume skips what the file records as sent, partly delivered or possibly delivered, "
+        "and never resends a message that was in its data phase when a run was killed. Without "
+        "--resume or --force, a results file that records sends is refused (exit 2). "
+        "Ctrl-C stops at once what has not reached its data phase and finishes the rest (a "
+        "second Ctrl-C stops those too); then run again with --resume. "
+        "Exit codes: 0 every message sent, 1 some failed, 2 usage or configuration, "
+        "3 authentication refused, 4 SMTP server unreachable, 130 interrupted.",
     )
     relay.add_argument("sources", nargs="+", metavar="SOURCE")
-    relay.add_argument("--results", default="relay-results.jsonl", help="JSONL results file")
     relay.add_argument(
-        "--resume", action="store_true", help="skip messages the results file records"
+        "--results",
+        default="relay-results.jsonl",
+        help="JSONL results file, appended to (default relay-results.jsonl)",
     )
-    relay.add_argument("--concurrency", type=int, default=10)
+    relay.add_argument(
+        "--resume",
+        action="store_true",
+        help="send only the messages the results file does not record as (possibly) sent",
+    )
+    relay.add_argument(
+        "--force",
+        action="store_true",
+        help="send every message even if the results file records it as sent (duplicates)",
+    )
+    relay.add_argument(
+        "--concurrency", type=int, default=10, help="SMTP sessions at once (default 10)"
+    )
     relay.add_argument("--host", default=None, help="default $HUBSPOT_SMTP_HOST or HubSpot's")
-    relay.add_argument("--port", type=int, default=None)
-    relay.add_argument("--tls", choices=["starttls", "implicit", "none"], default="starttls")
-    relay.add_argument("--region", choices=["na", "eu"], default="na")
+    relay.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="default $HUBSPOT_SMTP_PORT, else 587 (465 with --tls implicit)",
+    )
+    relay.add_argument(
+        "--tls",
+        choices=["starttls", "implicit", "none"],
+        default="starttls",
+        help="starttls (default, never downgraded), implicit (port 465), none (tests only)",
+    )
+    relay.add_argument(
+        "--region", choices=["na", "eu"], default="na", help="HubSpot's SMTP host (default na)"
+    )
     relay.add_argument("--smtp-user", default=None, help="default $HUBSPOT_SMTP_USER")
     relay.add_argument(
         "--smtp-password", default=None, help="default $HUBSPOT_SMTP_PASSWORD (prefer the variable)"
     )
     relay.add_argument("--ca-file", default=None, help="trust this CA bundle too")
+    relay.add_argument(
+        "--allow-plaintext-auth",
+        action="store_true",
+        help="allow AUTH without TLS (with --tls none; only on a network you trust)",
+    )
     relay.add_argument("--quiet", action="store_true", help="no progress line")
     relay.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_distributed_options(relay)
@@ -169,18 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def ssl_context(ca_file: str | None) -> ssl.SSLContext | bool:
-    """The system's trust store, plus ``ca_file`` (or ``$HUBSPOT_CA_FILE``) if given."""
-    import ssl
-
-    path = ca_file or _env("HUBSPOT_CA_FILE")
-    if path is None:
-        return True
-    if not os.path.isfile(path):
-        raise ValueError(f"CA file {path} does not exist")
-    context = ssl.create_default_context()  # the system's trust store...
-    context.load_verify_locations(cafile=path)  # ...and this CA too
-    return context
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when it is installed (``pip install 'hubspot-tx[uvloop]'``), else
+    ``None``: asyncio's own. The CLI and the worker run on it."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -212,6 +248,8 @@ async def _run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hubspot-tx`` command."""
     args = build_parser().parse_args(argv)
+    if getattr(args, "ca_file", None):  # the flag wins: HubSpot(), SmtpPool(), workers read it
+        os.environ[_env.CA_FILE] = args.ca_file
     import asyncio
 
     from .._exceptions import (
@@ -227,7 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._output import fail
 
     try:
-        return asyncio.run(_run(args))
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            return runner.run(_run(args))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except (AuthenticationError, SmtpAuthError, InsecureAuthError) as exc:

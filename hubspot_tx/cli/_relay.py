@@ -5,29 +5,40 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._exceptions import SmtpError, SmtpTLSError
+from .. import _env
+from .._exceptions import SmtpConnectError, SmtpError, SmtpTLSError
 from .._pipeline import Pipeline
 from ..smtp import FailureCategory, Outcome, OutcomeStatus, SmtpCredentials, SmtpPool
-from ._ledger import Ledger
+from ._ledger import Ledger, Resumed
 from ._output import Progress, outcome_record, table
-from ._sources import describe, read_messages
+from ._sources import MessageIds, aread_messages, describe, ensure_message_id
 
 __all__ = ["run_relay"]
 
-Item = tuple[str, bytes]
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    id: str  # identifies the message (see MessageIds)
+    where: str  # its place, for people
+    raw: bytes
 
 
 class _Interrupted(Exception):
-    """SIGINT / SIGTERM: finish what is in flight, start nothing more."""
+    """SIGINT / SIGTERM: finish what is in its data phase, start nothing more."""
+
+
+class _Unreachable(SmtpConnectError):
+    """No session could be opened with the server before any message reached it."""
+
+    fatal = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,46 +46,93 @@ class _Done:
     id: str
     outcome: Outcome | None  # None: never started (interrupted first)
     recorded: bool = False  # already in the results file
+    where: str = ""
+    added_id: str | None = None  # the Message-ID the relay added, if any
+
+
+@dataclass(slots=True)
+class _Flight:
+    """A message in work: whether it reached its data phase (journaled)."""
+
+    item: _Item
+    journaled: bool = False
 
 
 def _record(done: _Done) -> dict[str, object]:
-    assert done.outcome is not None
-    return outcome_record(done.id, done.outcome)
+    if done.outcome is None:
+        raise ValueError(f"{done.id} has no outcome to record")
+    record = outcome_record(done.id, done.outcome)
+    record["source"] = done.where
+    if done.added_id is not None:
+        record["messageIdAdded"] = True
+    return record
 
 
-def _pool(args: argparse.Namespace) -> SmtpPool:
-    from ._main import ssl_context
+def _unreachable_hint(args: argparse.Namespace, pool: SmtpPool) -> str:
+    port = pool.settings.port
+    if args.tls == "starttls" and port == 465:
+        return "; port 465 is implicit TLS: add --tls implicit"
+    if args.tls == "implicit" and port in (25, 587):
+        return f"; port {port} is STARTTLS: use --tls starttls"
+    return f"; check --host / --port (or ${_HOST_VARIABLE} / ${_PORT_VARIABLE})"
 
-    user = args.smtp_user or os.environ.get("HUBSPOT_SMTP_USER")
-    password = args.smtp_password or os.environ.get("HUBSPOT_SMTP_PASSWORD")
+
+_HOST_VARIABLE, _PORT_VARIABLE = _env.SMTP_HOST, _env.SMTP_PORT
+
+
+def _pool(args: argparse.Namespace, on_outcome: Callable[[Outcome], None]) -> SmtpPool:
+    user = args.smtp_user or _env.get(_env.SMTP_USER)
+    password = args.smtp_password or _env.get(_env.SMTP_PASSWORD)
     if not user or not password:
         raise ValueError(
-            "no SMTP credentials: set HUBSPOT_SMTP_USER (the token id) and "
-            "HUBSPOT_SMTP_PASSWORD, or pass --smtp-user / --smtp-password"
+            f"no SMTP credentials: set {_env.SMTP_USER} (the token id) and "
+            f"{_env.SMTP_PASSWORD}, or pass --smtp-user / --smtp-password"
         )
-    port = args.port or (
-        int(os.environ["HUBSPOT_SMTP_PORT"]) if os.environ.get("HUBSPOT_SMTP_PORT") else None
-    )
-    context = ssl_context(args.ca_file)
+    if args.tls == "none" and not args.allow_plaintext_auth:
+        raise ValueError(
+            "--tls none would send the SMTP password unencrypted: use --tls starttls or "
+            "--tls implicit, or add --allow-plaintext-auth (only on a network you trust)"
+        )
+    # Host, port and CA left out are read by SmtpPool() from the same variables.
     return SmtpPool(
-        args.host or os.environ.get("HUBSPOT_SMTP_HOST"),
-        port,
+        args.host,
+        args.port,
         credentials=SmtpCredentials(user, password),
         tls=args.tls,
         region=args.region,
-        ssl_context=None if context is True else context,  # type: ignore[arg-type]
         max_connections=args.concurrency,
+        allow_plaintext_auth=args.allow_plaintext_auth,
+        on_outcome=on_outcome,
+    )
+
+
+def _event_loop() -> str:
+    return (
+        "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else "asyncio"
     )
 
 
 async def run_relay(args: argparse.Namespace) -> int:
+    """``hubspot-tx relay``: every message of the sources, once, with a results file."""
     if args.concurrency < 1:
         raise ValueError("--concurrency must be at least 1")
+    if args.resume and args.force:
+        raise ValueError("--resume skips what was sent, --force sends it again: give one")
+    if args.sources.count("-") > 1:
+        raise ValueError("- (stdin) can be given only once")
     for source in args.sources:
-        describe(source)  # fail early on a missing source
+        describe(source)  # fail early on a missing source or a folder without messages
     ledger = Ledger(Path(args.results))
-    resumed = ledger.resume() if args.resume else None
-    if resumed and resumed.unknown:
+    resumed = ledger.resume(apply=args.resume)  # also refuses a file of the older id scheme
+    if not args.resume:
+        if resumed.done and not args.force:
+            raise ValueError(
+                f"{ledger.results_path} already records {len(resumed.done)} message(s) sent (or "
+                "possibly sent): add --resume to send only the others, --force to send every "
+                "message again, or give another --results"
+            )
+        resumed = Resumed()
+    if resumed.unknown:
         print(
             f"{len(resumed.unknown)} message(s) were in flight when the previous run stopped; "
             "left as delivery_unknown, not resent:",
@@ -82,40 +140,87 @@ async def run_relay(args: argparse.Namespace) -> int:
         )
         for message_id in resumed.unknown:
             print(f"  {message_id}", file=sys.stderr)
-    skip = resumed.done if resumed else set()
-    ledger.open()
+    skip = resumed.done
     counts: Counter[str] = Counter()
+    skipped = 0
     progress = Progress("relay", enabled=not args.quiet)
     started = time.monotonic()
+    ids = MessageIds()
 
-    def items() -> Iterator[Item]:
+    async def items() -> AsyncIterator[_Item]:
+        nonlocal skipped
         for source in args.sources:
-            for message_id, raw in read_messages(source):
-                if message_id not in skip:
-                    yield message_id, raw
+            async for where, raw in aread_messages(source):
+                message_id = ids(raw)
+                if message_id in skip:
+                    skipped += 1
+                else:
+                    yield _Item(message_id, where, raw)
 
-    pool = _pool(args)
+    flights: dict[asyncio.Task[Outcome], _Flight] = {}
+    interrupted_outcomes: dict[str, Outcome] = {}  # the pool's outcome of a cancelled send
 
-    async def work(index: int, item: Item) -> _Done:
-        message_id, raw = item
-        ledger.started(message_id)
-        done = _Done(message_id, await pool.send(raw, key=message_id), recorded=True)
+    def on_outcome(outcome: Outcome) -> None:
+        if outcome.key is not None and outcome.key in interrupted_outcomes:
+            interrupted_outcomes[outcome.key] = outcome
+
+    pool = _pool(args, on_outcome)
+    reached = False  # a server answered a transaction in this run
+
+    async def work(index: int, item: _Item) -> _Done:
+        nonlocal reached
+        flight = _Flight(item)
+        raw, added = ensure_message_id(item.raw, item.id)
+
+        async def before_data() -> None:  # after the 354, before any byte of the message
+            if not flight.journaled:
+                flight.journaled = True
+                ledger.started(item.id)
+
+        send = asyncio.ensure_future(pool.send(raw, key=item.id, before_data=before_data))
+        flights[send] = flight
+        try:
+            await asyncio.wait((send,))
+        except asyncio.CancelledError:
+            send.cancel()
+            raise
+        finally:
+            del flights[send]
+        reported = interrupted_outcomes.pop(item.id, None)
+        if send.cancelled():  # by a signal
+            if reported is None or reported is _NO_OUTCOME or not flight.journaled:
+                # Never reached its data: the next run sends it. (Journaled and not reported
+                # cannot happen; if it did, the journal makes the next run call it unknown.)
+                return _Done(item.id, None)
+            outcome = reported
+        else:
+            outcome = send.result()  # raises a fatal error (the pipeline stops)
+        if outcome.category is FailureCategory.CONNECTION and not reached:
+            raise _Unreachable(outcome.reply + _unreachable_hint(args, pool), code=outcome.code)
+        reached = True
+        done = _Done(item.id, outcome, recorded=True, where=item.where, added_id=added)
         # Recorded at once, not when the loop below reads it: a kill then leaves unrecorded only
         # the messages in a transaction (at most --concurrency), never finished ones queued.
         ledger.result(_record(done))
         return done
 
-    def abandoned(index: int, item: Item, exc: Exception, attempted: bool) -> _Done:
+    def abandoned(index: int, item: _Item, exc: Exception, attempted: bool) -> _Done:
         if not attempted:
-            return _Done(item[0], None)  # never started: the next run sends it
-        # Its send raised the fatal error (journaled, so record that it was not sent).
-        category = FailureCategory.TLS if isinstance(exc, SmtpTLSError) else FailureCategory.AUTH
-        return _Done(
-            item[0],
-            Outcome(key=item[0], status=OutcomeStatus.FAILED, category=category, reply=str(exc)),
+            return _Done(item.id, None)  # never started: the next run sends it
+        # Its send raised the fatal error (nothing sent), or found the server unreachable.
+        category = (
+            FailureCategory.CONNECTION
+            if isinstance(exc, _Unreachable)
+            else FailureCategory.TLS
+            if isinstance(exc, SmtpTLSError)
+            else FailureCategory.AUTH
         )
+        outcome = Outcome(
+            key=item.id, status=OutcomeStatus.FAILED, category=category, reply=str(exc)
+        )
+        return _Done(item.id, outcome, where=item.where)
 
-    pipeline: Pipeline[Item, _Done] = Pipeline(
+    pipeline: Pipeline[_Item, _Done] = Pipeline(
         items(),
         work,
         concurrency=args.concurrency,
@@ -127,13 +232,25 @@ async def run_relay(args: argparse.Namespace) -> int:
 
     def on_signal() -> None:
         nonlocal interrupted
+        now = not interrupted  # a second signal also stops the messages in their data phase
         interrupted = True
         pipeline.stop_working(_Interrupted("interrupted"))
+        for send, flight in list(flights.items()):
+            if not flight.journaled or not now:
+                interrupted_outcomes[flight.item.id] = _NO_OUTCOME
+                send.cancel()  # its connect, or its wait for a session: nothing of it was sent
+        if now and flights:
+            print(
+                f"\ninterrupted: finishing {len(flights)} message(s) already being sent; "
+                "press Ctrl-C again to stop them too (they are then recorded delivery_unknown)",
+                file=sys.stderr,
+            )
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     try:
+        ledger.open()
         async with pool:
             async for done in pipeline:
                 if done.outcome is None:
@@ -152,12 +269,13 @@ async def run_relay(args: argparse.Namespace) -> int:
     total = sum(counts.values())
     summary = {
         "messages": total,
-        "skipped": len(skip),
+        "skipped": skipped,
         "outcomes": dict(counts),
         "seconds": round(elapsed, 3),
         "per_second": round(total / elapsed, 1) if elapsed > 0 else None,
         "interrupted": interrupted,
         "results": str(ledger.results_path),
+        "event_loop": _event_loop(),
     }
     if args.json:
         print(json.dumps(summary))
@@ -166,8 +284,17 @@ async def run_relay(args: argparse.Namespace) -> int:
         table(rows or [{"outcome": "(none)", "messages": 0}], ["outcome", "messages"], sys.stdout)
         print(
             f"{total} message(s) in {elapsed:.2f} s ({summary['per_second']} msg/s); "
-            f"{len(skip)} skipped from an earlier run; results in {ledger.results_path}"
+            f"{skipped} skipped (recorded by an earlier run); results in {ledger.results_path}"
         )
     if interrupted:
+        print(
+            f"interrupted after {total} message(s): to send the others, run the same command "
+            "again with --resume",
+            file=sys.stderr,
+        )
         return 130
     return 0 if counts["sent"] == total else 1
+
+
+# A placeholder until the pool reports the outcome of a send the signal cancelled.
+_NO_OUTCOME = Outcome(key=None, status=OutcomeStatus.FAILED, category=FailureCategory.CANCELLED)

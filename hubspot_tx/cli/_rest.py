@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 
+from .. import _env
 from .._client import HubSpot
 from ..models import SendStatus
 from ._output import emit
@@ -17,14 +17,11 @@ STATUS_COLUMNS = ["statusId", "status", "sendResult", "requestedAt", "completedA
 
 def client_from(args: argparse.Namespace) -> HubSpot:
     """A client configured from flags and the environment."""
-    from ._main import ssl_context
-
-    token = args.access_token or os.environ.get("HUBSPOT_ACCESS_TOKEN")
+    token = args.access_token or _env.get(_env.ACCESS_TOKEN)
     if not token:
-        raise ValueError("no access token: pass --access-token or set HUBSPOT_ACCESS_TOKEN")
-    return HubSpot(
-        token, base_url=args.base_url, ssl=ssl_context(args.ca_file), api_version=args.api_version
-    )
+        raise ValueError(f"no access token: pass --access-token or set {_env.ACCESS_TOKEN}")
+    # --ca-file was put in $HUBSPOT_CA_FILE by main(): HubSpot() trusts it as a program would.
+    return HubSpot(token, base_url=args.base_url, api_version=args.api_version)
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
 import signal
 import sys
+
+from .. import _env
 
 __all__ = ["run_sandbox"]
 
@@ -40,6 +43,8 @@ async def run_sandbox(args: argparse.Namespace) -> int:
         data_dir=args.data,
         **options,  # type: ignore[arg-type]
     ) as sb:
+        # A ready SMTP token, so that the export line alone configures a program's SmtpPool().
+        token, password = sb.state.create_token("hubspot-tx sandbox", create_contact=False)
         info = {
             "base_url": sb.base_url,
             "https_url": sb.https_url,
@@ -49,23 +54,35 @@ async def run_sandbox(args: argparse.Namespace) -> int:
             "smtp_port": sb.smtp_port,
             "smtps_port": sb.smtps_port,
             "inspection_url": sb.inspection_url,
+            "smtp_user": token.id,
+            "smtp_password": password,
         }
         if args.json:
             print(json.dumps(info), flush=True)
         else:
+            variables = {
+                _env.BASE_URL: sb.https_url,
+                _env.ACCESS_TOKEN: sb.access_token,
+                _env.CA_FILE: sb.ca_file,
+                _env.SMTP_HOST: sb.host,
+                _env.SMTP_PORT: str(sb.smtp_port),
+                _env.SMTP_USER: token.id,
+                _env.SMTP_PASSWORD: password,
+            }
+            export = " ".join(f"{name}={shlex.quote(value)}" for name, value in variables.items())
             print(
                 f"hubspot-tx sandbox running (Ctrl-C to stop)\n"
                 f"  REST        {sb.base_url}  and  {sb.https_url}\n"
                 f"  token       {sb.access_token}\n"
                 f"  SMTP        {sb.host}:{sb.smtp_port} (STARTTLS), "
-                f"{sb.host}:{sb.smtps_port} (implicit TLS)\n"
+                f"{sb.host}:{sb.smtps_port} (implicit TLS); user {token.id}\n"
                 f"  CA file     {sb.ca_file}\n"
                 f"  inbox       {sb.base_url}/  (inspection API: {sb.inspection_url})\n"
                 + (f"  data        {sb.data_dir}\n" if sb.data_dir else "")
                 + "\n"
-                f"  export HUBSPOT_BASE_URL={sb.https_url} "
-                f"HUBSPOT_ACCESS_TOKEN={sb.access_token} HUBSPOT_CA_FILE={sb.ca_file} "
-                f"HUBSPOT_SMTP_HOST={sb.host} HUBSPOT_SMTP_PORT={sb.smtp_port}",
+                "Point HubSpot(), SmtpPool(), the CLI and your app at it (SMTP login included; "
+                "a reset forgets the token):\n"
+                f"  export {export}",
                 flush=True,
             )
         await stop.wait()

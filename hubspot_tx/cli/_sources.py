@@ -1,48 +1,263 @@
 """Where ``hubspot-tx relay`` reads messages: a Maildir, an mbox, a folder of .eml, or stdin.
 
-Each message gets a stable id (its place in its source), so that ``--resume`` recognises it on
-the next run whatever its headers say.
+Everything is read as a stream, one message at a time: a 400 MB mbox costs the memory of its
+largest message, and its first message is sent before the rest is read. Stdin is read as what
+it is: an mbox if it begins with ``From ``, else one message (refused if it does not begin
+with a header field).
+
+Each message gets an id that identifies it by its content (:class:`MessageIds`), not by its
+place, so ``--resume`` recognises it however its source was reordered or edited.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import mailbox
+import os
+import re
+import stat
 import sys
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["describe", "read_messages"]
+__all__ = [
+    "ID_PATTERN",
+    "MessageIds",
+    "aread_messages",
+    "describe",
+    "ensure_message_id",
+    "read_messages",
+]
+
+# A header field's first line (RFC 5322 §2.2: printable ASCII but ":", then ":"; obsolete
+# syntax allows blanks before the colon).
+_FIELD = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
+_MBOX = b"From "
+ID_PATTERN = re.compile(r"sha256:[0-9a-f]{32}:[0-9]+")
+"""The relay's message ids: a content hash and the occurrence of that content in the run."""
+
+
+def _is_message(first_line: bytes) -> bool:
+    return _FIELD.match(first_line) is not None
+
+
+def _eml_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() == ".eml" and p.is_file())
 
 
 def describe(source: str) -> str:
-    """What kind of source ``source`` is (raises ``ValueError`` if none)."""
+    """What kind of source ``source`` is (raises ``ValueError`` if none, or an empty folder)."""
     if source == "-":
         return "stdin"
     path = Path(source)
     if path.is_dir():
         if (path / "cur").is_dir() and (path / "new").is_dir():
             return "maildir"
+        if not _eml_files(path):
+            others = sum(1 for _ in path.iterdir())
+            raise ValueError(
+                f"{source}: no .eml files in this folder ({others} other entries); relay takes "
+                "a folder of *.eml files, a Maildir (with cur/ and new/), an mbox file, or - "
+                "for stdin"
+            )
         return "eml-folder"
     if path.is_file():
-        return "mbox" if path.read_bytes()[:5] == b"From " else "eml"
+        with path.open("rb") as file:
+            return "mbox" if file.read(len(_MBOX)) == _MBOX else "eml"
     raise ValueError(f"{source}: no such file or directory")
 
 
+class _MboxSplitter:
+    """Cuts an mbox into messages, line by line (as :class:`mailbox.mbox` does: every line
+    that begins with ``From `` starts a message; the blank line before it is the separator)."""
+
+    def __init__(self) -> None:
+        self._lines: list[bytes] | None = None
+
+    def line(self, line: bytes) -> bytes | None:
+        """Take one line; return the message it ended, if any."""
+        if line.startswith(_MBOX):
+            done = self.end()
+            self._lines = []
+            return done
+        if self._lines is not None:
+            self._lines.append(line)
+        return None
+
+    def end(self) -> bytes | None:
+        """The last message (at the end of the input)."""
+        lines, self._lines = self._lines, None
+        if lines is None:
+            return None
+        if lines and lines[-1] in (b"\n", b"\r\n"):
+            lines.pop()  # the separator, not part of the message
+        return b"".join(lines)
+
+
+def _split_mbox(lines: Iterable[bytes]) -> Iterator[bytes]:
+    splitter = _MboxSplitter()
+    for line in lines:
+        if (message := splitter.line(line)) is not None:
+            yield message
+    if (message := splitter.end()) is not None:
+        yield message
+
+
+def _stdin_kind(first_line: bytes) -> str:
+    if first_line.startswith(_MBOX):
+        return "mbox"
+    if _is_message(first_line):
+        return "message"
+    if not first_line:
+        raise ValueError("stdin is empty: pipe one message or an mbox into `relay -`")
+    raise ValueError(
+        "stdin is neither an mbox (which begins with 'From ') nor one message (which begins "
+        "with a header field such as 'From:'): give files or folders as SOURCE instead"
+    )
+
+
+def _stdin_lines(stream: BinaryIO) -> Iterator[bytes]:
+    yield from stream
+
+
+def _read_stdin(stream: BinaryIO) -> Iterator[bytes]:
+    lines = _stdin_lines(stream)
+    first = next(lines, b"")
+    if _stdin_kind(first) == "mbox":
+        splitter = _MboxSplitter()
+        splitter.line(first)
+        for line in lines:
+            if (message := splitter.line(line)) is not None:
+                yield message
+        if (message := splitter.end()) is not None:
+            yield message
+    else:
+        yield first + stream.read()
+
+
 def read_messages(source: str) -> Iterator[tuple[str, bytes]]:
-    """``(id, raw message)`` for every message of ``source``, read lazily."""
+    """``(where, raw message)`` for every message of ``source``, read one at a time; ``where``
+    names the message's place for people (``path``, ``path#3`` for the 4th of an mbox)."""
     kind = describe(source)
     if kind == "stdin":
-        yield "stdin:0", sys.stdin.buffer.read()
+        for index, raw in enumerate(_read_stdin(sys.stdin.buffer)):
+            yield f"stdin#{index}", raw
     elif kind == "eml":
-        yield f"eml:{Path(source).resolve()}", Path(source).read_bytes()
+        yield source, Path(source).read_bytes()
     elif kind == "eml-folder":
-        for path in sorted(Path(source).glob("*.eml")):
-            yield f"eml:{path.resolve()}", path.read_bytes()
+        for path in _eml_files(Path(source)):
+            yield str(path), path.read_bytes()
     elif kind == "maildir":
         box = mailbox.Maildir(source, factory=None, create=False)
         for key in sorted(box.iterkeys()):
-            yield f"maildir:{Path(source).resolve()}:{key}", box.get_bytes(key)
+            yield f"{source}#{key}", box.get_bytes(key)
     else:
-        box_ = mailbox.mbox(source, factory=None, create=False)
-        for index, key in enumerate(box_.iterkeys()):
-            yield f"mbox:{Path(source).resolve()}:{index}", box_.get_bytes(key)
+        with Path(source).open("rb") as file:
+            for index, raw in enumerate(_split_mbox(file)):
+                yield f"{source}#{index}", raw
+
+
+async def _stdin_pipe() -> asyncio.StreamReader | None:
+    """Stdin as a stream the event loop reads (so that a signal is never stuck behind a
+    blocking read), or ``None`` when it is a regular file (read as a file)."""
+    mode = os.fstat(sys.stdin.fileno()).st_mode
+    if stat.S_ISREG(mode):
+        return None
+    if os.isatty(sys.stdin.fileno()):
+        raise ValueError("stdin is a terminal: pipe one message or an mbox into `relay -`")
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**31)  # a line is as long as it is
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader
+
+
+async def _aread_stdin() -> AsyncIterator[tuple[str, bytes]]:
+    reader = await _stdin_pipe()
+    if reader is None:
+        for item in read_messages("-"):
+            yield item
+        return
+    first = await reader.readline()
+    if _stdin_kind(first) == "message":
+        yield "stdin#0", first + await reader.read()
+        return
+    splitter = _MboxSplitter()
+    splitter.line(first)
+    index = 0
+    while line := await reader.readline():
+        if (message := splitter.line(line)) is not None:
+            yield f"stdin#{index}", message
+            index += 1
+    if (message := splitter.end()) is not None:
+        yield f"stdin#{index}", message
+
+
+async def aread_messages(source: str) -> AsyncIterator[tuple[str, bytes]]:
+    """:func:`read_messages` for the event loop: stdin (a pipe) is read without blocking it."""
+    if describe(source) == "stdin":
+        async for item in _aread_stdin():
+            yield item
+        return
+    for item in read_messages(source):
+        yield item
+
+
+class MessageIds:
+    """Ids that identify messages: ``sha256:<128 bits of the content's SHA-256>:<n>``, where
+    ``n`` counts earlier messages of the same content in this run (identical messages stay
+    distinct, and interchangeable: which copy is which does not matter)."""
+
+    def __init__(self) -> None:
+        self._seen: Counter[bytes] = Counter()
+
+    def __call__(self, raw: bytes) -> str:
+        digest = hashlib.sha256(raw).digest()[:16]
+        occurrence = self._seen[digest]
+        self._seen[digest] = occurrence + 1
+        return f"sha256:{digest.hex()}:{occurrence}"
+
+
+# A line break as mail clients show it: CRLF, LF, a lone CR, or "\r\r\n" (a CRLF converted
+# twice) as one break.
+_BREAK = re.compile(rb"\r*\n|\r")
+_MESSAGE_ID = re.compile(rb"message-id[ \t]*:", re.IGNORECASE)
+_FROM = re.compile(rb"from[ \t]*:", re.IGNORECASE)
+_DOMAIN = re.compile(rb"@([A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)")
+
+
+def ensure_message_id(raw: bytes, message_id: str) -> tuple[bytes, str | None]:
+    """``raw`` with a ``Message-ID`` field added at the end of its header if it has none (as a
+    submission server does, RFC 6409 §8.3), and the id added (``None``: none added).
+
+    The id is ``<message_id-derived local part@the From domain>`` (``hubspot-tx.invalid`` if
+    the From field names none), the same on every run: a resent copy keeps its id.
+    """
+    pos = 0
+    end: int | None = None  # where the last header line ends
+    brk = b"\r\n"
+    domain = b"hubspot-tx.invalid"
+    for match in _BREAK.finditer(raw):
+        line = raw[pos : match.start()]
+        if not line:
+            break  # the blank line: end of the header
+        if _MESSAGE_ID.match(line):
+            return raw, None
+        if _FROM.match(line) and (found := _DOMAIN.search(line)):
+            domain = found.group(1)
+        end, brk, pos = match.start(), match.group(), match.end()
+    else:
+        tail = raw[pos:]
+        if tail:  # a last header line without a line break
+            if _MESSAGE_ID.match(tail):
+                return raw, None
+            if _FROM.match(tail) and (found := _DOMAIN.search(tail)):
+                domain = found.group(1)
+            end = len(raw)
+    if end is None:
+        return raw, None  # no header at all: not a message the relay can send anyway
+    local = message_id.removeprefix("sha256:").replace(":", ".")
+    added = f"<{local}@{domain.decode('ascii')}>"
+    return raw[:end] + brk + b"Message-ID: " + added.encode("ascii") + raw[end:], added

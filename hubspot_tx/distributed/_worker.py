@@ -181,7 +181,8 @@ class Worker:
 
     async def _send_one(self, key: str, claim: Claim) -> bool:
         ledger, _ = self._ready()
-        assert self._pool is not None
+        if self._pool is None:
+            raise RuntimeError("the worker is not running")
         lease = self.settings.lease
         async with self._slots:
             if self._stopping:

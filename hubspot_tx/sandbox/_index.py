@@ -15,7 +15,8 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from email.message import Message
 from email.parser import BytesHeaderParser
-from email.policy import compat32, default
+from email.policy import default
+from email.utils import getaddresses
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ __all__ = ["Headers", "MessageIndex", "read_headers", "search_text", "window"]
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _parser = BytesHeaderParser(policy=default)
-_raw_parser = BytesHeaderParser(policy=compat32)
 
 
 class Headers(NamedTuple):
@@ -37,11 +37,33 @@ class Headers(NamedTuple):
     """The addresses of ``To`` and ``Cc``."""
 
 
+# The standard library's structured-header parser raises on some hostile values (``To: <``,
+# ``To: "``: IndexError in Python 3.11-3.13). Such a message must still be stored and listed, so
+# a header that cannot be parsed falls back to its raw text (addresses: lenient ``getaddresses``).
+_PARSE_ERRORS = (IndexError, ValueError, TypeError, AttributeError)
+
+
+def _raw(parsed: Message, name: str) -> list[str]:
+    return [str(v) for k, v in parsed.raw_items() if k.lower() == name.lower()]
+
+
+def _text(parsed: Message, name: str) -> str | None:
+    try:
+        value = parsed[name]
+    except _PARSE_ERRORS:
+        raw = _raw(parsed, name)
+        return raw[0] if raw else None
+    return None if value is None else str(value)
+
+
 def _addresses(parsed: Message, *names: str) -> tuple[str, ...]:
     found: list[str] = []
     for name in names:
-        for header in parsed.get_all(name) or ():
-            found.extend(str(a.addr_spec) for a in getattr(header, "addresses", ()))
+        try:
+            for header in parsed.get_all(name) or ():
+                found.extend(str(a.addr_spec) for a in getattr(header, "addresses", ()))
+        except _PARSE_ERRORS:
+            found.extend(addr for _, addr in getaddresses(_raw(parsed, name)) if addr)
     return tuple(found)
 
 
@@ -108,25 +130,10 @@ def read_headers(data: bytes) -> Headers:
     if fast is not None:
         return fast
     parsed = _parser.parsebytes(head)
-    try:
-        subject, sender = parsed["Subject"], parsed["From"]
-        return Headers(
-            None if subject is None else str(subject),
-            None if sender is None else str(sender),
-            _addresses(parsed, "To", "Cc"),
-        )
-    except Exception:
-        return _raw(head)
-
-
-def _raw(head: bytes) -> Headers:
-    """The values as they stand (``compat32``), for headers ``policy.default`` cannot read."""
-    parsed = _raw_parser.parsebytes(head)
-    subject, sender = parsed["Subject"], parsed["From"]
     return Headers(
-        None if subject is None else str(subject),
-        None if sender is None else str(sender),
-        (),
+        _text(parsed, "Subject"),
+        _text(parsed, "From"),
+        _addresses(parsed, "To", "Cc"),
     )
 
 

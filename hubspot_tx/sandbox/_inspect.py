@@ -12,7 +12,7 @@ import asyncio
 import bisect
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Protocol, overload
+from typing import Protocol, overload
 from urllib.parse import quote
 
 import msgspec
@@ -138,8 +138,7 @@ def _matcher(state: SandboxState, filters: dict[str, str]) -> Callable[[StoredMe
 
 def _limit(request: web.Request, default: int) -> int:
     limit = _int(request, "limit", default)
-    assert limit is not None
-    if not 1 <= limit <= MAX_LIMIT:
+    if limit is None or not 1 <= limit <= MAX_LIMIT:
         raise _BadQuery(f"limit must be between 1 and {MAX_LIMIT}")
     return limit
 
@@ -261,8 +260,7 @@ def _stored(request: web.Request) -> StoredMessage:
         missing = error_response(
             404, "OBJECT_NOT_FOUND", f"message {request.match_info['id']} does not exist"
         )
-        assert isinstance(missing.body, bytes)
-        raise web.HTTPNotFound(text=missing.body.decode(), content_type="application/json")
+        raise web.HTTPNotFound(text=missing.text, content_type="application/json")
     return message
 
 
@@ -427,15 +425,15 @@ async def add_fault(request: web.Request) -> web.Response:
             faults.smtp_slow(spec.stage, spec.seconds, times=spec.times)
         view = fault_view(len(faults.smtp) - 1, faults.smtp[-1])
     else:
-        options: dict[str, Any] = {"times": spec.times, "method": spec.method, "path": spec.path}
+        times, method, path = spec.times, spec.method, spec.path
         if spec.action == "error":
-            faults.rest_error(spec.status, **options)
+            faults.rest_error(spec.status, times=times, method=method, path=path)
         elif spec.action == "commit_then_error":
-            faults.rest_commit_then_error(spec.status, **options)
+            faults.rest_commit_then_error(spec.status, times=times, method=method, path=path)
         elif spec.action == "rate_limit":
-            faults.rest_429(retry_after=spec.retry_after, **options)
+            faults.rest_429(retry_after=spec.retry_after, times=times, method=method, path=path)
         else:
-            faults.rest_slow(spec.seconds, **options)
+            faults.rest_slow(spec.seconds, times=times, method=method, path=path)
         view = fault_view(len(faults.rest) - 1, faults.rest[-1])
     return json_response(view, status=201)
 

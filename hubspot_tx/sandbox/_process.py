@@ -10,7 +10,7 @@ import signal
 import ssl
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["SandboxProcess", "sandbox_process"]
 
@@ -28,19 +28,26 @@ class SandboxProcess:
     smtps_port: int
     inspection_url: str = ""
     """The inspection API's root (``/_sandbox/v1``)."""
+    smtp_user: str = ""
+    """The id of the SMTP token the process created at start (its SMTP user name)."""
+    smtp_password: str = field(default="", repr=False)
+    """That token's password."""
 
     def ssl_context(self) -> ssl.SSLContext:
         """A verifying client context trusting the process's CA."""
         return ssl.create_default_context(cafile=self.ca_file)
 
     def env(self) -> dict[str, str]:
-        """The ``HUBSPOT_*`` variables that point the CLI and ``HubSpot()`` at it."""
+        """The ``HUBSPOT_*`` variables that point the CLI, ``HubSpot()`` and ``SmtpPool()`` at it
+        (the ``export`` line the process prints)."""
         return {
             "HUBSPOT_BASE_URL": self.https_url,
             "HUBSPOT_ACCESS_TOKEN": self.access_token,
             "HUBSPOT_CA_FILE": self.ca_file,
             "HUBSPOT_SMTP_HOST": self.smtp_host,
             "HUBSPOT_SMTP_PORT": str(self.smtp_port),
+            "HUBSPOT_SMTP_USER": self.smtp_user,
+            "HUBSPOT_SMTP_PASSWORD": self.smtp_password,
         }
 
 
@@ -63,7 +70,8 @@ async def sandbox_process(*args: str, timeout: float = 30.0) -> AsyncIterator[Sa
         stderr=asyncio.subprocess.DEVNULL,
     )
     try:
-        assert proc.stdout is not None
+        if proc.stdout is None:  # never: stdout=PIPE
+            raise RuntimeError("the sandbox process has no stdout pipe")
         line = await asyncio.wait_for(proc.stdout.readline(), timeout)
         if not line:
             raise RuntimeError("the sandbox process did not start")

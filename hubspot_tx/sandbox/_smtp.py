@@ -7,7 +7,7 @@ import logging
 import re
 import ssl
 import warnings
-from typing import Any
+from typing import Any, cast
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
@@ -179,8 +179,9 @@ class SandboxSMTP(SMTP):
             if fault is not None and fault.action != "delay":
                 self._refused = True
                 if fault.action == "reply":
-                    assert isinstance(transport, asyncio.WriteTransport)
-                    transport.write(f"{fault.code} {fault.text}\r\n".encode())
+                    # Any TCP transport writes (uvloop's subclass no asyncio ABC).
+                    reply = f"{fault.code} {fault.text}\r\n".encode()
+                    cast(asyncio.WriteTransport, transport).write(reply)
                 transport.close()
                 return
             self._counted = True
@@ -218,8 +219,8 @@ class SandboxSMTP(SMTP):
 
     def drop(self) -> None:
         """Cut the connection without a reply."""
-        if isinstance(self.transport, asyncio.Transport):
-            self.transport.abort()
+        if self.transport is not None:  # uvloop's transports are no asyncio.Transport
+            cast(asyncio.Transport, self.transport).abort()
 
     async def push(self, status: Any) -> None:
         if self.transport is None or self.transport.is_closing():

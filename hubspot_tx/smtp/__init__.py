@@ -3,7 +3,14 @@
 from ._connection import TlsMode
 from .credentials import SmtpCredentials
 from .envelope import Envelope, MessageInput, prepare, strip_bcc
-from .outcome import FailureCategory, Outcome, OutcomeStatus, RecipientRefusal, RelaySummary
+from .outcome import (
+    FailureCategory,
+    InvalidReason,
+    Outcome,
+    OutcomeStatus,
+    RecipientRefusal,
+    RelaySummary,
+)
 from .pool import HOSTS, SmtpPool, SmtpRetry
 from .relay import Relay
 
@@ -11,6 +18,7 @@ __all__ = [
     "HOSTS",
     "Envelope",
     "FailureCategory",
+    "InvalidReason",
     "MessageInput",
     "Outcome",
     "OutcomeStatus",

@@ -8,11 +8,12 @@ certainly did not accept the message; after it, the outcome is unknown.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 import aiosmtplib
 from aiosmtplib.errors import (
@@ -25,8 +26,10 @@ from aiosmtplib.errors import (
 from .._exceptions import InsecureAuthError, SmtpAuthError, SmtpConnectError, SmtpTLSError
 from ._wire import Reply, Wire, WireClosed
 from .credentials import SmtpCredentials
+from .envelope import Prepared
+from .outcome import InvalidReason
 
-__all__ = ["Connection", "ConnectionLost", "Settings", "Transaction", "Unsendable"]
+__all__ = ["Connection", "ConnectionLost", "Settings", "Transaction", "Unsendable", "ehlo_name"]
 
 TlsMode = Literal["starttls", "implicit", "none"]
 
@@ -41,13 +44,19 @@ class Settings:
     ssl_context: ssl.SSLContext
     connect_timeout: float
     command_timeout: float
-    local_hostname: str
+    local_hostname: str | None  # None: found once per pool (see ``ehlo_name``)
     allow_plaintext_auth: bool
+    tls_advice: str = ""
+    """What to do when the server's certificate does not verify (added to SmtpTLSError)."""
 
 
 class Unsendable(Exception):
     """The server cannot take this message as it is (no SMTPUTF8, over its SIZE): nothing was
     sent, and retrying cannot help."""
+
+    def __init__(self, reason: str, why: InvalidReason) -> None:
+        self.why = why
+        super().__init__(reason)
 
 
 class ConnectionLost(Exception):
@@ -100,12 +109,12 @@ class Connection:
         "reusable",
     )
 
-    def __init__(self, smtp: aiosmtplib.SMTP, generation: int) -> None:
+    def __init__(
+        self, smtp: aiosmtplib.SMTP, transport: asyncio.Transport, generation: int
+    ) -> None:
         self._smtp = smtp
         self._extensions = dict(smtp.esmtp_extensions)
         self.pipelining = "pipelining" in self._extensions
-        transport = smtp.transport
-        assert isinstance(transport, asyncio.Transport)
         # From here on the session is ours: aiosmtplib's protocol is detached.
         self._wire = Wire(transport)
         transport.set_protocol(self._wire)
@@ -157,6 +166,12 @@ class Connection:
         except SMTPAuthenticationError as exc:
             smtp.close()
             user = credentials.username if credentials else ""
+            if 400 <= exc.code < 500:  # e.g. 454 4.7.0: the server cannot check them now
+                raise SmtpConnectError(
+                    f"{where} could not check the credentials of {user} now: "
+                    f"{exc.code} {exc.message}",
+                    code=exc.code,
+                ) from None
             raise SmtpAuthError(
                 f"{where} refused the credentials of {user}: {exc.code} {exc.message}",
                 code=exc.code,
@@ -169,37 +184,51 @@ class Connection:
         except (SMTPException, OSError, TimeoutError) as exc:
             smtp.close()
             if _is_tls_failure(exc):
-                raise SmtpTLSError(f"TLS with {where} failed: {_reason(exc)}") from None
+                advice = f"; {settings.tls_advice}" if settings.tls_advice else ""
+                raise SmtpTLSError(f"TLS with {where} failed: {_reason(exc)}{advice}") from None
             if type(exc) is SMTPException and "STARTTLS" in str(exc).upper():
                 # aiosmtplib's "STARTTLS extension not supported": never fall back to plaintext
                 raise SmtpTLSError(f"{where}: {_reason(exc)}") from None
             raise SmtpConnectError(
                 f"cannot open an SMTP session with {where}: {_reason(exc)}"
             ) from None
-        return cls(smtp, generation)
+        if smtp.transport is None or smtp.transport.is_closing():
+            smtp.close()
+            raise SmtpConnectError(f"{where} closed the session after the login")
+        # A full transport (read and write) whatever its class: uvloop's transports implement
+        # the interface without subclassing asyncio.Transport.
+        return cls(smtp, cast(asyncio.Transport, smtp.transport), generation)
 
     @property
     def extensions(self) -> dict[str, str]:
         return self._extensions
 
-    def check(self, size: int, utf8: bool) -> None:
+    def check(self, size: int, utf8: bool, eight_bit: bool = False) -> None:
         """Raise :class:`Unsendable` if this server cannot take such a message."""
         extensions = self._extensions
         if utf8 and "smtputf8" not in extensions:
-            raise Unsendable("non-ASCII address or header, and the server offers no SMTPUTF8")
+            raise Unsendable(
+                "non-ASCII address or header, and the server offers no SMTPUTF8",
+                InvalidReason.NEEDS_SMTPUTF8,
+            )
+        if eight_bit and "8bitmime" not in extensions:
+            raise Unsendable(
+                "8-bit bytes in the message, and the server offers no 8BITMIME "
+                "(encode the body as quoted-printable or base64)",
+                InvalidReason.NEEDS_8BITMIME,
+            )
         limit = extensions.get("size", "")
         if limit.isdigit() and 0 < int(limit) < size:
-            raise Unsendable(f"{size} bytes is over the server's SIZE limit of {limit}")
+            raise Unsendable(
+                f"{size} bytes is over the server's SIZE limit of {limit}", InvalidReason.TOO_BIG
+            )
 
     async def transact(
         self,
-        mail_from: str,
+        prepared: Prepared,
         rcpt_to: list[str],
-        stuffed: bytes,
-        size: int,
         timeout: float,
         *,
-        utf8: bool = False,
         before_data: Callable[[], Awaitable[None]] | None = None,
     ) -> Transaction:
         """Run one transaction. Raises :class:`ConnectionLost` if the session breaks.
@@ -214,16 +243,20 @@ class Connection:
         is written. If it raises, the session is dropped (a transaction without its final "."
         is discarded by the server) and the exception propagates.
         """
-        self.check(size, utf8)
+        size, utf8, eight_bit = prepared.size, prepared.utf8, prepared.eight_bit
+        self.check(size, utf8, eight_bit)
+        stuffed = prepared.stuffed
         wire = self._wire
         self.dot_written = False
         self.messages += 1
         params = b""
         if "size" in self._extensions:
             params += b" SIZE=%d" % size
+        if eight_bit:
+            params += b" BODY=8BITMIME"
         if utf8:
             params += b" SMTPUTF8"
-        commands = [b"MAIL FROM:<%s>%s\r\n" % (mail_from.encode(), params)]
+        commands = [b"MAIL FROM:<%s>%s\r\n" % (prepared.env.mail_from.encode(), params)]
         commands += [b"RCPT TO:<%s>\r\n" % r.encode() for r in rcpt_to]
         commands.append(b"DATA\r\n")
         try:
@@ -285,7 +318,8 @@ class Connection:
         """Wait for a ``pending`` transaction's reply to its final ".". Raises
         :class:`ConnectionLost` (``after_dot``) if it does not come; the session is dropped
         then, whoever uses it now (their own message had not reached its end of data)."""
-        assert tx.pending is not None
+        if tx.pending is None:  # already answered
+            return tx
         try:
             ((tx.code, tx.message),) = await tx.pending
         except (WireClosed, TimeoutError, OSError) as exc:
@@ -352,11 +386,18 @@ class Connection:
         self._wire.abort()
         self._smtp.close()
 
-    def retire(self) -> None:
+    def retire(self, then: Callable[[], None] | None = None) -> None:
         """Drop the session once the replies others still await on it have come (the reply
-        to a previous message's final "."): for a user who gives up mid-transaction."""
+        to a previous message's final "."): for a user who gives up mid-transaction. ``then``
+        is called once it is dropped (the pool frees its slot then, not before)."""
         self.reusable = False
-        self._wire.retire(self.abort)
+
+        def dropped() -> None:
+            self.abort()
+            if then is not None:
+                then()
+
+        self._wire.retire(dropped)
 
     async def close(self, timeout: float) -> None:
         """QUIT politely, then close."""
@@ -372,6 +413,32 @@ class Connection:
             pass
         self._wire.transport.close()
         self._smtp.close()
+
+
+_ehlo_name: str | None = None
+
+
+def _fqdn() -> str:
+    """This host's name for EHLO (RFC 5321 4.1.4): its FQDN, else its address literal."""
+    name = socket.getfqdn()
+    if "." in name and not name.startswith("localhost"):
+        return name
+    try:
+        return f"[{socket.gethostbyname(socket.gethostname())}]"
+    except OSError:
+        return "[127.0.0.1]"
+
+
+async def ehlo_name(timeout: float) -> str:
+    """:func:`_fqdn`, found once per process in a thread (name lookups block), bounded."""
+    global _ehlo_name
+    if _ehlo_name is None:
+        try:
+            async with asyncio.timeout(timeout):
+                _ehlo_name = await asyncio.to_thread(_fqdn)
+        except TimeoutError:
+            return "[127.0.0.1]"  # not kept: the lookup may answer next time
+    return _ehlo_name
 
 
 def _reason(exc: BaseException) -> str:

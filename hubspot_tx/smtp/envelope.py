@@ -1,7 +1,11 @@
 """Turning what the caller gives into an SMTP envelope and wire-ready data (pure functions).
 
-Only the header block is parsed; the body is never decoded. The ``Bcc`` header is removed from
-the data (its recipients stay in the envelope), as RFC 5322 section 3.6.3 intends.
+:func:`prepare_for_wire` is the one place a message is made ready for the wire: line endings
+normalised to CRLF first (a bare LF, a bare CR and a doubled ``\r\r\n`` each count as one line
+break, as mail clients display them), an mbox ``From`` line dropped, then the header block split,
+scanned and checked, the ``Bcc`` header removed (its recipients stay in the envelope, as RFC 5322
+section 3.6.3 intends), and the data dot-stuffed. Only the header block is parsed; the body is
+never decoded.
 """
 
 from __future__ import annotations
@@ -14,16 +18,28 @@ from collections.abc import Iterable
 from email.headerregistry import BaseHeader
 from email.message import EmailMessage, Message
 from email.utils import getaddresses
+from typing import NamedTuple
 
 import msgspec
 
 from .._exceptions import InvalidMessageError
+from .outcome import InvalidReason as Why
 
-__all__ = ["Envelope", "MessageInput", "dot_stuff", "needs_smtputf8", "prepare", "strip_bcc"]
+__all__ = [
+    "Envelope",
+    "MessageInput",
+    "Prepared",
+    "crlf",
+    "dot_stuff",
+    "needs_smtputf8",
+    "prepare",
+    "prepare_for_wire",
+    "strip_bcc",
+]
 
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 _BCC_FIELD = re.compile(rb"(?im)^bcc[ \t]*:.*(?:\r?\n[ \t].*)*(?:\r?\n|$)")
-_LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
+# CR* LF (CRLF, LF, and the CR CR LF of a CRLF file converted again), or a bare CR.
+_LINE_ENDINGS = re.compile(rb"\r*\n|\r")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 _BAD_ADDRESS = re.compile(r"[\x00-\x20\x7f<>]")  # controls (CR, LF...), spaces, brackets
 # RFC 5322 2.1.1: at most 998 bytes per line. Anchored at line starts: tried once per line,
@@ -52,16 +68,49 @@ MessageInput = bytes | bytearray | memoryview | EmailMessage | Message | Envelop
 """What the relay accepts: raw RFC 5322 bytes, an ``EmailMessage``, or an :class:`Envelope`."""
 
 
+class Prepared(NamedTuple):
+    """A message ready for the wire (internal)."""
+
+    env: Envelope  # ``data``: CRLF line endings, no Bcc header, not dot-stuffed
+    message_id: str | None
+    stuffed: bytes  # ``env.data`` as sent after DATA (without the final ".")
+    utf8: bool  # a non-ASCII address or header: needs SMTPUTF8
+    eight_bit: bool  # a byte over 127 anywhere: needs 8BITMIME (BODY=8BITMIME)
+
+    @property
+    def size(self) -> int:
+        """The message's size for SIZE= (RFC 1870: CRLF line endings, before dot-stuffing)."""
+        return len(self.env.data)
+
+
+def crlf(data: bytes) -> bytes:
+    """``data`` with every line break as CRLF: a bare LF, a bare CR, and CR CR LF (a CRLF file
+    converted again) each count as one."""
+    lf = data.count(b"\n")
+    if lf == data.count(b"\r") == data.count(b"\r\n"):
+        return data  # CRLF only (or no line break at all): the common case, no copy
+    return _LINE_ENDINGS.sub(b"\r\n", data)
+
+
 def _split(data: bytes) -> tuple[bytes, bytes]:
-    match = _HEADER_END.search(data)
-    if match is None:
+    """The header block (with the empty line that ends it) and the body of CRLF ``data``."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
         return data, b""
-    return data[: match.end()], data[match.end() :]
+    return data[: end + 4], data[end + 4 :]
+
+
+def _normalised(data: bytes) -> bytes:
+    data = crlf(data)
+    if data.startswith(b"From "):  # an mbox separator line, not a header field
+        end = data.find(b"\r\n")
+        data = data[end + 2 :] if end >= 0 else b""
+    return data
 
 
 def strip_bcc(data: bytes) -> bytes:
-    """``data`` without its ``Bcc`` header field(s), folded lines included."""
-    return _without_bcc(data, None)[0]
+    """``data`` without its ``Bcc`` header field(s), folded lines included (CRLF endings)."""
+    return _without_bcc(crlf(data), None)[0]
 
 
 _SIMPLE = re.compile(r"[^\"(),;:\\<>]*(?:<([^<>\s]+)>)?\s*")  # one plain address, or Name <addr>
@@ -135,16 +184,22 @@ class _Generator(email.generator.BytesGenerator):
 
 _FOLD_AT = 78
 _SMTP_POLICY = email.policy.SMTP  # linesep CRLF already
+_SMTPUTF8_POLICY = email.policy.SMTPUTF8  # the same, with UTF-8 headers (no encoded words)
 _COMPAT_POLICY = email.policy.compat32.clone(linesep="\r\n")
 
 
 def _flatten(message: Message) -> bytes:
     buf = io.BytesIO()
-    if isinstance(message, EmailMessage) and message.policy.linesep in ("\n", "\r\n"):
-        _Generator(buf, policy=_SMTP_POLICY).flatten(message)
+    if isinstance(message, EmailMessage):
+        # A message built for SMTPUTF8 keeps its UTF-8 addresses: RFC 2047 words are not
+        # allowed inside an address, and the server is asked for SMTPUTF8 instead.
+        policy = _SMTPUTF8_POLICY if getattr(message.policy, "utf8", False) else _SMTP_POLICY
+        if message.policy.linesep in ("\n", "\r\n"):
+            _Generator(buf, policy=policy).flatten(message)
+        else:
+            email.generator.BytesGenerator(buf, policy=policy).flatten(message)
     else:
-        policy = _SMTP_POLICY if isinstance(message, EmailMessage) else _COMPAT_POLICY
-        email.generator.BytesGenerator(buf, policy=policy).flatten(message)
+        email.generator.BytesGenerator(buf, policy=_COMPAT_POLICY).flatten(message)
     return buf.getvalue()
 
 
@@ -157,27 +212,32 @@ def prepare(message: MessageInput, *, key: str | None = None) -> tuple[Envelope,
     Raises:
         InvalidMessageError: no recipients, no sender, or not a message at all.
     """
-    env, message_id, _ = prepare_for_wire(message, key=key)
-    return env, message_id
+    prepared = prepare_for_wire(message, key=key)
+    return prepared.env, prepared.message_id
 
 
-def prepare_for_wire(
-    message: MessageInput, *, key: str | None = None
-) -> tuple[Envelope, str | None, bool]:
-    """:func:`prepare`, plus whether the message needs SMTPUTF8 (see :func:`needs_smtputf8`),
-    found while the header block is at hand: it is split and scanned once per message."""
+def prepare_for_wire(message: MessageInput, *, key: str | None = None) -> Prepared:
+    """:func:`prepare`, and the data as it goes on the wire, with what the server must offer
+    to take it (SMTPUTF8, 8BITMIME). The header block is split and scanned once per message.
+
+    Raises:
+        InvalidMessageError: with its ``reason``; nothing of the message may be sent.
+        TypeError: not a message type at all.
+    """
     if isinstance(message, Envelope):
         if not isinstance(message.mail_from, str):
-            raise InvalidMessageError("Envelope.mail_from must be a str")
+            raise InvalidMessageError("Envelope.mail_from must be a str", reason=Why.NOT_A_MESSAGE)
         if isinstance(message.rcpt_to, str) or not all(
             isinstance(r, str) and r for r in message.rcpt_to
         ):
-            raise InvalidMessageError("Envelope.rcpt_to must be a tuple of addresses")
+            raise InvalidMessageError(
+                "Envelope.rcpt_to must be a tuple of addresses", reason=Why.NOT_A_MESSAGE
+            )
         if not isinstance(message.data, bytes):
-            raise InvalidMessageError("Envelope.data must be bytes")
+            raise InvalidMessageError("Envelope.data must be bytes", reason=Why.NOT_A_MESSAGE)
         if not message.rcpt_to:
-            raise InvalidMessageError("the envelope has no recipients")
-        data, head = _without_bcc(message.data, None)
+            raise InvalidMessageError("the envelope has no recipients", reason=Why.NO_RECIPIENTS)
+        data, head = _without_bcc(_normalised(message.data), None)
         message_id = _clean_id(_scan_headers(head).get("Message-ID"))
         env = Envelope(
             mail_from=message.mail_from,
@@ -185,17 +245,17 @@ def prepare_for_wire(
             data=data,
             key=message.key if message.key is not None else key,
         )
-        return env, message_id, _checked(env, head)
+        return _ready(env, message_id, head)
     headers: Message | _Fields
     if isinstance(message, Message):
-        data = _flatten(message)
+        data = _normalised(_flatten(message))
         headers = message
         data, head = _without_bcc(data, None)
     elif isinstance(message, bytes | bytearray | memoryview):
-        data = bytes(message)
+        data = _normalised(bytes(message))
         head, _ = _split(data)
         if not head.strip():
-            raise InvalidMessageError("empty message")
+            raise InvalidMessageError("empty message", reason=Why.NOT_A_MESSAGE)
         headers = _scan_headers(head)
         if "bcc" in headers:
             data, head = _without_bcc(data, head)
@@ -208,9 +268,13 @@ def prepare_for_wire(
     )
     senders = _addresses(headers.get_all("Sender", []) or headers.get_all("From", []))
     if not senders:
-        raise InvalidMessageError("the message has no From (or Sender) address")
+        raise InvalidMessageError(
+            "the message has no From (or Sender) address", reason=Why.NO_SENDER
+        )
     if not recipients:
-        raise InvalidMessageError("the message has no To, Cc or Bcc recipients")
+        raise InvalidMessageError(
+            "the message has no To, Cc or Bcc recipients", reason=Why.NO_RECIPIENTS
+        )
     message_id = _clean_id(headers.get("Message-ID"))
     env = Envelope(
         mail_from=senders[0],
@@ -218,7 +282,12 @@ def prepare_for_wire(
         data=data,
         key=key if key is not None else message_id,
     )
-    return env, message_id, _checked(env, head)
+    return _ready(env, message_id, head)
+
+
+def _ready(env: Envelope, message_id: str | None, head: bytes) -> Prepared:
+    utf8 = _checked(env, head, message_id)
+    return Prepared(env, message_id, _stuff(env.data), utf8, not env.data.isascii())
 
 
 def _without_bcc(data: bytes, head: bytes | None) -> tuple[bytes, bytes]:
@@ -230,26 +299,51 @@ def _without_bcc(data: bytes, head: bytes | None) -> tuple[bytes, bytes]:
     return head + body, head
 
 
-def _checked(env: Envelope, head: bytes) -> bool:
+def _checked(env: Envelope, head: bytes, message_id: str | None) -> bool:
     """Refuse, before any byte is sent, what no SMTP server may receive; return whether the
     message needs SMTPUTF8 (a non-ASCII address or header)."""
+    try:
+        return _check(env, head)
+    except InvalidMessageError as exc:  # its outcome still carries the caller's key
+        exc.key, exc.message_id = env.key, message_id
+        raise
+
+
+def _check(env: Envelope, head: bytes) -> bool:
     addresses = env.mail_from + "".join(env.rcpt_to)
     if _BAD_ADDRESS.search(addresses):
         for address in (env.mail_from, *env.rcpt_to):
             if _BAD_ADDRESS.search(address):
                 raise InvalidMessageError(
-                    f"invalid address {address!r} (control characters, spaces or angle brackets)"
+                    f"invalid address {address!r} (control characters, spaces or angle brackets)",
+                    reason=Why.BAD_ADDRESS,
                 )
+    ascii_addresses = addresses.isascii()
+    if not ascii_addresses:
+        for address in (env.mail_from, *env.rcpt_to):
+            try:
+                address.encode()
+            except UnicodeEncodeError:  # bytes of a legacy charset, kept as surrogate escapes
+                shown = address.encode("utf-8", "surrogateescape").decode("latin-1")
+                raise InvalidMessageError(
+                    f"the address {shown!r} is not UTF-8 (a legacy charset's bytes); "
+                    "an address may hold non-ASCII characters only in UTF-8 (RFC 6531)",
+                    reason=Why.ADDRESS_NOT_UTF8,
+                ) from None
     if env.mail_from and "@" not in env.mail_from:
-        raise InvalidMessageError(f"invalid sender address {env.mail_from!r}")
+        raise InvalidMessageError(
+            f"invalid sender address {env.mail_from!r}", reason=Why.BAD_ADDRESS
+        )
     for rcpt in env.rcpt_to:
         if "@" not in rcpt:
-            raise InvalidMessageError(f"invalid recipient address {rcpt!r}")
+            raise InvalidMessageError(f"invalid recipient address {rcpt!r}", reason=Why.BAD_ADDRESS)
     if b"\x00" in env.data:
-        raise InvalidMessageError("the message contains NUL bytes")
+        raise InvalidMessageError("the message contains NUL bytes", reason=Why.NUL_BYTE)
     if len(env.data) > MAX_LINE and _LONG_LINE.search(env.data):
-        raise InvalidMessageError(f"a line of the message is longer than {MAX_LINE} bytes")
-    return not (addresses.isascii() and head.isascii())
+        raise InvalidMessageError(
+            f"a line of the message is longer than {MAX_LINE} bytes", reason=Why.LINE_TOO_LONG
+        )
+    return not (ascii_addresses and head.isascii())
 
 
 def needs_smtputf8(env: Envelope) -> bool:
@@ -264,15 +358,19 @@ def _clean_id(value: object) -> str | None:
     if value is None:
         return None
     text = str(value).strip()
+    if not text.isascii():  # a legacy charset's bytes: no lone surrogates in a key
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return text or None
 
 
 def dot_stuff(data: bytes) -> bytes:
-    """``data`` as sent after DATA: CRLF line endings, leading dots doubled, ending in CRLF
-    (the terminating ``.\\r\\n`` is not included)."""
-    crlf = data.count(b"\r\n")
-    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:  # a bare CR or LF somewhere
-        data = _LINE_ENDINGS.sub(b"\r\n", data)
+    """``data`` as sent after DATA: CRLF line endings (see :func:`crlf`), leading dots doubled,
+    ending in CRLF (the terminating ``.\\r\\n`` is not included)."""
+    return _stuff(crlf(data))
+
+
+def _stuff(data: bytes) -> bytes:
+    """:func:`dot_stuff` for data already CRLF."""
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     if b"\n." in data or data.startswith(b"."):

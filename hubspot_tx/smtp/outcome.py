@@ -17,7 +17,14 @@ from .._exceptions import (
     TemporaryFailureError,
 )
 
-__all__ = ["FailureCategory", "Outcome", "OutcomeStatus", "RecipientRefusal", "RelaySummary"]
+__all__ = [
+    "FailureCategory",
+    "InvalidReason",
+    "Outcome",
+    "OutcomeStatus",
+    "RecipientRefusal",
+    "RelaySummary",
+]
 
 
 class OutcomeStatus(enum.StrEnum):
@@ -39,6 +46,22 @@ class FailureCategory(enum.StrEnum):
     DELIVERY_UNKNOWN = "delivery_unknown"  #: connection lost after the final "."
     INVALID_MESSAGE = "invalid_message"  #: not sendable as given; nothing was sent
     CANCELLED = "cancelled"  #: the caller was cancelled before the final "." was written
+
+
+class InvalidReason(enum.StrEnum):
+    """Why a message is ``invalid_message`` (nothing of it was sent). These are all of them."""
+
+    NOT_A_MESSAGE = "not_a_message"  #: not bytes, EmailMessage or Envelope; or empty
+    UNREADABLE = "unreadable"  #: the EmailMessage could not be flattened to bytes
+    NO_SENDER = "no_sender"  #: no From (or Sender) address
+    NO_RECIPIENTS = "no_recipients"  #: no To, Cc or Bcc address (or an empty envelope)
+    BAD_ADDRESS = "bad_address"  #: control characters, spaces, angle brackets, or no "@"
+    ADDRESS_NOT_UTF8 = "address_not_utf8"  #: an address holds bytes that are not UTF-8
+    NUL_BYTE = "nul_byte"  #: a NUL byte in the message
+    LINE_TOO_LONG = "line_too_long"  #: a line over 998 bytes (RFC 5322 2.1.1)
+    NEEDS_SMTPUTF8 = "needs_smtputf8"  #: non-ASCII address or header; server lacks SMTPUTF8
+    NEEDS_8BITMIME = "needs_8bitmime"  #: 8-bit bytes; the server lacks 8BITMIME
+    TOO_BIG = "too_big"  #: over the size limit the server announced (SIZE)
 
 
 _ERRORS: dict[FailureCategory, type[DeliveryError]] = {
@@ -72,6 +95,7 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         attempts: SMTP transactions (or connection attempts) it took.
         index: its position in the input of ``send_many``.
         message_id: the Message-ID header, when present.
+        reason: why it is ``invalid_message`` (``None`` for every other outcome).
     """
 
     key: str | None
@@ -84,6 +108,7 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     attempts: int = 0
     index: int | None = None
     message_id: str | None = None
+    reason: InvalidReason | None = None
 
     @property
     def ok(self) -> bool:
@@ -94,11 +119,11 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         """Return the outcome if sent; raise the matching :class:`DeliveryError` otherwise."""
         if self.ok:
             return self
-        assert self.category is not None
-        cls = _ERRORS.get(self.category, DeliveryError)
+        cls = _ERRORS.get(self.category, DeliveryError) if self.category else DeliveryError
         what = self.key or self.message_id or "message"
         code = f" {self.code}" if self.code is not None else ""
-        raise cls(f"{what}: {self.category.value}{code} {self.reply}".rstrip(), outcome=self)
+        category = self.category.value if self.category else "failed"
+        raise cls(f"{what}: {category}{code} {self.reply}".rstrip(), outcome=self)
 
 
 class RelaySummary(msgspec.Struct, kw_only=True):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
-import socket
 import ssl
 import weakref
 from collections import deque
@@ -15,11 +15,27 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, Self
 
+from .. import _env
 from .._exceptions import InvalidMessageError, PoolClosedError, SmtpConnectError
-from ._connection import Connection, ConnectionLost, Settings, TlsMode, Transaction, Unsendable
+from ._connection import (
+    Connection,
+    ConnectionLost,
+    Settings,
+    TlsMode,
+    Transaction,
+    Unsendable,
+    ehlo_name,
+)
 from .credentials import SmtpCredentials
-from .envelope import Envelope, MessageInput, dot_stuff, prepare_for_wire
-from .outcome import FailureCategory, Outcome, OutcomeStatus, RecipientRefusal, RelaySummary
+from .envelope import MessageInput, Prepared, prepare_for_wire
+from .outcome import (
+    FailureCategory,
+    InvalidReason,
+    Outcome,
+    OutcomeStatus,
+    RecipientRefusal,
+    RelaySummary,
+)
 from .relay import Relay
 
 __all__ = ["HOSTS", "SmtpPool", "SmtpRetry"]
@@ -63,15 +79,22 @@ class SmtpPool:
         ...     async for outcome in pool.send_many(messages, concurrency=10):
         ...         ...
 
+    Every argument left out is read from the same variables as the CLI's (``hubspot-tx
+    --help``), so the line ``hubspot-tx sandbox`` prints points ``SmtpPool()`` at the sandbox.
+
     Args:
-        host: the server; default HubSpot's for ``region``.
-        port: default 587 for ``starttls``, 465 for ``implicit``, 25 for ``none``
-            (HubSpot also offers STARTTLS on 25).
-        credentials: the SMTP token id and password (``None``: no AUTH).
+        host: the server; default ``$HUBSPOT_SMTP_HOST``, else HubSpot's for ``region``.
+        port: default ``$HUBSPOT_SMTP_PORT``, else 587 for ``starttls``, 465 for ``implicit``,
+            25 for ``none`` (HubSpot also offers STARTTLS on 25).
+        credentials: the SMTP token id and password; default ``$HUBSPOT_SMTP_USER`` and
+            ``$HUBSPOT_SMTP_PASSWORD`` when set, else no AUTH.
         tls: ``"starttls"`` (required, never downgraded), ``"implicit"``, or ``"none"``.
         region: ``"na"`` (smtp.hubapi.com) or ``"eu"`` (smtp-eu1.hubapi.com).
-        ssl_context: trust for TLS; default the system's store, verified.
+        ssl_context: trust for TLS; default the system's store plus ``$HUBSPOT_CA_FILE`` when
+            set, verified.
         allow_plaintext_auth: allow AUTH over an unencrypted session (never by default).
+        local_hostname: the name to greet with (EHLO); default this host's FQDN, else its
+            address literal (``[192.0.2.1]``), as RFC 5321 4.1.4 asks.
         on_outcome: called with every outcome, including those of cancelled ``send`` calls.
     """
 
@@ -101,17 +124,19 @@ class SmtpPool:
             raise ValueError(f"region must be one of {sorted(HOSTS)}, not {region!r}")
         if max_connections < 1 or max_messages_per_connection < 1:
             raise ValueError("max_connections and max_messages_per_connection must be >= 1")
+        ca_file = None if ssl_context else _env.get(_env.CA_FILE)
         self.settings = Settings(
-            host=host or HOSTS[region],
-            port=port or DEFAULT_PORTS[tls],
+            host=host or _env.get(_env.SMTP_HOST) or HOSTS[region],
+            port=port or _env.smtp_port() or DEFAULT_PORTS[tls],
             tls=tls,
-            ssl_context=ssl_context or ssl.create_default_context(),
+            ssl_context=ssl_context or _env.ssl_context(),
+            tls_advice=_env.tls_advice(ca_file, custom_context=ssl_context is not None),
             connect_timeout=connect_timeout,
             command_timeout=command_timeout,
-            local_hostname=local_hostname or socket.gethostname() or "localhost",
+            local_hostname=local_hostname,
             allow_plaintext_auth=allow_plaintext_auth,
         )
-        self._credentials = credentials
+        self._credentials = credentials or _env.smtp_credentials()
         self._generation = 0
         self.max_connections = max_connections
         self.max_messages_per_connection = max_messages_per_connection
@@ -149,8 +174,8 @@ class SmtpPool:
         return len(self._idle) + len(self._busy)
 
     # -- sessions -----------------------------------------------------------------------------
-    async def _checkout(self) -> Connection:
-        """A ready session; the caller holds a slot.
+    async def _checkout(self, slot: _Slot) -> Connection:
+        """A ready session; the caller holds ``slot``.
 
         Sessions are closed while their slot is held, so that the server never sees more than
         ``max_connections`` sessions, even while one is being replaced.
@@ -170,13 +195,16 @@ class SmtpPool:
                 try:
                     alive = await conn.noop(timeout)
                 except BaseException:  # cancelled mid-NOOP: the session is out of sync
-                    conn.retire()
+                    self._retire(conn, slot)
                     raise
                 if not alive:
                     conn.abort()
                     continue
             self._busy.add(conn)
             return conn
+        if self.settings.local_hostname is None:
+            name = await ehlo_name(self.settings.connect_timeout)
+            self.settings = dataclasses.replace(self.settings, local_hostname=name)
         conn = await Connection.open(self.settings, self._credentials, self._generation)
         self._busy.add(conn)
         return conn
@@ -199,11 +227,13 @@ class SmtpPool:
         self._busy.discard(conn)
         conn.abort()
 
-    def _retire(self, conn: Connection) -> None:
+    def _retire(self, conn: Connection, slot: _Slot) -> None:
         """Give up a session mid-transaction without cutting off the reply it still owes to
-        the message ahead (with PIPELINING, the reply to that message's final ".")."""
+        the message ahead (with PIPELINING, the reply to that message's final "."). Its slot
+        is freed once it is gone: the server never sees more than ``max_connections``."""
         self._busy.discard(conn)
-        conn.retire()
+        slot.handed_off = True
+        conn.retire(slot.release)
 
     # -- sending ------------------------------------------------------------------------------
     async def send(
@@ -257,24 +287,32 @@ class SmtpPool:
         before_data: Callable[[], Awaitable[None]] | None = None,
     ) -> Outcome:
         try:
-            env, message_id, utf8 = prepare_for_wire(message, key=key)
+            prepared = prepare_for_wire(message, key=key)
         except Exception as exc:  # whatever cannot be parsed or flattened cannot be sent
-            reason = exc if isinstance(exc, InvalidMessageError) else f"{type(exc).__name__}: {exc}"
+            message_id = None
+            if isinstance(exc, InvalidMessageError):
+                text, why = str(exc), exc.reason
+                key, message_id = exc.key if key is None else key, exc.message_id
+            else:
+                text = f"{type(exc).__name__}: {exc}"
+                why = InvalidReason.NOT_A_MESSAGE if isinstance(exc, TypeError) else None
             return self._report(
                 Outcome(
                     key=key,
                     status=OutcomeStatus.FAILED,
                     category=FailureCategory.INVALID_MESSAGE,
-                    reply=str(reason),
+                    reply=text,
                     index=index,
+                    message_id=message_id,
+                    reason=why or InvalidReason.UNREADABLE,
                 )
             )
-        stuffed = dot_stuff(env.data)
-        result = _Result(env.key, message_id, index, list(env.rcpt_to))
+        env = prepared.env
+        result = _Result(env.key, prepared.message_id, index, list(env.rcpt_to))
         try:
             while True:
                 result.attempts += 1
-                outcome = await self._attempt(env, stuffed, utf8, result, before_data)
+                outcome = await self._attempt(prepared, result, before_data)
                 if outcome is None and self._aborted:
                     result.last = (None, "not sent: the pool was closed before a retry")
                     outcome = result.failed(FailureCategory.CANCELLED)
@@ -291,27 +329,23 @@ class SmtpPool:
 
     async def _attempt(
         self,
-        env: Envelope,
-        stuffed: bytes,
-        utf8: bool,
+        prepared: Prepared,
         result: _Result,
         before_data: Callable[[], Awaitable[None]] | None = None,
     ) -> Outcome | None:
         """One transaction: the final outcome, or ``None`` when it may be retried."""
         await self._slots.acquire()
+        slot = _Slot(self._slots)
         conn: Connection | None = None
         try:
             if self._aborted:
                 result.attempts -= 1  # not attempted: the pool closed while it waited
                 return None
-            conn = await self._checkout()
+            conn = await self._checkout(slot)
             tx = await conn.transact(
-                env.mail_from,
+                prepared,
                 result.pending,
-                stuffed,
-                len(env.data),
                 self.settings.command_timeout,
-                utf8=utf8,
                 before_data=before_data,
             )
         except SmtpConnectError as exc:
@@ -322,17 +356,18 @@ class SmtpPool:
             return None
         except Unsendable as exc:
             result.last = (None, str(exc))
+            result.reason = exc.why
             result.final = result.failed(FailureCategory.INVALID_MESSAGE)
             return result.final
-        except ConnectionLost as exc:
-            assert conn is not None
-            self._discard(conn)
-            conn = None
+        except ConnectionLost as exc:  # raised by transact(): conn is set
+            if conn is not None:
+                self._discard(conn)
+                conn = None
             return self._lost(exc, result)
         except asyncio.CancelledError:
             if conn is not None:  # mid-transaction: the session is out of sync
                 result.dot_written = conn.dot_written
-                self._retire(conn)
+                self._retire(conn, slot)
                 conn = None
             raise
         else:
@@ -349,7 +384,8 @@ class SmtpPool:
                 if conn is not None:
                     await self._checkin(conn)
             finally:
-                self._slots.release()
+                if not slot.handed_off:
+                    slot.release()
         # PIPELINING: the next message's commands may already follow this one's data on the
         # session; this message's own reply arrives in the same round trip as theirs.
         try:
@@ -455,6 +491,23 @@ class SmtpPool:
         )
 
 
+class _Slot:
+    """One of the pool's ``max_connections`` slots, held by an attempt (internal). A session
+    retired mid-transaction keeps it until it is dropped (``handed_off``)."""
+
+    __slots__ = ("_semaphore", "handed_off", "held")
+
+    def __init__(self, semaphore: asyncio.Semaphore) -> None:
+        self._semaphore = semaphore
+        self.held = True
+        self.handed_off = False
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self._semaphore.release()
+
+
 class _Result:
     """The state of one message across its attempts (internal)."""
 
@@ -468,6 +521,7 @@ class _Result:
         "last",
         "message_id",
         "pending",
+        "reason",
         "refused",
         "retry_category",
     )
@@ -486,6 +540,7 @@ class _Result:
         self.final: Outcome | None = None  # decided, maybe not yet reported
         self.dot_written = False  # the interrupted transaction had written its final "."
         self.retry_category = FailureCategory.TEMPORARY_EXHAUSTED  # if retries run out
+        self.reason: InvalidReason | None = None  # why invalid_message
 
     def _outcome(self, status: OutcomeStatus, category: FailureCategory | None) -> Outcome:
         return Outcome(
@@ -499,6 +554,7 @@ class _Result:
             attempts=self.attempts,
             index=self.index,
             message_id=self.message_id,
+            reason=self.reason if category is FailureCategory.INVALID_MESSAGE else None,
         )
 
     def apply(self, tx: Transaction) -> Outcome | None:

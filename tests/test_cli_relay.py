@@ -1,0 +1,417 @@
+"""``hubspot-tx relay`` as a process against an in-process sandbox: sources, ids, the results
+file, signals, unreachable servers, streaming and the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import mailbox
+import os
+import re
+import signal
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from hubspot_tx import SmtpTokenWithPassword
+from hubspot_tx.sandbox import Sandbox
+
+from .conftest import make_message
+
+ID = r"sha256:[0-9a-f]{32}:[0-9]+"
+
+
+def _env(sb: Sandbox, token: SmtpTokenWithPassword, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "HUBSPOT_SMTP_HOST": sb.host,
+        "HUBSPOT_SMTP_PORT": str(sb.smtp_port),
+        "HUBSPOT_CA_FILE": sb.ca_file,
+        "HUBSPOT_SMTP_USER": token.id,
+        "HUBSPOT_SMTP_PASSWORD": token.password.get_secret_value(),
+        **extra,
+    }
+
+
+async def _start(
+    *args: str, env: dict[str, str], stdin: bool = False
+) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "hubspot_tx.cli",
+        "relay",
+        *args,
+        stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+
+
+async def relay(
+    *args: str, env: dict[str, str], stdin: bytes | None = None
+) -> tuple[int, str, str]:
+    proc = await _start(*args, "--quiet", env=env, stdin=stdin is not None)
+    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=120)
+    if proc.returncode is None:
+        raise AssertionError("no exit code")
+    return proc.returncode, out.decode(), err.decode()
+
+
+def _records(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _mbox(path: Path, messages: list[bytes]) -> Path:
+    box = mailbox.mbox(str(path))
+    for message in messages:
+        box.add(message)
+    box.flush()
+    box.close()
+    return path
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Poll ``condition()`` (state another process changes) until true, at most ``timeout``."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 (another process changes it: no event to wait on)
+            await asyncio.sleep(0.01)
+
+
+# -- stdin ----------------------------------------------------------------------------------------
+async def test_stdin_mbox_is_split_into_its_messages(
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path
+) -> None:
+    box = _mbox(tmp_path / "in.mbox", [make_message(i) for i in range(50)])
+    results = tmp_path / "r.jsonl"
+    code, out, err = await relay(
+        "-", "--results", str(results), "--json", env=_env(sandbox, token), stdin=box.read_bytes()
+    )
+    assert code == 0, err
+    assert json.loads(out)["outcomes"] == {"sent": 50}
+    stored = sandbox.state.messages
+    assert len(stored) == 50  # not one message with 49 others in its body
+    for message in stored:
+        i = int(message.message_id.split("@")[0][2:])  # type: ignore[union-attr]
+        assert message.rcpt_to == (f"rcpt{i}@example.org",)
+        assert b"From sender" not in message.data
+        assert b"From MAILER" not in message.data
+    assert len({r["id"] for r in _records(results)}) == 50
+
+
+async def test_stdin_messages_of_two_runs_are_distinct(
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path
+) -> None:
+    results = tmp_path / "r.jsonl"
+    env = _env(sandbox, token)
+    code, _, err = await relay("-", "--results", str(results), env=env, stdin=make_message(1))
+    assert code == 0, err
+    code, out, err = await relay(
+        "-", "--results", str(results), "--resume", "--json", env=env, stdin=make_message(2)
+    )
+    assert code == 0, err
+    assert json.loads(out)["outcomes"] == {"sent": 1}  # not "skipped" as the same stdin:0
+    assert [m.message_id for m in sandbox.state.messages] == [
+        "<m1@hubspot-tx.test>",
+        "<m2@hubspot-tx.test>",
+    ]
+    ids = [r["id"] for r in _records(results)]
+    assert len(set(ids)) == 2
+    assert all(re.fullmatch(ID, str(i)) for i in ids)
+
+
+@pytest.mark.parametrize(
+    ("stdin", "says"),
+    [
+        (b"", "stdin is empty"),
+        (b"\x00\x01binary junk\n\nnot mail\n", "neither an mbox"),
+        (b"  indented: no\r\n\r\nbody\r\n", "neither an mbox"),
+    ],
+)
+async def test_stdin_that_is_not_mail_is_refused_in_one_line(
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path, stdin: bytes, says: str
+) -> None:
+    results = tmp_path / "r.jsonl"
+    code, _, err = await relay(
+        "-", "--results", str(results), env=_env(sandbox, token), stdin=stdin
+    )
+    assert code == 2
+    assert says in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+    assert sandbox.state.messages == []
+
+
+async def test_stdin_mbox_is_streamed(
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path
+) -> None:
+    """The first message goes out while the rest of stdin has not been written yet."""
+    box = _mbox(tmp_path / "in.mbox", [make_message(i) for i in range(3)]).read_bytes()
+    second = box.index(b"\nFrom ", 1) + 1
+    cut = box.index(b"\n", second) + 1  # up to the line that begins the second message
+    proc = await _start(
+        "-", "--results", str(tmp_path / "r.jsonl"), env=_env(sandbox, token), stdin=True
+    )
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(box[:cut])
+        await proc.stdin.drain()
+        await _until(lambda: len(sandbox.state.messages) == 1)
+        proc.stdin.write(box[cut:])
+        proc.stdin.close()
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err
+    assert [m.message_id for m in sandbox.state.messages] == [
+        f"<m{i}@hubspot-tx.test>" for i in range(3)
+    ]
+
+
+# -- ids, the results file ------------------------------------------------------------------------
+async def test_identical_messages_stay_distinct_and_resume_follows_content(
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path
+) -> None:
+    env = _env(sandbox, token)
+    results = tmp_path / "r.jsonl"
+    a, b, c = make_message(1), make_message(2), make_message(3)
+    box = _mbox(tmp_path / "in.mbox", [a, a, b])
+    code, _, err = await relay(str(box), "--results", str(results), env=env)
+    assert code == 0, err
+    assert Counter(m.message_id for m in sandbox.state.messages) == {
+        "<m1@hubspot-tx.test>": 2,  # two identical messages: two sends
+        "<m2@hubspot-tx.test>": 1,
+    }
+    # The mbox is edited: a message inserted at the front, the others moved along.
+    box.unlink()
+    _mbox(box, [c, b, a, a])
+    code, out, err = await relay(str(box), "--results", str(results), "--resume", "--json", env=env)
+    assert code == 0, err
+    assert json.loads(out)["skipped"] == 3
+    assert Counter(m.message_id for m in sandbox.state.messages) == {
+        "<m1@hubspot-tx.test>": 2,
+        "<m2@hubspot-tx.test>": 1,
+        "<m3@hubspot-tx.test>": 1,  # only the new one
+    }
+    sources = {r["source"] for r in _records(results)}
+    assert f"{box}#0" in sources
+
+
+async def test_a_results_file_with_sends_needs_resume_or_force(
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path
+) -> None:
+    env = _env(sandbox, token)
+    folder = tmp_path / "eml"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i}.eml").write_bytes(make_message(i))
+    results = tmp_path / "r.jsonl"
+    code, _, err = await relay(str(folder), "--results", str(results), env=env)
+    assert code == 0, err
+    code, _, err = await relay(str(folder), "--results", str(results), env=env)
+    assert code == 2
+    assert "already records 3 message(s)" in err
+    assert "--resume" in err
+    assert "--force" in err
+    assert err.count("\n") == 1
+    assert len(sandbox.state.messages) == 3  # nothing sent twice
+    code, _, err = await relay(
+        str(folder), "--results", str(results), "--resume", "--force", env=env
+    )
+    assert code == 2
+    code, out, err = await relay(
+        str(folder), "--results", str(results), "--force", "--json", env=env
+    )
+    assert code == 0, err
+    assert json.loads(out)["outcomes"] == {"sent": 3}
+    assert len(sandbox.state.messages) == 6  # asked for explicitly
+
+
+async def test_a_results_file_of_the_older_id_scheme_is_refused(
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path
+) -> None:
+    box = _mbox(tmp_path / "in.mbox", [make_message(1)])
+    results = tmp_path / "r.jsonl"
+    results.write_text(json.dumps({"id": f"mbox:{box}:0", "status": "sent"}) + "\n")
+    for extra in ([], ["--resume"], ["--force"]):
+        code, _, err = await relay(
+            str(box), "--results", str(results), *extra, env=_env(sandbox, token)
+        )
+        assert code == 2
+        assert "older hubspot-tx" in err
+        assert err.count("\n") == 1
+    assert sandbox.state.messages == []
+
+
+async def test_a_partly_delivered_message_is_not_resent_by_resume(
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path
+) -> None:
+    env = _env(sandbox, token)
+    message = make_message(1)
+    (tmp_path / "a.eml").write_bytes(message)
+    results = tmp_path / "r.jsonl"
+    code, _, _ = await relay(str(tmp_path / "a.eml"), "--results", str(results), env=env)
+    assert code == 0
+    # As a run whose message went to one recipient and then failed for good would record it.
+    record = {**_records(results)[0], "status": "failed", "category": "auth"}
+    results.write_text(json.dumps(record) + "\n")
+    code, out, err = await relay(
+        str(tmp_path / "a.eml"), "--results", str(results), "--resume", "--json", env=env
+    )
+    assert code == 0, err
+    assert json.loads(out)["skipped"] == 1
+    assert len(sandbox.state.messages) == 1
+
+
+async def test_a_folder_without_eml_files_is_refused_with_a_hint(
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path
+) -> None:
+    folder = tmp_path / "mail"
+    folder.mkdir()
+    (folder / "a.msg").write_bytes(make_message(1))
+    code, _, err = await relay(
+        str(folder), "--results", str(tmp_path / "r.jsonl"), env=_env(sandbox, token)
+    )
+    assert code == 2
+    assert "no .eml files" in err
+    assert "Maildir" in err
+    assert err.count("\n") == 1
+    (folder / "b.EML").write_bytes(make_message(2))  # the suffix in any case
+    code, _, err = await relay(
+        str(folder), "--results", str(tmp_path / "r.jsonl"), env=_env(sandbox, token)
+    )
+    assert code == 0, err
+    assert [m.message_id for m in sandbox.state.messages] == ["<m2@hubspot-tx.test>"]
+
+
+# -- Message-ID -----------------------------------------------------------------------------------
+async def test_a_message_without_message_id_gets_one_recorded_and_stable(
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path
+) -> None:
+    env = _env(sandbox, token)
+    raw = b"From: Ada <ada@shop.example>\nTo: bob@example.org\nSubject: hi\n\nno id here\n"
+    (tmp_path / "a.eml").write_bytes(raw)
+    results = tmp_path / "r.jsonl"
+    for extra in ([], ["--force"]):
+        code, _, err = await relay(
+            str(tmp_path / "a.eml"), "--results", str(results), *extra, env=env
+        )
+        assert code == 0, err
+    first, second = sandbox.state.messages
+    assert first.message_id is not None
+    assert first.message_id.endswith("@shop.example>")
+    assert second.message_id == first.message_id  # the same message: the same id
+    records = _records(results)
+    assert [r["messageId"] for r in records] == [first.message_id] * 2
+    assert all(r["messageIdAdded"] is True for r in records)
+    # Added at the end of the header, in the message's own line breaks; the rest untouched.
+    head, _, body = first.data.replace(b"\r\n", b"\n").partition(b"\n\n")
+    assert head.endswith(b"\nMessage-ID: " + first.message_id.encode())
+    assert body == b"no id here\n"
+
+
+# -- signals, unreachable servers, --tls none -----------------------------------------------------
+@contextlib.asynccontextmanager
+async def _silent_server() -> AsyncIterator[tuple[int, asyncio.Event]]:
+    """A TCP server that accepts and says nothing (as an implicit-TLS port does to a client
+    waiting for an SMTP greeting)."""
+    accepted = asyncio.Event()
+    writers: list[asyncio.StreamWriter] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        accepted.set()
+        await reader.read()  # until the client goes away
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1], accepted
+    finally:
+        server.close()
+        for writer in writers:
+            writer.close()
+        await server.wait_closed()
+
+
+async def test_sigint_is_honoured_at_once_while_a_connect_hangs(
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path
+) -> None:
+    (tmp_path / "a.eml").write_bytes(make_message(1))
+    results = tmp_path / "r.jsonl"
+    async with _silent_server() as (port, accepted):
+        env = _env(sandbox, token, HUBSPOT_SMTP_PORT=str(port))
+        proc = await _start(str(tmp_path / "a.eml"), "--results", str(results), env=env)
+        try:
+            await asyncio.wait_for(accepted.wait(), 60)
+            proc.send_signal(signal.SIGINT)
+            # Well under the 15 s connect timeout the old code sat out (3 times).
+            _, err_bytes = await asyncio.wait_for(proc.communicate(), 10)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    err = err_bytes.decode()
+    assert proc.returncode == 130
+    assert "interrupted" in err
+    assert "--resume" in err
+    assert "Traceback" not in err
+    assert not results.exists() or results.read_text() == ""  # nothing sent, nothing recorded
+    journal = tmp_path / "r.jsonl.journal"
+    assert not journal.exists() or journal.read_text() == ""
+    # So --resume sends it.
+    code, _, err = await relay(
+        str(tmp_path / "a.eml"), "--results", str(results), "--resume", env=_env(sandbox, token)
+    )
+    assert code == 0, err
+    assert [m.message_id for m in sandbox.state.messages] == ["<m1@hubspot-tx.test>"]
+
+
+@pytest.mark.parametrize("where", ["refused", "unresolvable"])
+async def test_an_unreachable_server_exits_4_in_one_line(
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path, where: str
+) -> None:
+    for i in range(5):
+        (tmp_path / f"{i}.eml").write_bytes(make_message(i))
+    if where == "refused":
+        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        server.close()
+        await server.wait_closed()  # nothing listens there now
+        env = _env(sandbox, token, HUBSPOT_SMTP_PORT=str(port))
+    else:
+        env = _env(sandbox, token, HUBSPOT_SMTP_HOST="no-such-host.invalid")
+    results = tmp_path / "r.jsonl"
+    code, out, err = await relay(str(tmp_path), "--results", str(results), env=env)
+    assert code == 4, out + err
+    assert err.count("\n") == 1
+    assert "cannot open an SMTP session" in err
+    assert "--host" in err
+    assert "Traceback" not in err
+    assert token.password.get_secret_value() not in out + err
+    # Recorded as connection failures (if at all), which --resume tries again.
+    assert all(r["category"] == "connection" for r in _records(results))
+
+
+async def test_tls_none_suggests_the_cli_flag(
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path
+) -> None:
+    (tmp_path / "a.eml").write_bytes(make_message(1))
+    code, _, err = await relay(
+        str(tmp_path / "a.eml"),
+        "--tls",
+        "none",
+        "--results",
+        str(tmp_path / "r.jsonl"),
+        env=_env(sandbox, token),
+    )
+    assert code == 2
+    assert "--allow-plaintext-auth" in err
+    assert "allow_plaintext_auth" not in err  # a Python argument the CLI does not have
+    assert err.count("\n") == 1
