@@ -316,3 +316,36 @@ async def test_counts_by_token_and_campaign_follow_deletions(sb: Sandbox) -> Non
             campaigns = (await r.json())["results"]
     assert listed["messages"] == 2
     assert [c["messages"] for c in campaigns if c["campaignId"] == token.email_campaign_id] == [2]
+
+
+async def test_an_attachment_is_served_as_a_download_never_rendered(sb: Sandbox) -> None:
+    m = EmailMessage()
+    m["Subject"] = "with files"
+    m["Message-ID"] = "<files@x>"
+    m.set_content("see attached\n")
+    m.add_attachment(b"%PDF-1.4 r\x00\xff", maintype="application", subtype="pdf",
+                     filename="reçu 1.pdf")  # fmt: skip
+    m.add_attachment("<script>alert(1)</script>", subtype="html", filename="evil.html")
+    stored = _seed(sb, m.as_bytes(), ("a@x.org",), "s@x.org")
+    base = f"{sb.inspection_url}/messages/{stored.seq}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(base) as r:
+            listed = (await r.json())["attachments"]
+        assert [(a["filename"], a["size"]) for a in listed] == [
+            ("reçu 1.pdf", 12),
+            ("evil.html", len("<script>alert(1)</script>\n")),
+        ]
+        async with http.get(sb.base_url + listed[0]["url"]) as r:
+            assert r.status == 200
+            assert r.content_type == "application/pdf"
+            assert (
+                r.headers["Content-Disposition"] == "attachment; filename*=UTF-8''re%C3%A7u%201.pdf"
+            )
+            assert await r.read() == b"%PDF-1.4 r\x00\xff"
+        async with http.get(sb.base_url + listed[1]["url"]) as r:
+            assert r.headers["Content-Disposition"].startswith("attachment;")
+            assert r.headers["Content-Security-Policy"].startswith("sandbox;")
+            assert r.headers["X-Content-Type-Options"] == "nosniff"
+        for bad in ("2", "-1", "x"):
+            async with http.get(f"{base}/attachments/{bad}") as r:
+                assert r.status == 404

@@ -489,7 +489,7 @@ def routes() -> list[web.RouteDef]:
         web.delete(p + "/messages/{id}", delete_message),
         web.get(p + "/messages/{id}/raw", raw_message),
         web.get(p + "/messages/{id}/html", html_message),
-        web.get(p + "/messages/{id}/attachments/{n}", attachment),
+        web.get(p + "/messages/{id}/attachments/{n:\\d+}", attachment),
         web.get(p + "/events", list_events),
         web.get(p + "/campaigns", list_campaigns),
         web.get(p + "/single-sends", list_sends),
