@@ -41,6 +41,8 @@ CALLS: list[tuple[str, str]] = [
     ("recipient filter, 100 rows", "/messages?limit=100&recipient=rcpt7@example.org"),
     ("page 50 of 100 (after=)", "/messages?limit=100&after={mid}"),
     ("one message", "/messages/{mid}"),
+    ("events, 100", "/events?limit=100"),
+    ("events of one type, 100", "/events?type=DELIVERED&limit=100"),
     ("stats", "/stats"),
     ("tokens", "/tokens"),
     ("campaigns", "/campaigns"),

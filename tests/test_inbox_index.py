@@ -349,3 +349,29 @@ async def test_an_attachment_is_served_as_a_download_never_rendered(sb: Sandbox)
         for bad in ("2", "-1", "x"):
             async with http.get(f"{base}/attachments/{bad}") as r:
                 assert r.status == 404
+
+
+async def test_events_listing_looks_at_about_a_page(
+    sb: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_inspect, "COUNT_BUDGET", 20)
+    for i in range(200):
+        rcpt = ("bounce@x.org",) if i % 4 == 0 else ("ada@x.org",)
+        _seed(sb, _mail(f"s{i}", rcpt[0], f"<{i}@e>"), rcpt, "s@x")
+    now = sb.state.clock()
+    sb.state.clock = lambda: now + 60
+    url = sb.inspection_url + "/events"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url, params={"limit": "10"}) as r:
+            everything = await r.json()
+        async with http.get(url, params={"type": "BOUNCE", "limit": "10"}) as r:
+            bounces = await r.json()
+        async with http.get(url, params={"messageId": "<8@e>"}) as r:
+            one = await r.json()
+    assert (everything["total"], everything["totalExact"]) == (600, True)
+    assert len(everything["results"]) == 10
+    assert [e["type"] for e in bounces["results"]] == ["BOUNCE"] * 10
+    assert not bounces["totalExact"]
+    assert 25 <= bounces["total"] <= 100  # about the 50 there are
+    assert [e["type"] for e in one["results"]] == ["PROCESSED", "SENT", "BOUNCE"]
+    assert (one["total"], one["totalExact"]) == (3, True)

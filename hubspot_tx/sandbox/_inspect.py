@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, overload
 from urllib.parse import quote
 
@@ -323,32 +323,66 @@ async def delete_messages(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def _filtered_events(request: web.Request, state: SandboxState) -> Iterator[SandboxEvent]:
+def _event_matcher(request: web.Request) -> Callable[[SandboxEvent], bool] | None:
+    """The events filter asked for (``None``: no filter)."""
     q = request.query
     wanted = {
-        "email_campaign_id": q.get("campaignId"),
-        "type": q.get("type"),
-        "smtp_id": q.get("messageId"),
-        "send_id": q.get("sendId"),
+        k: v
+        for k, v in (
+            ("email_campaign_id", q.get("campaignId")),
+            ("type", q.get("type")),
+            ("smtp_id", q.get("messageId")),
+            ("send_id", q.get("sendId")),
+        )
+        if v is not None
     }
     recipient = (q.get("recipient") or "").lower() or None
-    for e in state.visible_events():
+    if not wanted and recipient is None:
+        return None
+
+    def match(e: SandboxEvent) -> bool:
         if recipient is not None and e.recipient.lower() != recipient:
-            continue
-        if all(v is None or getattr(e, k) == v for k, v in wanted.items()):
-            yield e
+            return False
+        return all(getattr(e, k) == v for k, v in wanted.items())
+
+    return match
 
 
 async def list_events(request: web.Request) -> web.Response:
-    """Email events whose time has come, oldest first, filtered."""
+    """Email events whose time has come, oldest first, filtered (like ``/messages``: about a
+    page of events is looked at; past the budget a filtered ``total`` is an estimate)."""
     state = request.app[STATE_KEY]
     try:
         limit = _limit(request, MAX_LIMIT)
     except _BadQuery as exc:
         return _bad(str(exc))
-    found = list(_filtered_events(request, state))
+    message_id = request.query.get("messageId")
+    # A snapshot (a copy of the visible prefix, or one message's few events): safe to yield.
+    source = state.visible_events() if message_id is None else state.message_events(message_id)
+    match = _event_matcher(request)
+    if match is None:
+        return json_response(
+            EventList(
+                total=len(source), total_exact=True, results=[event_view(e) for e in source[:limit]]
+            )
+        )
+    page: list[SandboxEvent] = []
+    matched = checked = 0
+    for e in source:
+        checked += 1
+        if checked % CHUNK == 0:
+            await asyncio.sleep(0)
+        if not match(e):
+            continue
+        matched += 1
+        if len(page) < limit:
+            page.append(e)
+        elif checked > limit + COUNT_BUDGET:
+            break
+    exact = checked >= len(source)
+    total = matched if exact else max(matched, round(matched / checked * len(source)))
     return json_response(
-        EventList(total=len(found), results=[event_view(e) for e in found[:limit]])
+        EventList(total=total, total_exact=exact, results=[event_view(e) for e in page])
     )
 
 

@@ -136,6 +136,8 @@ class MessageList(_View):
 
 class EventList(_View):
     total: int
+    """Events matching the filters: exact when ``totalExact``, else an estimate."""
+    total_exact: bool
     results: list[EventView]
 
 

@@ -335,7 +335,7 @@ function campaign(view, id) {
     const list = await api(`/events?${query({ campaignId: id })}`, view.signal);
     view.root.replaceChildren(h("p", {}, h("a", { href: "#/campaigns" }, "← Campaigns")),
       h("h2", {}, `Campaign ${id}`),
-      h("p", { class: "count" }, h("strong", { id: "event-count" }, list.total), " events"),
+      h("p", { class: "count" }, h("strong", { id: "event-count" }, (list.totalExact ? "" : "about ") + list.total), " events"),
       table("Its events, oldest first", EVENT_COLUMNS, eventRows(list.results), "No events yet."));
     return false;
   });
