@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, overload
@@ -357,13 +358,20 @@ async def list_events(request: web.Request) -> web.Response:
     except _BadQuery as exc:
         return _bad(str(exc))
     message_id = request.query.get("messageId")
-    # A snapshot (a copy of the visible prefix, or one message's few events): safe to yield.
-    source = state.visible_events() if message_id is None else state.message_events(message_id)
+    source: Iterable[SandboxEvent]
+    if message_id is None:
+        size = state.visible_count()
+        source = state.iter_visible(size)
+    else:  # one message's few events, from its index
+        source = state.message_events(message_id)
+        size = len(source)
     match = _event_matcher(request)
     if match is None:
         return json_response(
             EventList(
-                total=len(source), total_exact=True, results=[event_view(e) for e in source[:limit]]
+                total=size,
+                total_exact=True,
+                results=[event_view(e) for e in itertools.islice(source, limit)],
             )
         )
     page: list[SandboxEvent] = []
@@ -379,8 +387,8 @@ async def list_events(request: web.Request) -> web.Response:
             page.append(e)
         elif checked > limit + COUNT_BUDGET:
             break
-    exact = checked >= len(source)
-    total = matched if exact else max(matched, round(matched / checked * len(source)))
+    exact = checked >= size
+    total = matched if exact else max(matched, round(matched / checked * size))
     return json_response(
         EventList(total=total, total_exact=exact, results=[event_view(e) for e in page])
     )

@@ -446,8 +446,16 @@ class SandboxState:
 
     def visible_events(self) -> list[SandboxEvent]:
         """Events whose time has come, oldest first (a prefix of the kept order: no sort)."""
-        now = self.clock()
-        return self._timeline[: bisect.bisect_right(self._timeline, now, key=_created)]
+        return self._timeline[: self.visible_count()]
+
+    def visible_count(self) -> int:
+        """How many events have come due."""
+        return bisect.bisect_right(self._timeline, self.clock(), key=_created)
+
+    def iter_visible(self, count: int) -> Iterator[SandboxEvent]:
+        """The first ``count`` events in time order, without copying them (an event comes in
+        after those already due, so a long walk is not disturbed by new ones)."""
+        return itertools.islice(self._timeline, count)
 
     def outbox(
         self,
