@@ -18,7 +18,15 @@ from ._http import HTTPClient
 from ._pacing import Pacer, RateLimit
 from ._paths import API_VERSIONS, ApiVersion
 from ._secret import Secret
-from .resources import Campaigns, Events, SendStatuses, SingleSend, SmtpTokens, Statistics
+from .resources import (
+    Campaigns,
+    Events,
+    MarketingEmails,
+    SendStatuses,
+    SingleSend,
+    SmtpTokens,
+    Statistics,
+)
 
 __all__ = ["HubSpot"]
 
@@ -120,9 +128,12 @@ class HubSpot:
         self.events = Events(self._http, paths)
         """Email events: list (every page), get, outcomes (per-recipient latest state)."""
         self.campaigns = Campaigns(self._http, paths)
-        """Email campaign data with counters."""
+        """Email campaign data: list, list_by_id (legacy listings), get (with counters)."""
         self.statistics = Statistics(self._http, paths)
         """Email statistics: list, histogram."""
+        self.marketing_emails = MarketingEmails(self._http, paths)
+        """Marketing emails (what single-send sends): list, get, create_transactional,
+        publish, and ``campaign_ids`` (the ids its events are keyed by)."""
 
     async def aclose(self) -> None:
         """Close the HTTP session. Idempotent."""

@@ -28,6 +28,7 @@ class ApiPaths:
     marketing_single_send: str  # the v4 marketing single-send
     send_statuses: str = _SEND_STATUSES
     email_statistics: str = "/marketing/v3/emails/statistics"
+    marketing_emails: str = "/marketing/v3/emails"
     # The legacy tracking APIs have one version only.
     email_events: str = "/email/public/v1/events"
     email_campaigns: str = "/email/public/v1/campaigns"
@@ -46,6 +47,7 @@ API_VERSIONS: dict[str, ApiPaths] = {
         single_send="/marketing/transactional/2026-03/single-email/send",
         marketing_single_send="/marketing/email-campaigns/2026-03/single-send",
         email_statistics="/marketing/emails/2026-03/statistics",
+        marketing_emails="/marketing/emails/2026-03",
     ),
     # 2026-09 dates only the marketing single-send; the rest stays at 2026-03.
     "2026-09": ApiPaths(
@@ -54,5 +56,6 @@ API_VERSIONS: dict[str, ApiPaths] = {
         single_send="/marketing/transactional/2026-03/single-email/send",
         marketing_single_send="/marketing/email-campaigns/2026-09/single-send",
         email_statistics="/marketing/emails/2026-03/statistics",
+        marketing_emails="/marketing/emails/2026-09",
     ),
 }

@@ -128,7 +128,10 @@ async def test_single_send_events(sandbox: Sandbox) -> None:
         for status in (sent, refused):
             await hs.send_status.wait(status)
         await asyncio.sleep(5 * sandbox.state.event_step)
-        events = [e async for e in hs.events.list(campaign_id=1001)]
+        # As in HubSpot, events are keyed by the email's campaign id, never by its email id.
+        assert [e async for e in hs.events.list(campaign_id=1001)] == []
+        [campaign] = await hs.marketing_emails.campaign_ids(1001)
+        events = [e async for e in hs.events.list(campaign_id=campaign)]
     by_recipient: dict[str, list[str]] = {}
     for e in events:
         assert e.recipient is not None

@@ -13,6 +13,7 @@ from typing import Any, Self
 
 from redis.asyncio import Redis
 
+from .. import _env
 from .._exceptions import InvalidMessageError
 from ..smtp import Envelope, prepare
 from ._broker import Tasks, make_broker
@@ -83,7 +84,8 @@ class DistributedRelay:
         ...         print(result.key, result.outcome.status)
 
     Args:
-        redis_url: the Redis the workers use.
+        redis_url: the Redis the workers use; default ``$HUBSPOT_TX_REDIS_URL``, else
+            ``redis://127.0.0.1:6379/0`` (as for ``hubspot-tx worker``).
         namespace: the relay's namespace (the workers' ``--namespace``).
         retention: seconds a final key and its result are kept; resubmitting a key within
             them returns its state and sends nothing.
@@ -92,7 +94,7 @@ class DistributedRelay:
 
     def __init__(
         self,
-        redis_url: str = DEFAULT_REDIS_URL,
+        redis_url: str | None = None,
         *,
         namespace: str = "default",
         retention: float = DEFAULT_RETENTION,
@@ -100,6 +102,7 @@ class DistributedRelay:
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        redis_url = redis_url or _env.get(_env.REDIS_URL) or DEFAULT_REDIS_URL
         self.redis_url = redis_url
         self.batch_size = batch_size
         redis: Any = Redis.from_url(redis_url)

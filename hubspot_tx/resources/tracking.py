@@ -11,6 +11,11 @@ from urllib.parse import quote
 from .._http import HTTPClient, Replay
 from .._pagination import AsyncPager
 from .._paths import API_VERSIONS, ApiPaths
+from ..models.marketing_emails import (
+    LegacyCampaign,
+    LegacyCampaignPage,
+    legacy_campaign_page_decoder,
+)
 from ..models.tracking import (
     CampaignData,
     EmailEvent,
@@ -169,11 +174,39 @@ def _summarise(recipient: str, events: list[EmailEvent]) -> RecipientOutcome:
 
 
 class Campaigns:
-    """Email campaign data (``/email/public/v1/campaigns/{id}``)."""
+    """Email campaign data (``/email/public/v1/campaigns``): the campaigns of the account
+    (:meth:`list`, :meth:`list_by_id`) and one campaign's counters (:meth:`get`)."""
 
     def __init__(self, http: HTTPClient, paths: ApiPaths = API_VERSIONS["v3"]) -> None:
         self._http = http
         self._path = paths.email_campaigns
+
+    def _listing(
+        self, path: str, limit: int | None, offset: str | None
+    ) -> AsyncPager[LegacyCampaign, LegacyCampaignPage]:
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        params = {} if limit is None else {"limit": str(limit)}
+
+        async def fetch(cursor: str | None) -> LegacyCampaignPage:
+            query = params if cursor is None else {**params, "offset": cursor}
+            resp = await self._http.request("GET", path, params=query, replay=Replay.SAFE)
+            return legacy_campaign_page_decoder.decode(resp.content)
+
+        return AsyncPager(fetch, offset)
+
+    def list(
+        self, *, limit: int | None = None, offset: str | None = None
+    ) -> AsyncPager[LegacyCampaign, LegacyCampaignPage]:
+        """The account's email campaigns, most recently active first
+        (``GET /email/public/v1/campaigns``), each with ``lastUpdatedTime``."""
+        return self._listing(self._path, limit, offset)
+
+    def list_by_id(
+        self, *, limit: int | None = None, offset: str | None = None
+    ) -> AsyncPager[LegacyCampaign, LegacyCampaignPage]:
+        """Every email campaign id of the account (``GET /email/public/v1/campaigns/by-id``)."""
+        return self._listing(f"{self._path}/by-id", limit, offset)
 
     async def get(self, campaign_id: str | int) -> CampaignData:
         """A campaign with its counters (sent, delivered, open, click, bounce, ...)."""

@@ -21,6 +21,7 @@ from ..models.smtp_tokens import (
     SmtpTokenPage,
     SmtpTokenWithPassword,
 )
+from ._email_routes import routes as email_routes
 from ._faults import Faults, RestFault
 from ._inbox import routes as inbox_routes
 from ._inspect import CLOSING_KEY, CONTROL_KEY, Control, end_long_polls
@@ -365,6 +366,7 @@ def build_app(
     for path in sorted({p.send_statuses for p in API_VERSIONS.values()}):
         router.add_get(path + "/{statusId}", send_status)
     router.add_post(TOKEN_ENDPOINT, oauth_token)
+    router.add_routes(email_routes(p.marketing_emails for p in API_VERSIONS.values()))
     router.add_routes(tracking_routes(p.email_statistics for p in API_VERSIONS.values()))
     if control is not None:
         app[CONTROL_KEY] = control

@@ -12,7 +12,8 @@
 A ``from`` override that is not ``local@domain`` gives ``INVALID_FROM_ADDRESS``.
 
 Every message accepted over SMTP, and every single-send that completes, becomes email events for
-its campaign (an SMTP token's ``emailCampaignId``; for a single-send, its ``emailId``), one
+its campaign (an SMTP token's ``emailCampaignId``; for a single-send, the email's
+``primaryEmailCampaignId``, never its ``emailId``), one
 ``event_step`` apart (0.05 s by default), visible once their time has come:
 
 | recipient                               | events                                      |
@@ -25,8 +26,8 @@ its campaign (an SMTP token's ``emailCampaignId``; for a single-send, its ``emai
 | anything else                           | PROCESSED, SENT, DELIVERED                  |
 
 A single-send refused by the rules above the table (``sendResult`` other than ``SENT``) gives
-PROCESSED, DROPPED with ``dropReason`` = its ``sendResult``; a duplicate ``sendId`` and
-``MISSING_CONTENT`` give none.
+PROCESSED, DROPPED with ``dropReason`` = its ``sendResult``; a duplicate ``sendId``,
+``MISSING_CONTENT`` and ``MISSING_TEMPLATE_PROPERTIES`` give none.
 
 Over SMTP, a tag in the recipient's local part decides how ``RCPT TO`` is answered, so that a
 test can aim an error at one address:

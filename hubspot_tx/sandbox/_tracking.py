@@ -13,7 +13,7 @@ from aiohttp import web
 from ._state import CursorError, SandboxEvent, SandboxState
 from ._web import STATE_KEY, error_response, json_response
 
-__all__ = ["routes"]
+__all__ = ["aggregate", "routes"]
 
 DEFAULT_EVENT_LIMIT = 100
 MAX_EVENT_LIMIT = 1000
@@ -154,21 +154,21 @@ async def get_campaign(request: web.Request) -> web.Response:
     state = _state(request)
     campaign_id = request.match_info["campaignId"]
     token = next((t for t in state.tokens.values() if t.email_campaign_id == campaign_id), None)
+    owner = state.emails.owner(campaign_id)  # single-send events are keyed by its campaign
     events = [e for e in state.visible_events() if e.email_campaign_id == campaign_id]
-    if (
-        token is None
-        and not events
-        and not any(str(r.request.email_id) == campaign_id for r in state.sends.values())
-    ):
+    if token is None and owner is None and not events:
         return _error(404, "OBJECT_NOT_FOUND", f"no campaign {campaign_id}")
     counters = _counters(events)
+    name = token.campaign_name if token else owner.name if owner else None
     return json_response(
         {
             "id": int(campaign_id) if campaign_id.isdigit() else campaign_id,
             "appId": 22709,
             "appName": "hubspot-tx sandbox",
-            "name": token.campaign_name if token else f"single-send email {campaign_id}",
-            "type": "BATCH_EMAIL" if token is None else "SMTP_TOKEN",
+            "contentId": owner.id if owner else None,
+            "name": name or f"campaign {campaign_id}",
+            "subject": owner.subject if owner else None,
+            "type": owner.type if owner else "SMTP_TOKEN",
             "numIncluded": counters.get("processed", 0),
             "numQueued": 0,
             "counters": counters,
@@ -176,7 +176,8 @@ async def get_campaign(request: web.Request) -> web.Response:
     )
 
 
-def _aggregate(events: list[SandboxEvent]) -> dict[str, object]:
+def aggregate(events: list[SandboxEvent]) -> dict[str, object]:
+    """Counters and ratios of ``events`` (HubSpot's ``EmailStatisticsData``)."""
     counters = _counters(events)
     sent = counters.get("sent", 0)
 
@@ -198,11 +199,17 @@ def _selected(request: web.Request) -> tuple[list[SandboxEvent], float, float] |
         return _error(400, "VALIDATION_ERROR", f"missing {exc.args[0]}")
     except ValueError as exc:
         return _error(400, "VALIDATION_ERROR", f"bad timestamp: {exc}")
-    emails = set(q.getall("emailIds", []))
+    state = _state(request)
+    # HubSpot filters by email id; an SMTP token's campaign, which no email owns, by its own.
+    wanted = set(q.getall("emailIds", []))
+    campaigns = set(wanted)
+    for email_id in wanted:
+        owner = state.emails.get(email_id)
+        campaigns.update(owner.campaign_ids if owner else ())
     events = [
         e
-        for e in _state(request).visible_events()
-        if start <= e.created < end and (not emails or e.email_campaign_id in emails)
+        for e in state.visible_events()
+        if start <= e.created < end and (not wanted or e.email_campaign_id in campaigns)
     ]
     return events, start, end
 
@@ -213,12 +220,17 @@ async def statistics_list(request: web.Request) -> web.Response:
         return selected
     events = selected[0]
     campaigns = sorted({e.email_campaign_id for e in events if e.email_campaign_id})
+    state = _state(request)
+    owners = [state.emails.owner(c) for c in campaigns]
+    emails = {
+        o.id if o else int(c) for o, c in zip(owners, campaigns, strict=True) if o or c.isdigit()
+    }
     return json_response(
         {
-            "emails": [int(c) for c in campaigns if c.isdigit()],
-            "aggregate": _aggregate(events),
+            "emails": sorted(emails),
+            "aggregate": aggregate(events),
             "campaignAggregations": {
-                c: _aggregate([e for e in events if e.email_campaign_id == c]) for c in campaigns
+                c: aggregate([e for e in events if e.email_campaign_id == c]) for c in campaigns
             },
         }
     )
@@ -266,7 +278,7 @@ async def statistics_histogram(request: web.Request) -> web.Response:
         buckets.append(
             {
                 "interval": {"start": cursor.isoformat(), "end": following.isoformat()},
-                "aggregations": _aggregate(inside),
+                "aggregations": aggregate(inside),
             }
         )
         cursor = following

@@ -24,7 +24,7 @@ from aiosmtplib.errors import (
 )
 
 from .._exceptions import InsecureAuthError, SmtpAuthError, SmtpConnectError, SmtpTLSError
-from ._wire import Reply, Wire, WireClosed
+from ._wire import HIGH_WATER, Reply, Wire, WireClosed
 from .credentials import SmtpCredentials
 from .envelope import Prepared
 from .outcome import InvalidReason
@@ -32,6 +32,9 @@ from .outcome import InvalidReason
 __all__ = ["Connection", "ConnectionLost", "Settings", "Transaction", "Unsendable", "ehlo_name"]
 
 TlsMode = Literal["starttls", "implicit", "none"]
+
+DATA_BLOCK_TIMEOUT = 180.0  # RFC 5321 4.5.3.2.5: the most a data block may take to leave
+FINAL_REPLY_TIMEOUT = 600.0  # RFC 5321 4.5.3.2.6: the wait for the reply to the final "."
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,7 @@ class Settings:
     ssl_context: ssl.SSLContext
     connect_timeout: float
     command_timeout: float
+    final_reply_timeout: float
     local_hostname: str | None  # None: found once per pool (see ``ehlo_name``)
     allow_plaintext_auth: bool
     tls_advice: str = ""
@@ -229,6 +233,7 @@ class Connection:
         rcpt_to: list[str],
         timeout: float,
         *,
+        final_timeout: float | None = None,
         before_data: Callable[[], Awaitable[None]] | None = None,
     ) -> Transaction:
         """Run one transaction. Raises :class:`ConnectionLost` if the session breaks.
@@ -238,6 +243,11 @@ class Connection:
         back ``pending``, and the next message's commands may follow its data at once (RFC 2920
         lets message content lead a group), so that a busy session costs one round trip per
         message, not ``3 + recipients``.
+
+        A large message is written under the transport's flow control: the data phase fails
+        (before its final ".", so the message may be retried) if for ``timeout`` seconds (at
+        most RFC 5321's 3 minutes) not one byte of it left; the wait for the final reply
+        (``final_timeout``, default ``timeout``) starts once the data has left.
 
         ``before_data`` is awaited after the server's 354 and before any byte of the message
         is written. If it raises, the session is dropped (a transaction without its final "."
@@ -289,10 +299,22 @@ class Connection:
                 raise
         try:
             # Body and final "." in one write (one syscall). It raises, writing nothing, if the
-            # connection is already gone: the message certainly did not go out then.
-            wire.writelines((stuffed, b".\r\n"), linger=self.pipelining)
+            # connection is already gone: the message certainly did not go out then. Only a
+            # small message lingers (to share a segment with the next message's commands).
+            wire.writelines(
+                (stuffed, b".\r\n"), linger=self.pipelining and len(stuffed) < HIGH_WATER
+            )
+            if wire.paused:  # a large message: until its bytes (and its ".") have left
+                try:
+                    await wire.drain(min(timeout, DATA_BLOCK_TIMEOUT))
+                except asyncio.CancelledError:
+                    if wire.owed:  # kept for a reply owed to the message ahead: it may leave
+                        self.dot_written = True
+                    else:  # dropped with the rest of it unsent: certainly not delivered
+                        self.abort()
+                    raise
             self.dot_written = True
-            pending = wire.expect(1, timeout)
+            pending = wire.expect(1, final_timeout or timeout)
             if not self.pipelining:
                 ((code, text),) = await pending
         except (WireClosed, TimeoutError, OSError) as exc:

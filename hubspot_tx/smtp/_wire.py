@@ -16,6 +16,7 @@ __all__ = ["Reply", "Wire", "WireClosed"]
 
 MAX_REPLY = 64 * 1024  # bytes of an unfinished line
 MAX_LINES = 1000  # lines of one multi-line reply
+HIGH_WATER = 64 * 1024  # bytes buffered before the transport pauses us (flow control)
 
 
 class WireClosed(Exception):
@@ -51,6 +52,11 @@ class Wire(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._watchdog: asyncio.TimerHandle | None = None
         self._out: list[bytes] | None = None  # held for one loop turn (see ``writelines``)
+        # Flow control: paused while the transport holds more than HIGH_WATER bytes, resumed
+        # once it holds none (low water 0: "resumed" means everything written has left).
+        self.paused = False
+        self._drain: asyncio.Future[None] | None = None
+        transport.set_write_buffer_limits(high=HIGH_WATER, low=0)
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -63,6 +69,38 @@ class Wire(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(WireClosed(f"connection lost: {exc}" if exc else "connection lost"))
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        waiter, self._drain = self._drain, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def drain(self, stall: float) -> None:
+        """Wait until what was written has left the transport (while it is ``paused``).
+
+        Raises :class:`WireClosed` if the connection goes, ``TimeoutError`` if for ``stall``
+        seconds not one byte left (the peer stopped reading): a slow upload may take as long
+        as it needs, a dead one fails in ``stall`` seconds."""
+        transport = self.transport
+        left = transport.get_write_buffer_size()
+        while self.paused:
+            if self._closed is not None:
+                raise WireClosed(str(self._closed))
+            self._drain = waiter = self._loop.create_future()
+            try:
+                async with asyncio.timeout(stall):
+                    await waiter
+            except TimeoutError:
+                now = transport.get_write_buffer_size()
+                if now >= left:
+                    raise TimeoutError(
+                        f"the server took no byte of the data in {stall:g} s"
+                    ) from None
+                left = now
 
     # -- replies ------------------------------------------------------------------------------
     def _parse(self) -> None:
@@ -150,6 +188,10 @@ class Wire(asyncio.Protocol):
             if not future.done():
                 future.set_exception(WireClosed(str(self._closed)))
                 future.exception()  # retrieved here: an asker who gave up must not warn
+        waiter, self._drain = self._drain, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(WireClosed(str(self._closed)))
+            waiter.exception()
         if not self.transport.is_closing():
             self.transport.abort()
         self._check_retired()
@@ -168,8 +210,15 @@ class Wire(asyncio.Protocol):
             future.set_exception(WireClosed(str(self._closed)))
         else:
             self._owed.append((group, count, future, self._loop.time() + timeout, timeout))
-            if self._watchdog is None:
-                self._watchdog = self._loop.call_at(self._owed[0][3], self._check_deadline)
+            # The timer moves lazily (when it fires) to a later deadline, but must move at once
+            # to an earlier one: a command's reply (command_timeout) after a final "." reply
+            # (final_reply_timeout, longer) whose timer is still set.
+            deadline = self._owed[0][3]
+            watchdog = self._watchdog
+            if watchdog is None or deadline < watchdog.when():
+                if watchdog is not None:
+                    watchdog.cancel()
+                self._watchdog = self._loop.call_at(deadline, self._check_deadline)
         return future
 
     async def replies(self, count: int, timeout: float) -> list[Reply]:
@@ -213,6 +262,11 @@ class Wire(asyncio.Protocol):
         out, self._out = self._out, None
         if out and self._closed is None and not self.transport.is_closing():
             self.transport.write(b"".join(out))
+
+    @property
+    def owed(self) -> bool:
+        """Someone still awaits a reply on this session."""
+        return bool(self._owed)
 
     @property
     def closed(self) -> bool:

@@ -16,8 +16,9 @@ from types import TracebackType
 from typing import Literal, Self
 
 from .. import _env
-from .._exceptions import InvalidMessageError, PoolClosedError, SmtpConnectError
+from .._exceptions import InvalidMessageError, PoolClosedError, SmtpConnectError, SmtpError
 from ._connection import (
+    FINAL_REPLY_TIMEOUT,
     Connection,
     ConnectionLost,
     Settings,
@@ -86,12 +87,20 @@ class SmtpPool:
         host: the server; default ``$HUBSPOT_SMTP_HOST``, else HubSpot's for ``region``.
         port: default ``$HUBSPOT_SMTP_PORT``, else 587 for ``starttls``, 465 for ``implicit``,
             25 for ``none`` (HubSpot also offers STARTTLS on 25).
-        credentials: the SMTP token id and password; default ``$HUBSPOT_SMTP_USER`` and
-            ``$HUBSPOT_SMTP_PASSWORD`` when set, else no AUTH.
+        credentials: the SMTP token id and password. When neither it nor ``host`` is given:
+            ``$HUBSPOT_SMTP_USER`` and ``$HUBSPOT_SMTP_PASSWORD`` if set (a login from the
+            environment never goes to a host named in code); else no AUTH.
         tls: ``"starttls"`` (required, never downgraded), ``"implicit"``, or ``"none"``.
         region: ``"na"`` (smtp.hubapi.com) or ``"eu"`` (smtp-eu1.hubapi.com).
         ssl_context: trust for TLS; default the system's store plus ``$HUBSPOT_CA_FILE`` when
             set, verified.
+        command_timeout: the wait for each reply before the data; while a large message is
+            uploaded, the longest the server may go without taking a byte of it (at most
+            RFC 5321's 3 minutes): a slow upload takes as long as it needs, a dead one fails
+            (before its final ".", so it is retried).
+        final_reply_timeout: the wait for the reply to the final ".", from when the data has
+            left (RFC 5321's 10 minutes by default). A message whose reply does not come in
+            time ends ``delivery_unknown``.
         allow_plaintext_auth: allow AUTH over an unencrypted session (never by default).
         local_hostname: the name to greet with (EHLO); default this host's FQDN, else its
             address literal (``[192.0.2.1]``), as RFC 5321 4.1.4 asks.
@@ -113,6 +122,7 @@ class SmtpPool:
         health_check_after: float = 5.0,
         connect_timeout: float = 15.0,
         command_timeout: float = 30.0,
+        final_reply_timeout: float = FINAL_REPLY_TIMEOUT,
         retry: SmtpRetry | None = None,
         allow_plaintext_auth: bool = False,
         local_hostname: str | None = None,
@@ -133,10 +143,15 @@ class SmtpPool:
             tls_advice=_env.tls_advice(ca_file, custom_context=ssl_context is not None),
             connect_timeout=connect_timeout,
             command_timeout=command_timeout,
+            final_reply_timeout=final_reply_timeout,
             local_hostname=local_hostname,
             allow_plaintext_auth=allow_plaintext_auth,
         )
-        self._credentials = credentials or _env.smtp_credentials()
+        if credentials is None and host is None:
+            # The login from the environment goes only to the server from the environment (or
+            # HubSpot's), never to a host named in code.
+            credentials = _env.smtp_credentials()
+        self._credentials = credentials
         self._generation = 0
         self.max_connections = max_connections
         self.max_messages_per_connection = max_messages_per_connection
@@ -178,7 +193,9 @@ class SmtpPool:
         """A ready session; the caller holds ``slot``.
 
         Sessions are closed while their slot is held, so that the server never sees more than
-        ``max_connections`` sessions, even while one is being replaced.
+        ``max_connections`` sessions, even while one is being replaced. The idle list is in
+        order of use: when the most recent session is stale, the older ones are too, and they
+        are dropped together, not probed (or QUIT) one after another at a timeout each.
         """
         loop = asyncio.get_running_loop()
         timeout = self.settings.command_timeout
@@ -189,8 +206,9 @@ class SmtpPool:
                 conn.retire()
                 continue
             if conn.generation != self._generation or idle_for > self.idle_timeout:
-                await conn.close(timeout)
-                continue
+                older, self._idle = [conn, *self._idle], deque()  # older credentials or idler
+                await asyncio.gather(*(c.close(timeout) for c in older))
+                break
             if idle_for > self.health_check_after:
                 try:
                     alive = await conn.noop(timeout)
@@ -199,7 +217,10 @@ class SmtpPool:
                     raise
                 if not alive:
                     conn.abort()
-                    continue
+                    older, self._idle = list(self._idle), deque()  # idle longer still
+                    for stale in older:
+                        stale.retire()  # after any reply still owed on it
+                    break
             self._busy.add(conn)
             return conn
         if self.settings.local_hostname is None:
@@ -321,6 +342,12 @@ class SmtpPool:
                 if outcome is not None:
                     return self._report(outcome)
                 await asyncio.sleep(self.retry.backoff(result.attempts - 1))
+        except SmtpError as exc:
+            if not (exc.fatal and result.accepted):
+                raise
+            # Some recipients have it already: their outcome must say so (a resume or retry
+            # must never send it to them again). The error stops the next message instead.
+            return self._report(result.stopped(exc))
         except asyncio.CancelledError:
             # One exact outcome even now: the one decided before the cancellation reached us,
             # else what the transaction got to.
@@ -346,6 +373,7 @@ class SmtpPool:
                 prepared,
                 result.pending,
                 self.settings.command_timeout,
+                final_timeout=self.settings.final_reply_timeout,
                 before_data=before_data,
             )
         except SmtpConnectError as exc:
@@ -516,6 +544,7 @@ class _Result:
         "attempts",
         "dot_written",
         "final",
+        "in_doubt",
         "index",
         "key",
         "last",
@@ -524,6 +553,7 @@ class _Result:
         "reason",
         "refused",
         "retry_category",
+        "unsent",
     )
 
     def __init__(
@@ -534,7 +564,9 @@ class _Result:
         self.index = index
         self.pending = pending
         self.accepted: list[str] = []
-        self.refused: list[RecipientRefusal] = []
+        self.refused: list[RecipientRefusal] = []  # for good (5xx)
+        self.unsent: list[RecipientRefusal] = []  # certainly not delivered, not for good
+        self.in_doubt: list[str] = []  # cut after the final "."
         self.attempts = 0
         self.last: tuple[int | None, str] = (None, "")
         self.final: Outcome | None = None  # decided, maybe not yet reported
@@ -551,6 +583,8 @@ class _Result:
             reply=self.last[1],
             accepted=tuple(self.accepted),
             refused=tuple(self.refused),
+            unsent=tuple(self.unsent),
+            in_doubt=tuple(self.in_doubt),
             attempts=self.attempts,
             index=self.index,
             message_id=self.message_id,
@@ -587,21 +621,26 @@ class _Result:
         return self._outcome(OutcomeStatus.FAILED, category)
 
     def exhausted(self) -> Outcome:
-        """Retries ran out: who is still pending is refused with the last reply."""
-        code, text = self.last
-        self.refused.extend(RecipientRefusal(r, code or 0, text) for r in self.pending)
-        return self._settle(self.retry_category)
+        """Retries ran out: who is still pending did not get it (``unsent``, last reply)."""
+        return self.failed(self.retry_category)
 
     def failed(self, category: FailureCategory) -> Outcome:
-        if self.accepted:
-            return self.exhausted()
-        return self._outcome(OutcomeStatus.FAILED, category)
+        """Stopped: who is still pending did not get it. ``sent`` if some recipient did."""
+        code, text = self.last
+        self.unsent.extend(RecipientRefusal(r, code or 0, text) for r in self.pending)
+        self.pending = []
+        return self._settle(category)
+
+    def stopped(self, exc: SmtpError) -> Outcome:
+        """A fatal error (credentials, TLS) stopped the retry of a partial delivery: the
+        recipients who have it stay ``accepted``; the others are ``unsent``."""
+        self.last = (exc.code, str(exc))
+        return self.failed(FailureCategory.AUTH)
 
     def unknown(self) -> Outcome:
         """Cut after the final '.': the pending recipients may or may not have it."""
-        if self.accepted:  # a partial delivery: name who is in doubt (code 0: no reply)
-            text = self.last[1]
-            self.refused.extend(RecipientRefusal(r, 0, text) for r in self.pending)
+        self.in_doubt.extend(self.pending)
+        self.pending = []
         return self._settle(FailureCategory.DELIVERY_UNKNOWN)
 
     def interrupted(self) -> Outcome:
