@@ -113,6 +113,8 @@ def render(data: dict[str, Any]) -> str:
             out += ["**Failed:**", "", "```", comp["error"].strip(), "```"]
             continue
         out += [f"- {note}" for note in comp.get("notes", [])]
+        if "date" in comp and comp["date"] != meta["date"]:
+            out.append(f"- Run on its own (`run_all.py --only {comp['id']}`), {comp['date']} UTC")
         out.append(f"- Wall time of this comparison: {comp['wall_seconds']:.0f} s")
         for t in comp["tables"]:
             out += ["", f"### {t['title']}", ""]
