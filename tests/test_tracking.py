@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -260,3 +262,31 @@ async def test_histogram_without_start_or_end(hs_http: HubSpot, interval: str) -
     summed = sum((Counter(b.aggregations.counters) for b in histogram.results), Counter())
     assert dict(summed) == data.aggregate.counters
     assert 1 <= histogram.total == len(histogram.results) <= 2
+
+
+async def test_naive_event_times_are_utc_whatever_the_local_zone(hs_http: HubSpot) -> None:
+    """``events.list(start=...)`` / ``events.get(created)`` took a naive datetime in the
+    machine's local zone (``datetime.timestamp()``), where statistics and marketing emails take
+    it as UTC: on a machine west of UTC a naive UTC start lay hours in the future."""
+    email = await hs_http.marketing_emails.create_transactional(name="tz", subject="s")
+    await hs_http.marketing_emails.publish(email.id)
+    [campaign] = email.campaign_ids
+    status = await hs_http.single_send.send(email_id=int(email.id), to="tz@example.org")
+    await hs_http.send_status.wait(status, timeout=10)
+    naive_utc_start = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=1)
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = "America/New_York"  # UTC-5 or UTC-4: never UTC
+    time.tzset()
+    try:
+        events = [e async for e in hs_http.events.list(campaign_id=campaign, start=naive_utc_start)]
+        assert events, "a naive UTC start one minute ago must include the send's events"
+        first = events[0]
+        assert first.created is not None
+        naive_created = first.created.astimezone(UTC).replace(tzinfo=None)
+        assert (await hs_http.events.get(naive_created, first.id)).id == first.id
+    finally:
+        if saved is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()

@@ -51,11 +51,16 @@ _RANK = {
 
 def _iso(moment: datetime) -> str:
     """ISO 8601 with an offset (a naive datetime is taken as UTC)."""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+    return _utc(moment).isoformat()
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment``, a naive one taken as UTC (``timestamp()`` alone would read it as local)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _ms(moment: datetime | None) -> str | None:
-    return None if moment is None else str(int(moment.timestamp() * 1000))
+    return None if moment is None else str(int(_utc(moment).timestamp() * 1000))
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +109,8 @@ class Events:
     ) -> AsyncPager[EmailEvent, EmailEventPage]:
         """Events matching the filters, newest first: ``async for`` walks every page;
         ``await`` reads one (its ``offset`` continues). ``exclude_filtered_events=True`` leaves
-        out the opens and clicks HubSpot judged automated (bots, link scanners)."""
+        out the opens and clicks HubSpot judged automated (bots, link scanners). A naive
+        ``start`` / ``end`` is taken as UTC."""
         if limit is not None and not 1 <= limit <= 1000:
             raise ValueError("limit must be between 1 and 1000")
         params = {
@@ -132,8 +138,8 @@ class Events:
         return AsyncPager(fetch, offset)
 
     async def get(self, created: datetime | int, event_id: str) -> EmailEvent:
-        """One event, by its ``created`` time (or epoch ms) and id."""
-        stamp = created if isinstance(created, int) else int(created.timestamp() * 1000)
+        """One event, by its ``created`` time (or epoch ms; a naive datetime is UTC) and id."""
+        stamp = created if isinstance(created, int) else int(_utc(created).timestamp() * 1000)
         resp = await self._http.request(
             "GET", f"{self._path}/{stamp}/{quote(event_id, safe='')}", replay=Replay.SAFE
         )
