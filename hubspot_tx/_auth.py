@@ -172,7 +172,13 @@ class OAuth:
             self._failure = f"HubSpot refused the OAuth refresh token: {message}"
             self._access_token = None
             raise OAuthRefreshError(self._failure, status=status, category=kind)
-        tokens = _tokens_decoder.decode(body)
+        try:
+            tokens = _tokens_decoder.decode(body)
+        except msgspec.DecodeError as exc:  # a proxy's page, a truncated answer: try again
+            raise OAuthRefreshError(
+                f"HubSpot's token endpoint answered 200 without its token JSON ({exc}), try again",
+                status=status,
+            ) from None
         self._access_token = Secret(tokens.access_token)
         margin = min(self.refresh_margin, tokens.expires_in / 10)
         self._refresh_at = time.time() + tokens.expires_in - margin

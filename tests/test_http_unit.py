@@ -216,3 +216,22 @@ async def test_a_redirect_is_an_error_not_a_success(
     with pytest.raises(APIError):
         await hs.smtp_tokens.list()
     assert len(server.requests) == 3  # not retried
+
+
+@pytest.mark.parametrize("body", ['{"access_token": "a"}', "<html>maintenance</html>", ""])
+async def test_a_token_answer_that_is_not_tokens_is_a_typed_transient_error(
+    server: Scripted, body: str
+) -> None:
+    """A 200 from the token endpoint whose body is not HubSpot's token JSON (a proxy page,
+    a truncated answer) leaked msgspec's exception; it is an OAuthRefreshError, not remembered."""
+    from hubspot_tx import OAuth, OAuthRefreshError
+
+    auth = OAuth(client_id="cid", client_secret="secret", refresh_token="rt")
+    async with HubSpot(auth, base_url=server.base_url) as hs:
+        server.reply(200, body=body)
+        with pytest.raises(OAuthRefreshError) as info:
+            await hs.smtp_tokens.list()
+        assert "secret" not in str(info.value)
+        server.reply(200, {"access_token": "at", "expires_in": 1800, "refresh_token": "rt"})
+        server.reply(200, {"results": []})
+        assert (await hs.smtp_tokens.list()).results == []
