@@ -472,6 +472,20 @@ async def test_a_transient_token_endpoint_error_is_not_remembered(status: int) -
         assert sb.state.oauth_refreshes == 1
 
 
+@pytest.mark.parametrize("path", ["/oauth/v1/token", "/oauth/2026-03/token"])
+async def test_a_malformed_token_form_is_a_400_not_a_500(sandbox: Sandbox, path: str) -> None:
+    """A multipart Content-Type without a boundary crashed the sandbox's form parsing (500)."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            sandbox.base_url + path, data=b"x", headers={"Content-Type": "multipart/form-data"}
+        ) as resp,
+    ):
+        assert resp.status == 400
+        body = await resp.json()
+    assert "form" in body["message"]
+
+
 async def test_a_refused_refresh_token_at_the_dated_endpoint_is_typed() -> None:
     async with Sandbox() as sb:
         good = sb.oauth()
@@ -536,6 +550,29 @@ async def test_the_served_openapi_is_the_sandboxs_own(sandbox: Sandbox) -> None:
         "emailId",
         "message",
     ]
+
+
+async def test_the_served_openapi_describes_every_hubspot_route_served(sandbox: Sandbox) -> None:
+    """README: ``/_sandbox/openapi.json`` describes all of it. The marketing emails, the legacy
+    campaign listing and the OAuth token endpoints were served but not described."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(sandbox.base_url + "/_sandbox/openapi.json") as resp,
+    ):
+        spec = await resp.json()
+    served = {
+        (route.method.lower(), route.resource.canonical)
+        for route in sandbox._app.router.routes()
+        if route.resource is not None
+        and route.method != "HEAD"
+        and not route.resource.canonical.startswith("/_sandbox/")
+        and route.resource.canonical != "/"
+    }
+    described = {(m, p) for p, item in spec["paths"].items() for m in item if m != "parameters"}
+    assert served - described == set()
+    assert {"MarketingEmail", "MarketingEmailPage", "EmailCreateRequest"} <= set(
+        spec["components"]["schemas"]
+    )
 
 
 @pytest.mark.parametrize(

@@ -15,9 +15,17 @@ from typing import Any
 import msgspec
 
 from .. import __version__
+from .._auth import OAuthTokens
 from .._paths import API_VERSIONS
 from .._secret import Secret
 from ..models.errors import ErrorBody
+from ..models.marketing_emails import (
+    EmailCreateRequest,
+    EmailType,
+    LegacyCampaignPage,
+    MarketingEmail,
+    MarketingEmailPage,
+)
 from ..models.single_send import SendStatus, SingleSendRequest
 from ..models.smtp_tokens import (
     SmtpToken,
@@ -257,18 +265,74 @@ def _emulated() -> dict[str, dict[str, Any]]:
         paths[v.email_campaigns + "/{campaignId}"] = {
             "get": op("Campaign data", _ok("CampaignData", "Counters"))
         }
+        paths[v.email_campaigns] = {"get": op("Email campaigns, most recently active first",
+                                              _ok("LegacyCampaignPage", "A page"))}  # fmt: skip
+        paths[v.email_campaigns + "/by-id"] = {
+            "get": op("Every email campaign id", _ok("LegacyCampaignPage", "A page"))
+        }
+        email_id = [{"name": "emailId", "in": "path", "required": True,
+                     "schema": {"type": "string"}}]  # fmt: skip
+        paths[v.marketing_emails] = {
+            "get": op("List marketing emails", _ok("MarketingEmailPage", "A page"), parameters=[
+                _query("type", "one email type", enum=[t.value for t in EmailType]),
+                *(_query(name, f"the {name} filter", "boolean")
+                  for name in ("isPublished", "archived", "includeStats")),
+                _query("campaign", "a marketing campaign's GUID"),
+                *(_query(name, f"the {name} bound (exclusive)", format="date-time")
+                  for name in ("createdAfter", "createdBefore", "updatedAfter",
+                               "updatedBefore", "publishedAfter", "publishedBefore")),
+                _query("sort", "createdAt, updatedAt, publishedAt or name; -name descending",
+                       enum=[f"{d}{n}" for n in _EMAIL_SORTS for d in ("", "-")]),
+                _query("after", "the cursor of paging.next.after"),
+                _query("limit", "page size (default 10)", "integer", minimum=1)]),
+            "post": op("Create a marketing email", {"201": {"description": "Created",
+                "content": {"application/json": {"schema": _schema("MarketingEmail")}}}},
+                requestBody=body("EmailCreateRequest")),
+        }  # fmt: skip
+        paths[v.marketing_emails + "/{emailId}"] = {
+            "parameters": email_id,
+            "get": op("One marketing email", _ok("MarketingEmail", "The email")),
+        }
+        paths[v.marketing_emails + "/{emailId}/publish"] = {
+            "parameters": email_id,
+            "post": op("Publish a marketing email", _ok(None, "Published")),
+        }
+        fields: dict[str, Any] = {name: {"type": "string"} for name in _OAUTH_FORM}
+        fields["grant_type"] = {"type": "string", "enum": ["refresh_token"]}
+        form = {"type": "object", "required": _OAUTH_FORM, "properties": fields}
+        paths[v.oauth_token] = {
+            "post": {**op("Refresh an OAuth access token", _ok("OAuthTokens", "Tokens")),
+                     "security": [], "requestBody": {"required": True, "content": {
+                         "application/x-www-form-urlencoded": {"schema": form}}}},
+        }  # fmt: skip
     return paths
+
+
+_EMAIL_SORTS = ("createdAt", "updatedAt", "publishedAt", "name")
+_OAUTH_FORM = ["grant_type", "client_id", "client_secret", "refresh_token"]
+# Ids the sandbox sends as JSON numbers, as HubSpot's legacy APIs do; the structs read both.
+_NUMERIC_IDS = {
+    "LegacyCampaign": ("id", "appId"),
+    "CampaignData": ("id", "appId"),
+    "EmailEvent": ("emailCampaignId", "appId"),
+}
 
 
 def _emulated_components() -> dict[str, Any]:
     types = (
         SingleSendRequest, SendStatus, SmtpToken, SmtpTokenWithPassword, SmtpTokenPage,
         SmtpTokenCreateRequest, EmailEventPage, EmailEvent, CampaignData, EmailStatistics,
-        StatisticsHistogram, ErrorBody,
+        StatisticsHistogram, ErrorBody, MarketingEmail, MarketingEmailPage, EmailCreateRequest,
+        LegacyCampaignPage, OAuthTokens,
     )  # fmt: skip
     _, components = msgspec.json.schema_components(
         types, schema_hook=_schema_hook, ref_template=_REF
     )
+    for name, fields in _NUMERIC_IDS.items():
+        for field in fields:
+            components[name]["properties"][field] = {
+                "anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]
+            }
     # The dated schemas require more of the same body (see _validate.py).
     dated = json.loads(json.dumps(components["SingleSendRequest"]))
     dated["required"] = sorted(set(dated.get("required", [])) | set(DATED_REQUIRED))

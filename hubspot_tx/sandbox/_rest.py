@@ -291,9 +291,12 @@ async def reset_password(request: web.Request) -> web.Response:
 
 
 async def oauth_token(request: web.Request) -> web.Response:
-    form = await request.post()
-    fields = {k: str(v) for k, v in form.items()}
     dated = request.path != TOKEN_ENDPOINT
+    try:
+        form = await request.post()
+    except (ValueError, AssertionError):  # e.g. multipart without a boundary (aiohttp asserts)
+        return _oauth_error("BAD_REQUEST", "the body is not a readable form", dated=dated)
+    fields = {k: str(v) for k, v in form.items()}
     if fields.get("grant_type") != "refresh_token":
         return _oauth_error(
             "BAD_GRANT_TYPE", "only grant_type=refresh_token is supported", dated=dated
