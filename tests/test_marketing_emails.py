@@ -391,6 +391,23 @@ def test_numeric_campaign_ids_decode_as_strings() -> None:
     assert e.campaign_ids == ["312207771", "312207790"]
 
 
+def test_numeric_user_and_business_unit_ids_decode_as_strings() -> None:
+    """HubSpot's own specs disagree: ``EmailCreateRequest.businessUnitId`` is an integer,
+    ``PublicEmail.businessUnitId`` a string; a number in an answer failed the whole email
+    (and a listing page), as did numeric ``createdById`` / ``updatedById`` / ``publishedById``."""
+    raw = {**PUBLIC_EMAIL, "businessUnitId": 0, "createdById": 5512, "updatedById": 5513,
+           "publishedById": 5514}  # fmt: skip
+    e = email_decoder.decode(msgspec.json.encode(raw))
+    assert (e.business_unit_id, e.created_by_id, e.updated_by_id, e.published_by_id) == (
+        "0",
+        "5512",
+        "5513",
+        "5514",
+    )
+    page = email_page_decoder.decode(msgspec.json.encode({"results": [raw], "total": 1}))
+    assert page.results[0].business_unit_id == "0"
+
+
 def test_campaign_ids_put_the_primary_first_without_repeats() -> None:
     e = email_decoder.decode(
         b'{"id": "1", "primaryEmailCampaignId": "5", "allEmailCampaignIds": ["4", "5", "4"]}'

@@ -61,7 +61,22 @@ class OpenEnum(enum.StrEnum):
 
 # Keys whose JSON value is a string id in the documented shape but a number in legacy shapes.
 _ID_KEYS = frozenset(
-    {"id", "emailCampaignId", "statusId", "sendId", "campaignId", "appId", "hmid", "smtpId"}
+    {
+        "id",
+        "emailCampaignId",
+        "statusId",
+        "sendId",
+        "campaignId",
+        "appId",
+        "hmid",
+        "smtpId",
+        # marketing emails: numbers in some of HubSpot's shapes (EmailCreateRequest types
+        # businessUnitId as an integer, PublicEmail as a string)
+        "businessUnitId",
+        "createdById",
+        "updatedById",
+        "publishedById",
+    }  # fmt: skip
 )
 # Keys holding a timestamp: ISO-8601 in v3, epoch milliseconds in legacy APIs.
 _TIME_KEYS = frozenset(
