@@ -76,7 +76,7 @@ _ID_KEYS = frozenset(
         "createdById",
         "updatedById",
         "publishedById",
-    }  # fmt: skip
+    }
 )
 # Keys holding a timestamp: ISO-8601 in v3, epoch milliseconds in legacy APIs.
 _TIME_KEYS = frozenset(
