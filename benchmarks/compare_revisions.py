@@ -3,7 +3,7 @@
 ratio. The other revision's ``hubspot_tx`` is exported with ``git archive`` and put first on
 ``sys.path`` of its own processes; rounds alternate between the two.
 
-    python benchmarks/compare_revisions.py OLD_REV [--messages N] [--rounds R]
+    python benchmarks/compare_revisions.py OLD_REV [--messages N] [--rounds R] [--loop uvloop]
 """
 
 from __future__ import annotations
@@ -49,12 +49,12 @@ async def _measure(messages: int) -> dict[str, float | str]:
     }
 
 
-def _run(code: Path | None, messages: int) -> dict[str, float | str]:
+def _run(code: Path | None, messages: int, loop: str) -> dict[str, float | str]:
     env = dict(os.environ)
     paths = [str(HERE)] + ([str(code)] if code else [])
     env["PYTHONPATH"] = os.pathsep.join([*reversed(paths), env.get("PYTHONPATH", "")])
     out = subprocess.run(
-        [sys.executable, __file__, "--worker", str(messages)],
+        [sys.executable, __file__, "--worker", str(messages), loop],
         env=env,
         check=True,
         capture_output=True,
@@ -67,12 +67,18 @@ def _run(code: Path | None, messages: int) -> dict[str, float | str]:
 
 def main() -> None:
     if sys.argv[1:2] == ["--worker"]:
-        print(json.dumps(asyncio.run(_measure(int(sys.argv[2])))))
+        if sys.argv[3] == "uvloop":
+            import uvloop
+
+            print(json.dumps(uvloop.run(_measure(int(sys.argv[2])))))
+        else:
+            print(json.dumps(asyncio.run(_measure(int(sys.argv[2])))))
         return
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("old", help="the git revision to compare with (e.g. main)")
     p.add_argument("--messages", type=int, default=20_000)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         archive = subprocess.run(
@@ -86,8 +92,8 @@ def main() -> None:
             tar.extractall(tmp, filter="data")
         results: dict[str, list[dict[str, float | str]]] = {"old": [], "new": []}
         for _ in range(args.rounds):
-            results["old"].append(_run(Path(tmp), args.messages))
-            results["new"].append(_run(None, args.messages))
+            results["old"].append(_run(Path(tmp), args.messages, args.loop))
+            results["new"].append(_run(None, args.messages, args.loop))
     for name, runs in results.items():
         cpu = statistics.median(float(r["cpu_ms"]) for r in runs)
         rate = statistics.median(float(r["rate"]) for r in runs)

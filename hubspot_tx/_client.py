@@ -16,7 +16,7 @@ from ._config import DEFAULT_BASE_URL, DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPoli
 from ._hooks import Hooks
 from ._http import HTTPClient
 from ._pacing import Pacer, RateLimit
-from ._paths import API_VERSIONS, ApiVersion
+from ._paths import API_VERSIONS, DEFAULT_API_VERSION, ApiVersion
 from ._secret import Secret
 from .resources import (
     Campaigns,
@@ -61,8 +61,9 @@ class HubSpot:
         rate_limit: ``"auto"`` (learn HubSpot's limits from its headers and pace every call
             of this client under them), a :class:`RateLimit` to pace under a known budget, or
             ``None`` to send without pacing.
-        api_version: ``"v3"`` (the published spec's paths), ``"2026-03"`` or ``"2026-09"``
-            (HubSpot's date-versioned paths).
+        api_version: ``"2026-09"`` (the default: the newest path HubSpot publishes for each
+            API), ``"2026-03"``, or ``"v3"`` (the classic v1-v4 paths, which HubSpot stops
+            serving in 2027).
         hooks: :class:`Hooks` called around every attempt (for metrics and tracing).
         trace_configs: aiohttp ``TraceConfig`` objects, passed to the session.
     """
@@ -78,7 +79,7 @@ class HubSpot:
         trust_env: bool = False,
         max_connections: int = 100,
         rate_limit: RateLimit | Literal["auto"] | None = "auto",
-        api_version: ApiVersion = "v3",
+        api_version: ApiVersion = DEFAULT_API_VERSION,
         hooks: Hooks | None = None,
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
     ) -> None:
@@ -118,7 +119,12 @@ class HubSpot:
             tls_advice=_env.tls_advice(ca_file, custom_context=custom_context),
         )
         if isinstance(auth, OAuth):
-            auth.bind(self._http.post_token_form)
+            http, token_path = self._http, paths.oauth_token
+
+            async def token_endpoint(fields: dict[str, str]) -> tuple[int, bytes]:
+                return await http.post_token_form(fields, token_path)
+
+            auth.bind(token_endpoint)
         self.smtp_tokens = SmtpTokens(self._http, paths)
         """SMTP API tokens: list, get, create, delete, reset_password."""
         self.single_send = SingleSend(self._http, paths)

@@ -243,8 +243,9 @@ async def test_events_are_keyed_by_the_campaign_id_not_the_email_id(
         assert e.email_campaign_id == campaign
         by_recipient.setdefault(e.recipient or "", []).append(e.type.value)
     assert by_recipient == {
-        "openme@example.org": ["PROCESSED", "SENT", "DELIVERED", "OPEN"],
-        "bounced@example.org": ["PROCESSED", "DROPPED"],
+        # newest first, as HubSpot lists them
+        "openme@example.org": ["OPEN", "DELIVERED", "SENT", "PROCESSED"],
+        "bounced@example.org": ["DROPPED", "PROCESSED"],
     }
     data = await hs_http.campaigns.get(campaign)
     assert data.name == "Receipt"

@@ -137,8 +137,9 @@ async def test_single_send_events(sandbox: Sandbox) -> None:
         assert e.recipient is not None
         by_recipient.setdefault(e.recipient, []).append(e.type.value)
     assert by_recipient == {
-        "openme@example.org": ["PROCESSED", "SENT", "DELIVERED", "OPEN"],
-        "bounced@example.org": ["PROCESSED", "DROPPED"],
+        # newest first, as HubSpot lists them
+        "openme@example.org": ["OPEN", "DELIVERED", "SENT", "PROCESSED"],
+        "bounced@example.org": ["DROPPED", "PROCESSED"],
     }
     dropped = next(e for e in events if e.type is EmailEventType.DROPPED)
     assert dropped.drop_reason == "PREVIOUSLY_BOUNCED"
@@ -160,7 +161,7 @@ async def test_events_appear_as_their_time_comes(
         await asyncio.sleep(1.1)
         later = [e.type.value async for e in hs.events.list(campaign_id=token.email_campaign_id)]
     assert first == ["PROCESSED"]
-    assert later == ["PROCESSED", "SENT", "DELIVERED"]
+    assert later == ["DELIVERED", "SENT", "PROCESSED"]  # newest first
 
 
 async def test_tampered_offset_and_unknown_campaign(

@@ -49,6 +49,8 @@ def assigned_message_id(seq: int) -> str:
     return f"<{seq}.{secrets.token_hex(6)}@{ASSIGNED_ID_DOMAIN}>"
 
 
+PORTAL_ID = 62515  # the sandbox's account (HubSpot's ``portalId`` / ``hubId``)
+
 # Results of a send that never got as far as processing: no email events.
 _NOT_PROCESSED = frozenset({SendResult.MISSING_CONTENT, SendResult.MISSING_TEMPLATE_PROPERTIES})
 
@@ -475,7 +477,8 @@ class SandboxState:
         salt = secrets.token_bytes(16)
         record = TokenRecord(
             seq=next(self._seq),
-            id=secrets.token_hex(8),
+            # HubSpot's token ids are SMTP user names: ``<hex>@<portalId>.smtp.hubspot.net``.
+            id=f"{secrets.token_hex(8)}@{PORTAL_ID}.smtp.hubspot.net",
             campaign_name=campaign_name,
             email_campaign_id=str(next(self._campaign_ids)),
             create_contact=create_contact,
@@ -674,6 +677,9 @@ class SandboxState:
                 event_id=EventId(id=record.event_id, created=at(done))
                 if record.result.is_sent
                 else None,
+                message=None
+                if record.result.is_sent
+                else f"not sent: {record.result.value} (sandbox rule)",
             )
         if now >= started:
             return SendStatus(

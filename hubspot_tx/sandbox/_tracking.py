@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
+from ._rules import is_filtered
 from ._state import CursorError, SandboxEvent, SandboxState
 from ._web import STATE_KEY, error_response, json_response
 
 __all__ = ["aggregate", "routes"]
 
-DEFAULT_EVENT_LIMIT = 100
+DEFAULT_EVENT_LIMIT = 10  # HubSpot's default page size
 MAX_EVENT_LIMIT = 1000
 MAX_BUCKETS = 10_000
 _SEQ_SPAN = 10**12  # an offset packs (created ms, seq) into one int
@@ -56,8 +57,16 @@ def _eventjson_response(e: SandboxEvent) -> dict[str, object]:
     if e.type == "DROPPED":
         body.update(dropReason=e.drop_reason or "BLOCKED_DOMAIN", dropMessage="sandbox rule")
     if e.type == "DEFERRED":
-        body["attempt"] = 1
+        body.update(attempt=1, response="451 4.2.0 try again later (sandbox rule)")
+    if e.type == "SENT":
+        body.update(subject="", cc=[], bcc=[], replyTo=[])
+    if e.type == "CLICK":
+        body.update(url="https://example.com/", referer="", linkId=1)
+    if e.type == "OPEN":
+        body["duration"] = 3000
     if e.type in ("OPEN", "CLICK"):
+        body["filteredEvent"] = is_filtered(e.recipient)
+        body["deviceType"] = "COMPUTER"
         body["browser"] = {
             "name": "Firefox",
             "family": "Firefox",
@@ -101,8 +110,12 @@ async def list_events(request: web.Request) -> web.Response:
         return _error(400, "VALIDATION_ERROR", f"bad query: {exc}")
     if not 1 <= limit <= MAX_EVENT_LIMIT:
         return _error(400, "VALIDATION_ERROR", f"limit must be between 1 and {MAX_EVENT_LIMIT}")
-    scope = "|".join(q.get(k, "") for k in ("campaignId", "recipient", "eventType"))
-    after = (-1, 0)  # keyset: (created in ms, seq), the order events are listed in
+    scope = "|".join(
+        q.get(k, "") for k in ("campaignId", "recipient", "eventType", "excludeFilteredEvents")
+    )
+    unfiltered = q.get("excludeFilteredEvents", "").lower() == "true"
+    # Keyset (created in ms, seq), newest first as HubSpot lists them.
+    after = (2**62, 0)
     if "offset" in q:
         try:
             created_ms, seq = divmod(state.read_cursor(q["offset"], scope), _SEQ_SPAN)
@@ -112,17 +125,21 @@ async def list_events(request: web.Request) -> web.Response:
 
     def wanted(e: SandboxEvent) -> bool:
         return (
-            (_ms(e.created), e.seq) > after
+            (_ms(e.created), e.seq) < after
             and ("campaignId" not in q or e.email_campaign_id == q["campaignId"])
             and ("recipient" not in q or e.recipient.lower() == q["recipient"].lower())
             and ("eventType" not in q or e.type == q["eventType"])
-            and (start is None or e.created >= start)
-            and (end is None or e.created < end)
+            and (start is None or _ms(e.created) >= _ms(start))
+            and (end is None or _ms(e.created) <= _ms(end))  # HubSpot's end is inclusive
+            and not (unfiltered and e.type in ("OPEN", "CLICK") and is_filtered(e.recipient))
         )
 
     page: list[SandboxEvent] = []
     more = False
-    for event in sorted(state.visible_events(), key=lambda e: (_ms(e.created), e.seq)):
+    newest_first = sorted(
+        state.visible_events(), key=lambda e: (_ms(e.created), e.seq), reverse=True
+    )
+    for event in newest_first:
         if wanted(event):
             if len(page) == limit:
                 more = True
@@ -130,7 +147,8 @@ async def list_events(request: web.Request) -> web.Response:
             page.append(event)
     body: dict[str, object] = {"events": [_eventjson_response(e) for e in page], "hasMore": more}
     if more:
-        # Keyset on (created, seq): events that become visible later are always newer.
+        # Keyset on (created, seq): events that become visible later are newer, so they show
+        # on a new listing's first page, never inside one being walked.
         last = page[-1]
         body["offset"] = state.make_cursor(_ms(last.created) * _SEQ_SPAN + last.seq, scope)
     return json_response(body)
@@ -184,8 +202,24 @@ def aggregate(events: list[SandboxEvent]) -> dict[str, object]:
     def ratio(name: str) -> float:
         return round(100 * counters.get(name, 0) / sent, 2) if sent else 0.0
 
+    qualifiers: dict[str, dict[str, int]] = {}
+    for e in events:
+        if e.type == "BOUNCE":
+            bounced = qualifiers.setdefault("bounced", {})
+            bounced["HARD_BOUNCE"] = bounced.get("HARD_BOUNCE", 0) + 1
+        elif e.type == "DROPPED":
+            dropped = qualifiers.setdefault("dropped", {})
+            reason = e.drop_reason or "BLOCKED_DOMAIN"
+            dropped[reason] = dropped.get(reason, 0) + 1
+    devices = {
+        f"{kind}_device_type": {"computer": counters[kind]}
+        for kind in ("open", "click")
+        if counters.get(kind)
+    }
     return {
         "counters": counters,
+        "deviceBreakdown": devices,
+        "qualifierStats": qualifiers,
         "ratios": {f"{n}ratio": ratio(n) for n in ("delivered", "open", "click", "bounce")},
     }
 
@@ -193,10 +227,9 @@ def aggregate(events: list[SandboxEvent]) -> dict[str, object]:
 def _selected(request: web.Request) -> tuple[list[SandboxEvent], float, float] | web.Response:
     q = request.query
     try:
-        start = _time(q["startTimestamp"])
-        end = _time(q["endTimestamp"])
-    except KeyError as exc:
-        return _error(400, "VALIDATION_ERROR", f"missing {exc.args[0]}")
+        # Both are optional in HubSpot's spec: the sandbox then spans every event it has.
+        start = _time(q["startTimestamp"]) if "startTimestamp" in q else 0.0
+        end = _time(q["endTimestamp"]) if "endTimestamp" in q else _state(request).clock() + 1
     except ValueError as exc:
         return _error(400, "VALIDATION_ERROR", f"bad timestamp: {exc}")
     state = _state(request)

@@ -104,7 +104,8 @@ def _split(data: bytes) -> tuple[bytes, bytes]:
 
 def _normalised(data: bytes) -> bytes:
     data = crlf(data)
-    if data.startswith(b"From "):  # an mbox separator line, not a header field
+    # An mbox separator line ("From sender date"), not a header field (nor "From :").
+    if data.startswith(b"From ") and not data[5:].lstrip(b" \t").startswith(b":"):
         end = data.find(b"\r\n")
         data = data[end + 2 :] if end >= 0 else b""
     return data
