@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import mailbox
 import os
 import re
@@ -132,13 +133,7 @@ def _read_stdin(stream: BinaryIO) -> Iterator[bytes]:
     lines = iter(stream)
     first = next(lines, b"")
     if _stdin_kind(first) == "mbox":
-        splitter = _MboxSplitter()
-        splitter.line(first)
-        for line in lines:
-            if (message := splitter.line(line)) is not None:
-                yield message
-        if (message := splitter.end()) is not None:
-            yield message
+        yield from _split_mbox(itertools.chain((first,), lines))
     else:
         yield first + stream.read()
 
