@@ -161,8 +161,9 @@ class OAuth:
             if kind in ("", "error"):
                 kind = str(error.get("category") or f"HTTP {status}")
             message = f"{kind}: {error.get('message', '')}"
-            if status == 429 or status >= 500:
-                # Transient: the refresh token may be fine; the next call tries again.
+            if not 400 <= status < 500 or status in (408, 429):
+                # Transient (a 5xx, a 429, a timeout, a redirect that is not followed): the
+                # refresh token may be fine; the next call tries again.
                 raise OAuthRefreshError(
                     f"HubSpot's token endpoint is unavailable (HTTP {status}), try again: "
                     + message,

@@ -235,3 +235,23 @@ async def test_a_token_answer_that_is_not_tokens_is_a_typed_transient_error(
         server.reply(200, {"access_token": "at", "expires_in": 1800, "refresh_token": "rt"})
         server.reply(200, {"results": []})
         assert (await hs.smtp_tokens.list()).results == []
+
+
+@pytest.mark.parametrize("status", [302, 307, 408])
+async def test_a_redirect_or_timeout_from_the_token_endpoint_is_not_remembered(
+    server: Scripted, status: int
+) -> None:
+    """Only HubSpot's refusals (4xx) disable the refresh token: a redirect (a proxy, a moved
+    endpoint) or a 408 was remembered as a refused refresh token until restart."""
+    from hubspot_tx import OAuth, OAuthRefreshError
+
+    auth = OAuth(client_id="cid", client_secret="secret", refresh_token="rt")
+    async with HubSpot(auth, base_url=server.base_url) as hs:
+        server.reply(status, body="")
+        with pytest.raises(OAuthRefreshError) as info:
+            await hs.smtp_tokens.list()
+        assert info.value.status == status
+        assert "refused" not in str(info.value)
+        server.reply(200, {"access_token": "at", "expires_in": 1800, "refresh_token": "rt"})
+        server.reply(200, {"results": []})
+        assert (await hs.smtp_tokens.list()).results == []
