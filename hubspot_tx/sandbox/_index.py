@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple
 if TYPE_CHECKING:
     from ._state import StoredMessage
 
-__all__ = ["Headers", "MessageIndex", "read_headers", "search_text", "window"]
+__all__ = ["Headers", "MessageIndex", "clean_text", "read_headers", "search_text", "window"]
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _parser = BytesHeaderParser(policy=default)
@@ -122,6 +122,14 @@ def _fast(head: bytes) -> Headers | None:
     return Headers(subject, sender, tuple(to))
 
 
+def clean_text(text: str) -> str:
+    """``text`` without the lone surrogates the parser leaves for 8-bit bytes (JSON cannot
+    carry them): UTF-8 bytes (an SMTPUTF8 address) read as such, others as U+FFFD."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def read_headers(data: bytes) -> Headers:
     """Parse the header block only (the body may be megabytes): once per message."""
     end = _HEADER_END.search(data)
@@ -130,10 +138,11 @@ def read_headers(data: bytes) -> Headers:
     if fast is not None:
         return fast
     parsed = _parser.parsebytes(head)
+    subject, sender = _text(parsed, "Subject"), _text(parsed, "From")
     return Headers(
-        _text(parsed, "Subject"),
-        _text(parsed, "From"),
-        _addresses(parsed, "To", "Cc"),
+        None if subject is None else clean_text(subject),
+        None if sender is None else clean_text(sender),
+        tuple(clean_text(a) for a in _addresses(parsed, "To", "Cc")),
     )
 
 
