@@ -44,3 +44,24 @@ async def test_8bit_addresses_in_to_and_cc_are_listed_and_opened(sb: Sandbox) ->
             async with http.get(f"{sb.inspection_url}/messages/{m['id']}") as r:
                 assert r.status == 200, await r.text()
     assert [m["to"] for m in listed] == [["zoë@exämple.de"], ["a@b.org", "caf\ufffd@b.org"]]
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        b"Message-ID:\r\n <folded-id@example.com>",  # a long id, folded by a mailer
+        b"Message-ID: <folded-id@example.com>\r\n ",
+        "Message-ID: <zoë@exämple.de>".encode(),  # SMTPUTF8
+        b"Message-ID: <caf\xe9@example.com>",  # Latin-1
+    ],
+)
+async def test_the_message_id_the_sdk_reports_is_the_one_events_are_keyed_by(
+    sb: Sandbox, field: bytes
+) -> None:
+    head = b"From: s@example.com\r\nTo: ada@example.org\r\nSubject: x\r\n"
+    data = head + field + b"\r\n\r\nHi\r\n"
+    (reported,) = await _send(sb, data)
+    (stored,) = sb.outbox()
+    assert reported is not None
+    assert (stored.message_id, stored.message_id_assigned) == (reported, False)
+    assert {e.smtp_id for e in sb.state.events} == {reported}

@@ -19,7 +19,8 @@ from ._state import SandboxState
 __all__ = ["HOSTNAME", "SandboxSMTP", "SmtpHandler", "smtp_factory"]
 
 HOSTNAME = "smtp.sandbox.hubspot-tx.invalid"
-_MESSAGE_ID = re.compile(rb"(?im)^message-id[ \t]*:[ \t]*(.*?)\r?$")
+# The field with its continuation lines: a long Message-ID is often folded onto the next line.
+_MESSAGE_ID = re.compile(rb"(?im)^message-id[ \t]*:(.*(?:\r?\n[ \t].*)*)")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
@@ -50,7 +51,12 @@ if not any(isinstance(f, _HideAuthExchange) for f in _aiosmtpd_log.filters):
 def _message_id(data: bytes) -> str | None:
     end = _HEADER_END.search(data)
     match = _MESSAGE_ID.search(data, 0, end.start() if end else len(data))
-    return match.group(1).decode("ascii", "replace").strip() if match else None
+    if match is None:
+        return None
+    # Unfolded and decoded as the SDK reads it (an SMTPUTF8 id stays itself), so that the
+    # Message-ID a send reports is the one its events are keyed by.
+    unfolded = b" ".join(part.strip() for part in match.group(1).split(b"\n"))
+    return unfolded.decode("utf-8", "replace").strip()
 
 
 class SmtpHandler:
