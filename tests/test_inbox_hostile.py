@@ -65,3 +65,72 @@ async def test_the_message_id_the_sdk_reports_is_the_one_events_are_keyed_by(
     assert reported is not None
     assert (stored.message_id, stored.message_id_assigned) == (reported, False)
     assert {e.smtp_id for e in sb.state.events} == {reported}
+
+
+def _store(sb: Sandbox, data: bytes) -> int:
+    """Straight into the store, as the SMTP handler does after DATA."""
+    m = sb.state.store_message(
+        session_id=1,
+        token_id=None,
+        mail_from="s@example.com",
+        rcpt_to=("ada@example.org",),
+        data=data,
+        message_id=None,
+    )
+    return m.seq
+
+
+def _mixed(*parts: bytes) -> bytes:
+    head = b"From: s@example.com\r\nTo: ada@example.org\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+    body = b"".join(b"--B\r\n" + p + b"\r\n" for p in parts)
+    return head + b"Content-Type: multipart/mixed; boundary=B\r\n\r\n" + body + b"--B--\r\n"
+
+
+TEXT = b"Content-Type: text/plain\r\n\r\nsee attached"
+
+
+async def test_attached_messages_and_a_forwards_attachments_download_as_themselves(
+    sb: Sandbox,
+) -> None:
+    inner = b"Subject: inner\r\nFrom: a@example.org\r\n\r\ninner body\r\n"
+    forward = (
+        b"Content-Type: multipart/mixed; boundary=C\r\n\r\n--C\r\n"
+        + TEXT
+        + b"\r\n--C\r\nContent-Type: application/pdf\r\n"
+        + b'Content-Disposition: attachment; filename="deep.pdf"\r\n\r\ndeep\r\n--C--'
+    )
+    eml = b'Content-Type: message/rfc822\r\nContent-Disposition: attachment; filename="fwd.eml"'
+    seq = _store(sb, _mixed(TEXT, forward, eml + b"\r\n\r\n" + inner))
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{sb.inspection_url}/messages/{seq}") as r:
+            listed = (await r.json())["attachments"]
+        assert [a["filename"] for a in listed] == ["deep.pdf", "fwd.eml"]
+        got = []
+        for a in listed:
+            async with http.get(sb.base_url + a["url"]) as r:
+                got.append(await r.read())
+    assert got[0] == b"deep"
+    # the attached message itself, not the part's MIME headers around it
+    assert got[1].replace(b"\r\n", b"\n") == inner.replace(b"\r\n", b"\n")
+    assert [a["size"] for a in listed] == [len(g) for g in got]
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        b"Content-Type: application/pdf\r\nContent-Disposition: attachment; filename*\r\n\r\nx",
+        b"Content-Type: application/pdf; name*0*=utf-\x008''%C3%A9\r\n\r\nx",
+        b"Content-Type: application/pdf\r\nContent-Disposition: attachment;"
+        b" filename*=utf-8''%E9%FF.pdf\r\n\r\nx",
+    ],
+)
+async def test_a_message_with_hostile_mime_opens(sb: Sandbox, part: bytes) -> None:
+    seq = _store(sb, _mixed(TEXT, part).replace(b"To: ada", b"To: \xff\xfe <ada"))
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{sb.inspection_url}/messages/{seq}") as r:
+            assert r.status == 200, await r.text()
+            detail = await r.json()
+        for a in detail["attachments"]:
+            async with http.get(sb.base_url + a["url"]) as r:
+                assert r.status == 200
+    assert ("Subject", "x") in [tuple(h) for h in detail["headers"]]

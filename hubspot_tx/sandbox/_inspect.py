@@ -35,13 +35,14 @@ from ._views import (
     Stats,
     TokenList,
     attachment_bytes,
-    attachments_of,
+    attachment_filename,
     chaos_view,
     event_view,
     fault_view,
     message_detail,
     message_summary,
     send_view,
+    stored_attachments,
     token_view,
 )
 from ._web import FAULTS_KEY, STATE_KEY, error_response
@@ -300,12 +301,12 @@ async def attachment(request: web.Request) -> web.Response:
     """One attachment's bytes, always as a download: whatever its declared type, it never
     renders on the inbox's origin (``Content-Disposition: attachment``, a CSP sandbox)."""
     m = _stored(request)
-    parts = attachments_of(m.message)
+    parts = stored_attachments(m)
     try:
         part = parts[int(request.match_info["n"])]
     except (ValueError, IndexError):
         raise web.HTTPNotFound(text=f"message {m.seq} has no such attachment") from None
-    name = part.get_filename() or f"attachment-{request.match_info['n']}"
+    name = attachment_filename(part) or f"attachment-{request.match_info['n']}"
     disposition = "attachment; filename*=UTF-8''" + quote(name, safe="")
     headers = {**_HTML_HEADERS, "Content-Disposition": disposition}
     return web.Response(
