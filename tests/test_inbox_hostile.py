@@ -3,7 +3,10 @@ the SDK reads one way must be stored, listed and opened the same way by the sand
 
 from __future__ import annotations
 
+import asyncio
+import base64
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -134,3 +137,43 @@ async def test_a_message_with_hostile_mime_opens(sb: Sandbox, part: bytes) -> No
             async with http.get(sb.base_url + a["url"]) as r:
                 assert r.status == 200
     assert ("Subject", "x") in [tuple(h) for h in detail["headers"]]
+
+
+async def _reply(reader: asyncio.StreamReader) -> bytes:
+    async with asyncio.timeout(10):
+        while True:
+            line = await reader.readline()
+            if line[3:4] != b"-":
+                return line
+
+
+@pytest.mark.parametrize("data_dir", [False, True], ids=["memory", "data"])
+async def test_an_envelope_address_not_utf8_is_refused_not_stored(
+    tmp_path: Path, data_dir: bool
+) -> None:
+    async with Sandbox(rate_limit=None, data_dir=tmp_path if data_dir else None) as box:
+        token, password = box.state.create_token("raw", False)
+        auth = base64.b64encode(f"\0{token.id}\0{password}".encode())
+        replies = []
+        for mail_from, rcpt in ((b"s\xff@example.com", b"a@x.org"), (b"s@x.org", b"a\xe9@x.org")):
+            reader, writer = await asyncio.open_connection(
+                box.host, box.smtps_port, ssl=box.ca.client_context()
+            )
+            try:
+                await _reply(reader)
+                for line in (b"EHLO x", b"AUTH PLAIN " + auth):
+                    writer.write(line + b"\r\n")
+                    await _reply(reader)
+                for line in (
+                    b"MAIL FROM:<" + mail_from + b"> SMTPUTF8",
+                    b"RCPT TO:<" + rcpt + b">",
+                ):
+                    writer.write(line + b"\r\n")
+                    replies.append((await _reply(reader))[:3])
+            finally:
+                writer.close()
+        url = box.inspection_url + "/messages"
+        async with aiohttp.ClientSession() as http, http.get(url) as r:
+            assert r.status == 200
+            assert (await r.json())["total"] == 0
+    assert replies == [b"501", b"503", b"250", b"501"]

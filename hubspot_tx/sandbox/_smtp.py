@@ -59,6 +59,16 @@ def _message_id(data: bytes) -> str | None:
     return unfolded.decode("utf-8", "replace").strip()
 
 
+def _not_utf8(address: str) -> bool:
+    """An address whose bytes are not UTF-8 (aiosmtpd keeps them as lone surrogates): refused
+    with a syntax error, as a real server would, instead of stored where JSON and SQLite choke."""
+    try:
+        address.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 class SmtpHandler:
     """aiosmtpd handler: faults, PIPELINING advertisement, storing accepted messages."""
 
@@ -117,6 +127,8 @@ class SmtpHandler:
         status = await self.apply(server, "mail", address)
         if status is not None:
             return status
+        if _not_utf8(address):
+            return "501 5.1.7 Bad sender address syntax (not UTF-8)"
         if self.limits is not None and not self.limits.take_message():
             server.close_after_reply = True
             return "421 4.7.0 Too many messages, slow down (sandbox rate limit)"
@@ -135,6 +147,8 @@ class SmtpHandler:
         status = await self.apply(server, "rcpt", address)
         if status is not None:
             return status
+        if _not_utf8(address):
+            return "501 5.1.3 Bad recipient address syntax (not UTF-8)"
         tempfails = self.state.tempfails
         rule = rcpt_rule(address, tempfails.get(address.lower(), 0))
         if rule is not None:
