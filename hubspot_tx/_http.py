@@ -335,7 +335,9 @@ class HTTPClient:
                     duration * 1000,
                     attempt,
                 )
-                if status < 400 or (attempt > 1 and status in ok_on_retry):
+                # Only a 2xx is an answer: a 3xx (HubSpot sends none; a proxy or a wrong
+                # base_url might) is an APIError, never a body to decode.
+                if 200 <= status < 300 or (attempt > 1 and status in ok_on_retry):
                     return Response(status, resp.headers, content, attempt)
                 error = _status_error(status, headers, content, method, path)
                 if status == 401 and not reauthorized:
