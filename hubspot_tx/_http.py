@@ -113,6 +113,11 @@ def _status_error(
         message = f"HTTP {status} with a body that is not HubSpot's error JSON"
     else:
         message = body.message or f"HTTP {status}"
+        scopes = sorted(
+            {s for e in body.errors for s in (e.context or {}).get("requiredGranularScopes", ())}
+        )
+        if scopes:  # a 403 MISSING_SCOPES: say which, so the fix is obvious
+            message += f" Required scopes (any one): {', '.join(scopes)}."
         common.update(
             category=body.category or body.error_type,
             sub_category=body.sub_category,
