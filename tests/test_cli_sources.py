@@ -83,6 +83,9 @@ def test_a_message_id_is_added_at_the_end_of_the_header(raw: bytes) -> None:
     [
         b"Message-ID: <x@y>\r\nFrom: a@b.c\r\n\r\nbody",
         b"From: a@b.c\nmessage-id : <x@y>\n\nbody",
+        b"From: a@b.c\r\nMessage-ID: <x@y>\r\n\r\nbody",
+        b"From: a@b.c\r\r\nMessage-ID: <x@y>\r\r\n\r\r\nbody",
+        b"From: a@b.c\rMessage-ID: <x@y>\r\rbody",
         b"\r\nno header at all",
     ],
 )
@@ -95,3 +98,26 @@ def test_a_message_id_only_in_the_body_does_not_count() -> None:
     out, added = ensure_message_id(raw, "sha256:" + "00" * 16 + ":0")
     assert added is not None
     assert out.startswith(b"From: a@b.c\r\nMessage-ID: " + added.encode() + b"\r\n\r\n")
+
+
+@st.composite
+def _headers_with_or_without_id(draw: st.DrawFn) -> bytes:
+    eol = draw(st.sampled_from([b"\n", b"\r\n", b"\r", b"\r\r\n"]))
+    fields = [b"From: a@shop.example", b"To: b@example.org", b"Subject: " + draw(_line)]
+    where = draw(st.sampled_from(["none", "header", "body"]))
+    if where == "header":
+        fields.insert(draw(st.integers(0, len(fields))), b"Message-ID: <x@y>")
+    body = [*draw(_body), *([b"Message-ID: <in-body@y>"] if where == "body" else [])]
+    return eol.join([*fields, b"", *body])
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=_headers_with_or_without_id())
+def test_a_message_id_is_added_exactly_when_the_parser_sees_none(raw: bytes) -> None:
+    reference = message_from_bytes(raw.replace(b"\r\r\n", b"\r\n"), policy=policy.compat32)
+    out, added = ensure_message_id(raw, "sha256:" + "00" * 16 + ":0")
+    assert (added is None) == (reference["Message-ID"] is not None)
+    if added is not None:
+        parsed = message_from_bytes(out.replace(b"\r\r\n", b"\r\n"), policy=policy.compat32)
+        assert parsed["Message-ID"] == added
+        assert parsed.get_payload() == reference.get_payload()

@@ -43,6 +43,30 @@ def _env_help() -> str:
     )
 
 
+RELAY_HELP = """\
+Relay every message of the SOURCEs over SMTP, each exactly once, with a results
+file. A SOURCE is a Maildir (with cur/ and new/), an mbox file (it begins with
+'From '), a .eml file, a folder of *.eml files, or - for stdin (an mbox, or one
+message). A message without a Message-ID gets one (recorded in the results)."""
+
+RELAY_EPILOG = """\
+results: one JSON line per message in --results. Its id is a hash of its
+content and the occurrence of that content in the run: identical messages stay
+distinct, and reordering or editing a source does not change which messages
+were sent.
+  --resume  skips what the file records as sent, partly delivered or possibly
+            delivered; a message that was in its data phase when a run was
+            killed is recorded delivery_unknown and never resent.
+  --force   sends every message again (duplicates). Without --resume or
+            --force, a results file that records sends is refused (exit 2).
+Ctrl-C stops at once what has not reached its data phase and finishes the rest
+(a second Ctrl-C stops those too); then run again with --resume.
+
+exit codes: 0 every message sent, 1 some failed, 2 usage or configuration,
+3 authentication refused, 4 SMTP server unreachable, 130 interrupted
+"""
+
+
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     """Epilogs as written; an option's default after its help, unless it says it already."""
 
@@ -181,20 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     relay = sub.add_parser(
         "relay",
         help="relay MIME messages (Maildir, mbox, .eml folder, or - for stdin) over SMTP",
-        description="Relay every message of the SOURCEs over SMTP, each exactly once, with a "
-        "results file. A SOURCE is a Maildir (with cur/ and new/), an mbox file (begins with "
-        "'From '), a .eml file, a folder of *.eml files, or - for stdin (an mbox, or one "
-        "message). Messages without a Message-ID get one (recorded in the results).",
-        epilog="Results go to --results as one JSON line per message, its id a hash of its "
-        "content and the occurrence of that content in the run (identical messages stay "
-        "distinct; reordering or editing a source does not change which messages were sent). "
-        "--resume skips what the file records as sent, partly delivered or possibly delivered, "
-        "and never resends a message that was in its data phase when a run was killed. Without "
-        "--resume or --force, a results file that records sends is refused (exit 2). "
-        "Ctrl-C stops at once what has not reached its data phase and finishes the rest (a "
-        "second Ctrl-C stops those too); then run again with --resume. "
-        "Exit codes: 0 every message sent, 1 some failed, 2 usage or configuration, "
-        "3 authentication refused, 4 SMTP server unreachable, 130 interrupted.",
+        description=RELAY_HELP,
+        epilog=RELAY_EPILOG,
     )
     relay.add_argument("sources", nargs="+", metavar="SOURCE")
     relay.add_argument(

@@ -182,24 +182,25 @@ async def run_relay(args: argparse.Namespace) -> int:
                 flight.journaled = True
                 ledger.started(item.id)
 
+        # A task of its own, so that a signal can cancel this send and not the worker.
         send = asyncio.ensure_future(pool.send(raw, key=item.id, before_data=before_data))
         flights[send] = flight
         try:
-            await asyncio.wait((send,))
+            outcome = await send  # raises a fatal error (the pipeline stops)
         except asyncio.CancelledError:
-            send.cancel()
-            raise
-        finally:
-            del flights[send]
-        reported = interrupted_outcomes.pop(item.id, None)
-        if send.cancelled():  # by a signal
+            task = asyncio.current_task()
+            if not send.cancelled() or (task is not None and task.cancelling()):
+                send.cancel()
+                raise  # this worker was cancelled, not only its send
+            reported = interrupted_outcomes.pop(item.id, None)
             if reported is None or reported is _NO_OUTCOME or not flight.journaled:
                 # Never reached its data: the next run sends it. (Journaled and not reported
                 # cannot happen; if it did, the journal makes the next run call it unknown.)
                 return _Done(item.id, None)
             outcome = reported
-        else:
-            outcome = send.result()  # raises a fatal error (the pipeline stops)
+        finally:
+            del flights[send]
+        interrupted_outcomes.pop(item.id, None)
         # No reply at all (refused, unresolvable, silent) before any server answered: the
         # server is unreachable, and so is every other message. (A 421 greeting is an answer.)
         if outcome.category is FailureCategory.CONNECTION and outcome.code is None and not reached:

@@ -45,8 +45,14 @@ def _is_message(first_line: bytes) -> bool:
     return _FIELD.match(first_line) is not None
 
 
-def _eml_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() == ".eml" and p.is_file())
+def _is_eml(entry: os.DirEntry[str]) -> bool:
+    return entry.name.lower().endswith(".eml") and entry.is_file()
+
+
+def _eml_files(folder: Path) -> list[str]:
+    """The folder's ``*.eml`` files (any case), sorted by name."""
+    with os.scandir(folder) as entries:
+        return sorted(entry.path for entry in entries if _is_eml(entry))
 
 
 def describe(source: str) -> str:
@@ -57,7 +63,9 @@ def describe(source: str) -> str:
     if path.is_dir():
         if (path / "cur").is_dir() and (path / "new").is_dir():
             return "maildir"
-        if not _eml_files(path):
+        with os.scandir(path) as entries:
+            has_eml = any(_is_eml(entry) for entry in entries)
+        if not has_eml:
             others = sum(1 for _ in path.iterdir())
             raise ValueError(
                 f"{source}: no .eml files in this folder ({others} other entries); relay takes "
@@ -146,8 +154,10 @@ def read_messages(source: str) -> Iterator[tuple[str, bytes]]:
     elif kind == "eml":
         yield f"eml:{Path(source).resolve()}", Path(source).read_bytes()
     elif kind == "eml-folder":
-        for path in _eml_files(Path(source)):
-            yield f"eml:{path.resolve()}", path.read_bytes()
+        folder = Path(source).resolve()
+        for path in _eml_files(folder):
+            with open(path, "rb") as file:
+                yield f"eml:{path}", file.read()
     elif kind == "maildir":
         box = mailbox.Maildir(source, factory=None, create=False)
         for key in sorted(box.iterkeys()):
@@ -244,6 +254,8 @@ class MessageIds:
 # twice) as one break.
 _BREAK = re.compile(rb"\r*\n|\r")
 _MESSAGE_ID = re.compile(rb"message-id[ \t]*:", re.IGNORECASE)
+_ANY_MESSAGE_ID = re.compile(rb"(?:\A|[\r\n])message-id[ \t]*:", re.IGNORECASE)
+_BLANK_LINE = re.compile(rb"(?:\r*\n|\r(?!\r*\n)){2}")  # two breaks as _BREAK reads them
 _FROM = re.compile(rb"from[ \t]*:", re.IGNORECASE)
 _DOMAIN = re.compile(rb"@([A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)")
 
@@ -265,6 +277,10 @@ def ensure_message_id(raw: bytes, message_id: str) -> tuple[bytes, str | None]:
     The id is ``<message_id-derived local part@the From domain>`` (``hubspot-tx.invalid`` if
     the From field names none), the same on every run: a resent copy keeps its id.
     """
+    # The common case first, at C speed: a Message-ID field with no blank line before it.
+    found = _ANY_MESSAGE_ID.search(raw)
+    if found is not None and _BLANK_LINE.search(raw, 0, found.start() + 1) is None:
+        return raw, None
     pos = 0
     end: int | None = None  # where the last header line ends
     brk = b"\r\n"

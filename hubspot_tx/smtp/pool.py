@@ -19,8 +19,10 @@ from .. import _env
 from .._exceptions import InvalidMessageError, PoolClosedError, SmtpConnectError, SmtpError
 from ._connection import (
     FINAL_REPLY_TIMEOUT,
+    HIGH_WATER,
     Connection,
     ConnectionLost,
+    Sent,
     Settings,
     TlsMode,
     Transaction,
@@ -199,8 +201,13 @@ class SmtpPool:
         """
         loop = asyncio.get_running_loop()
         timeout = self.settings.command_timeout
-        while self._idle:
-            conn = self._idle.pop()  # the most recently used: the likeliest to be alive
+        idle = self._idle
+        while idle:
+            # First the session handed back earliest whose data still waits for its send:
+            # these commands then leave with that data, in one send. Else the most recently
+            # used, the likeliest to be alive.
+            conn = next((c for c in idle if c.holding), None) or idle[-1]
+            idle.remove(conn)
             idle_for = loop.time() - conn.last_used
             if not conn.reusable or conn.closed:  # e.g. a 421 or a lost reply while idle
                 conn.retire()
@@ -364,11 +371,16 @@ class SmtpPool:
         await self._slots.acquire()
         slot = _Slot(self._slots)
         conn: Connection | None = None
+        handed = False  # the slot and session went to ``_pipelined``, which gives them back
         try:
             if self._aborted:
                 result.attempts -= 1  # not attempted: the pool closed while it waited
                 return None
             conn = await self._checkout(slot)
+            if conn.pipelining and before_data is None and len(prepared.stuffed) < HIGH_WATER:
+                # A small message on a PIPELINING session: driven from the reads.
+                session, conn, handed = conn, None, True
+                return await self._pipelined(session, prepared, result, slot)
             tx = await conn.transact(
                 prepared,
                 result.pending,
@@ -408,12 +420,13 @@ class SmtpPool:
             # while the session is checked in, or while its reply is awaited).
             result.dot_written = True
         finally:
-            try:
-                if conn is not None:
-                    await self._checkin(conn)
-            finally:
-                if not slot.handed_off:
-                    slot.release()
+            if not handed:
+                try:
+                    if conn is not None:
+                        await self._checkin(conn)
+                finally:
+                    if not slot.handed_off:
+                        slot.release()
         # PIPELINING: the next message's commands may already follow this one's data on the
         # session; this message's own reply arrives in the same round trip as theirs.
         try:
@@ -426,6 +439,73 @@ class SmtpPool:
         result.final = result.apply(tx)
         result.retry_category = FailureCategory.TEMPORARY_EXHAUSTED
         return result.final
+
+    async def _pipelined(
+        self, conn: Connection, prepared: Prepared, result: _Result, slot: _Slot
+    ) -> Outcome | None:
+        """One transaction on a PIPELINING session (``slot`` held, given back here).
+
+        The session goes back to the pool from the read that brings the 354, right after this
+        message's data is written (``_hand_back``): the next message's commands then leave in
+        the same send, and this task wakes once, for the final reply."""
+        sent = Sent()
+        try:
+            tx = await conn.send_pipelined(
+                prepared,
+                result.pending,
+                self.settings.command_timeout,
+                self.settings.final_reply_timeout,
+                lambda c: self._hand_back(c, slot),
+                sent,
+            )
+        except Unsendable as exc:  # nothing written: the session is as it was
+            if not self._hand_back(conn, slot):
+                await self._give_back_async(conn, slot)
+            result.last = (None, str(exc))
+            result.reason = exc.why
+            result.final = result.failed(FailureCategory.INVALID_MESSAGE)
+            return result.final
+        except ConnectionLost as exc:
+            if sent.released:
+                if conn in self._idle:  # dropped while idle: never hand it out again
+                    self._idle.remove(conn)
+            else:
+                self._discard(conn)
+                slot.release()
+            return self._lost(exc, result)
+        except BaseException:  # cancelled: what it got to decides the outcome
+            result.dot_written = sent.dot_written
+            if not sent.released:  # mid-transaction: the session is out of sync
+                self._retire(conn, slot)
+            raise
+        if not sent.released:
+            await self._give_back_async(conn, slot)
+        if tx.stage == "end":
+            result.dot_written = False  # answered: a retry after a 4xx starts from "not sent"
+        result.final = result.apply(tx)
+        result.retry_category = FailureCategory.TEMPORARY_EXHAUSTED
+        return result.final
+
+    def _hand_back(self, conn: Connection, slot: _Slot) -> bool:
+        """Give a session back to the pool at once (from a read callback) if it can carry
+        more, freeing its slot; else leave it to its task (closing it takes a round trip)."""
+        if not (
+            conn.reusable
+            and not self._closing
+            and conn.generation == self._generation
+            and conn.messages < self.max_messages_per_connection
+        ):
+            return False
+        self._busy.discard(conn)
+        self._idle.append(conn)
+        slot.release()
+        return True
+
+    async def _give_back_async(self, conn: Connection, slot: _Slot) -> None:
+        try:
+            await self._checkin(conn)
+        finally:
+            slot.release()
 
     @staticmethod
     def _lost(exc: ConnectionLost, result: _Result) -> Outcome | None:
