@@ -35,9 +35,11 @@ class FaultServer:
     chaos: float = 0.0  # probability of a random fault on a transaction not in ``plan``
     seed: int = 0
     keep: bool = True  # store accepted messages (False: only count them, for long soaks)
+    data_timeout: float | None = None  # seconds the body may keep the server waiting (421)
     store: list[tuple[str, tuple[str, ...], bytes]] = field(default_factory=list)
     accepted: int = 0
     transactions: int = 0
+    data_timeouts: int = 0
     port: int = 0
     _server: asyncio.AbstractServer | None = None
 
@@ -130,7 +132,13 @@ class FaultServer:
                 await writer.drain()
                 body = bytearray()
                 while True:
-                    chunk = await reader.readline()
+                    try:
+                        chunk = await asyncio.wait_for(reader.readline(), self.data_timeout)
+                    except TimeoutError:
+                        self.data_timeouts += 1
+                        say("421 4.4.2 timeout waiting for data")
+                        await writer.drain()
+                        return
                     if not chunk:
                         return
                     if chunk == b".\r\n":

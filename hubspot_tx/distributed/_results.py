@@ -9,9 +9,13 @@ from typing import Any
 import msgspec
 
 from ..smtp import Outcome
+from ._client import MAX_BLOCK
 from ._ledger import Ledger, _str
 
-__all__ = ["DistributedResult", "read_results"]
+__all__ = ["DEFAULT_RESULTS_TIMEOUT", "DistributedResult", "read_results"]
+
+DEFAULT_RESULTS_TIMEOUT = 3600.0
+"""Seconds reading results waits for every key by default (then ``TimeoutError``)."""
 
 _OUTCOME = msgspec.json.Decoder(Outcome)
 
@@ -36,7 +40,7 @@ async def read_results(
     keys: Collection[str] | None = None,
     since: str = "0",
     block: float = 1.0,
-    timeout: float | None = None,
+    timeout: float | None = DEFAULT_RESULTS_TIMEOUT,
     count: int = 500,
 ) -> AsyncIterator[DistributedResult]:
     """Yield results from the stream, oldest first, from after ``since``.
@@ -50,6 +54,8 @@ async def read_results(
         LookupError: a key of ``keys`` is not in the ledger (never submitted, or past its
             retention): it would never get a result.
     """
+    if not 0 < block <= MAX_BLOCK:
+        raise ValueError(f"block must be in (0, {MAX_BLOCK}] s (below the Redis call timeout)")
     redis: Any = ledger.redis
     remaining = set(keys) if keys is not None else None
     deadline = None if timeout is None else time.monotonic() + timeout

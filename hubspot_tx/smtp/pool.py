@@ -242,6 +242,7 @@ class SmtpPool:
         *,
         key: str | None = None,
         before_data: Callable[[], Awaitable[None]] | None = None,
+        before_mail: Callable[[], Awaitable[None]] | None = None,
     ) -> Outcome:
         """Send one message and return its outcome (never raising for a refused message).
 
@@ -249,12 +250,17 @@ class SmtpPool:
         before any byte of the message is written (e.g. to record, before the message may reach
         the server, that it may have). If it raises, the session is dropped, nothing of the
         message was written in that transaction, and the exception propagates (no outcome).
+        ``before_mail``, if given, is awaited before every transaction, before a session is
+        taken (e.g. to pace messages without holding a session, nor sitting inside DATA); if
+        it raises, nothing was sent in that transaction and the exception propagates.
 
         Raises:
             SmtpAuthError, SmtpTLSError, InsecureAuthError: fatal, nothing was sent.
             PoolClosedError: the pool is closed or closing.
         """
-        return await self._send(message, key=key, index=None, before_data=before_data)
+        return await self._send(
+            message, key=key, index=None, before_data=before_data, before_mail=before_mail
+        )
 
     async def _send(
         self,
@@ -264,6 +270,7 @@ class SmtpPool:
         index: int | None,
         relayed: bool = False,
         before_data: Callable[[], Awaitable[None]] | None = None,
+        before_mail: Callable[[], Awaitable[None]] | None = None,
     ) -> Outcome:
         # A relay's messages were taken before the pool began closing: they may still go
         # out while it drains; new callers may not.
@@ -272,7 +279,9 @@ class SmtpPool:
         self._in_flight += 1
         self._drained.clear()
         try:
-            return await self._deliver(message, key=key, index=index, before_data=before_data)
+            return await self._deliver(
+                message, key=key, index=index, before_data=before_data, before_mail=before_mail
+            )
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:
@@ -285,6 +294,7 @@ class SmtpPool:
         key: str | None,
         index: int | None,
         before_data: Callable[[], Awaitable[None]] | None = None,
+        before_mail: Callable[[], Awaitable[None]] | None = None,
     ) -> Outcome:
         try:
             prepared = prepare_for_wire(message, key=key)
@@ -311,6 +321,8 @@ class SmtpPool:
         result = _Result(env.key, prepared.message_id, index, list(env.rcpt_to))
         try:
             while True:
+                if before_mail is not None:
+                    await before_mail()
                 result.attempts += 1
                 outcome = await self._attempt(prepared, result, before_data)
                 if outcome is None and self._aborted:
