@@ -127,7 +127,8 @@ async def redis_server(
                 return
             finally:
                 if proc.returncode is None:
-                    proc.terminate()
+                    with contextlib.suppress(ProcessLookupError):  # killed by the caller
+                        proc.terminate()
                     try:
                         await asyncio.wait_for(proc.wait(), timeout)
                     except TimeoutError:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Collection
 from typing import Any
 
 import msgspec
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ..smtp import Outcome
 from ._client import MAX_BLOCK
@@ -69,9 +71,15 @@ async def read_results(
                     return
                 raise TimeoutError(f"{len(remaining)} key(s) not final after {timeout} s")
             wait = min(block, left)
-        reply = await redis.xread(
-            {ledger.results_key: since}, count=count, block=max(1, int(wait * 1000))
-        )
+        try:
+            reply = await redis.xread(
+                {ledger.results_key: since}, count=count, block=max(1, int(wait * 1000))
+            )
+        except RedisConnectionError:
+            # Redis restarting or failing over: the results wait in the stream; try again
+            # until the deadline (which raises TimeoutError).
+            await asyncio.sleep(min(1.0, wait))
+            continue
         entries = reply[0][1] if reply else []
         for entry_id, fields in entries:
             since = _str(entry_id)
