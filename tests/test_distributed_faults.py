@@ -26,7 +26,7 @@ from hubspot_tx.distributed import (
     WorkerSettings,
     redis_server,
 )
-from hubspot_tx.smtp import FailureCategory, Outcome
+from hubspot_tx.smtp import FailureCategory, Outcome, SmtpCredentials
 
 from .conftest import make_message
 from .distributed_support import redis_srv, require_redis_server
@@ -235,4 +235,27 @@ async def test_the_rate_limit_waits_before_mail_not_inside_data(redis_srv: Redis
     assert all(r.outcome.attempts == 1 for r in results), [r.outcome for r in results]
     assert smtp.data_timeouts == 0
     assert smtp.transactions == 8
+    assert set(smtp.stored_ids().values()) == {1}
+
+
+async def test_a_temporary_auth_failure_is_retried_not_fatal(redis_srv: RedisServer) -> None:
+    """454 means the server could not check the credentials now. The old worker took any AUTH
+    refusal as fatal: it stopped for good and no message was sent."""
+    async with (
+        fault_smtp(auth=True, auth_454=2) as smtp,
+        in_process_worker(
+            redis_srv.url,
+            smtp,
+            "auth454",
+            connections=1,
+            credentials=SmtpCredentials("user", "secret"),
+            allow_plaintext_auth=True,
+        ) as worker,
+        DistributedRelay(redis_srv.url, namespace="auth454") as relay,
+    ):
+        submission = await relay.submit([make_message(i) for i in range(3)])
+        results = [r async for r in relay.results(keys=submission.keys, timeout=30)]
+        assert worker.fatal is None
+    assert all(r.outcome.ok for r in results), [r.outcome for r in results]
+    assert smtp.auth_attempts >= 3
     assert set(smtp.stored_ids().values()) == {1}

@@ -13,7 +13,16 @@ import pytest
 from redis.asyncio import Redis
 
 from hubspot_tx import Outcome, OutcomeStatus, SmtpTokenWithPassword
-from hubspot_tx.distributed import KeyState, Ledger, RateLimiter, RedisServer, read_results
+from hubspot_tx.distributed import (
+    KeyState,
+    Ledger,
+    RateLimiter,
+    RedisServer,
+    make_broker,
+    read_results,
+    reconcile,
+)
+from hubspot_tx.distributed._broker import GROUP
 from hubspot_tx.sandbox import Sandbox
 from hubspot_tx.smtp import FailureCategory
 
@@ -282,3 +291,30 @@ async def test_results_for_a_key_never_submitted_raise_instead_of_waiting(
     with pytest.raises(LookupError, match="1 key"):
         await read()
     assert seen == ["k1"]
+
+
+async def test_a_queued_key_is_requeued_within_one_pass_despite_a_task_pending_under_a_live_worker(
+    ledger: Ledger, redis_srv: RedisServer
+) -> None:
+    """Issue 18, item 6: after an outage a key sat ``queued`` with no task (its new task was
+    lost), while another task stayed pending under a live worker (its ack was lost). The old
+    reconcile waited for the stream to have nothing pending: the key waited ``requeue_after``
+    (600 s by default). Now a task taken more than ``grace`` ago does not hold keys back."""
+    tasks = make_broker(redis_srv.url, ledger.tasks_key)
+    await tasks.broker.startup()
+    try:
+        redis: Any = ledger.redis
+        await tasks.kick(["done-long-ago"], batch_size=10)
+        # A live worker took that task and never acknowledged it (its ack was lost).
+        await redis.xreadgroup(GROUP, "hstx-live", {ledger.tasks_key: ">"}, count=1)
+        await redis.set(ledger.worker_prefix + "hstx-live", "1@host", px=60_000)
+        await ledger.submit([("orphan", b"body")])  # queued, its task lost
+        await asyncio.sleep(0.3)
+        report = await reconcile(ledger, tasks, grace=0.2, requeue_after=600, dead_after=600)
+        assert report.requeued == 1
+        assert report.rescued_tasks == 0  # the live worker's task is left to it
+        # The new task is unread: until a worker takes it, nothing more is requeued.
+        report = await reconcile(ledger, tasks, grace=0.2, requeue_after=600, dead_after=600)
+        assert report.requeued == 0
+    finally:
+        await tasks.broker.shutdown()

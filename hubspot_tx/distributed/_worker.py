@@ -287,7 +287,7 @@ class Worker:
                         temporary_auth += 1
                         attempts -= 1
                         logger.warning("temporary AUTH failure, retrying: %s", exc)
-                        await asyncio.sleep(min(30.0, 1.0 * 2**temporary_auth))
+                        await asyncio.sleep(min(30.0, 0.5 * 2**temporary_auth))
                         continue
                     if _temporary_auth(exc):
                         return False  # released by the batch, for later
