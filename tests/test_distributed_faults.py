@@ -111,6 +111,14 @@ async def test_a_snapshot_only_redis_is_refused_unless_allowed(
         with pytest.raises(UnsafeRedisError, match="everysec"):
             async with DistributedRelay(server.url, namespace="unsafe"):
                 pass
+        # So does a Redis that may evict keys (a ledger key evicted is a message forgotten).
+        client = Redis.from_url(server.url)
+        await client.config_set("appendfsync", "always")
+        await client.config_set("maxmemory-policy", "allkeys-lru")
+        await client.aclose()
+        with pytest.raises(UnsafeRedisError, match="allkeys-lru"):
+            async with DistributedRelay(server.url, namespace="unsafe"):
+                pass
 
 
 @contextlib.asynccontextmanager

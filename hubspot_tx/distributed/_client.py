@@ -8,6 +8,7 @@ turns into a ``redis.exceptions.TimeoutError`` instead of a wait without end.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,16 +66,19 @@ class Durability:
         appendonly: AOF persistence on.
         appendfsync: ``always``, ``everysec``, ``no``, or ``None`` when CONFIG is not allowed.
         run_id: the server process's run id (changes with every restart or failover).
+        eviction: ``maxmemory-policy`` (``None`` when CONFIG is not allowed).
     """
 
     appendonly: bool
     appendfsync: str | None
     run_id: str
+    eviction: str | None = None
 
     @property
     def safe(self) -> bool:
-        """True when an acknowledged write survives a crash of the Redis process or host."""
-        return self.appendonly and self.appendfsync == "always"
+        """True when an acknowledged write survives a crash of the Redis process or host, and
+        no ledger key can be evicted."""
+        return self.appendonly and self.appendfsync == "always" and self.eviction == "noeviction"
 
     def problem(self) -> str:
         """Why it is not safe (empty when it is)."""
@@ -87,6 +91,8 @@ class Durability:
                 f"Redis has appendfsync {self.appendfsync}: a crash loses the last acknowledged "
                 "writes"
             )
+        if self.eviction != "noeviction":
+            return f"Redis has maxmemory-policy {self.eviction}: it may evict ledger keys"
         return ""
 
 
@@ -99,17 +105,17 @@ async def durability(redis: Redis) -> Durability:
     client: Any = redis
     persistence = await client.info("persistence")
     server = await client.info("server")
-    appendfsync: str | None
-    try:
-        config = await client.config_get("appendfsync")
-        values = {_text(k): _text(v) for k, v in config.items()}
-        appendfsync = values.get("appendfsync")
-    except Exception:  # CONFIG renamed or forbidden (managed Redis)
-        appendfsync = None
+    values: dict[str, str] = {}
+    for name in ("appendfsync", "maxmemory-policy"):
+        # CONFIG renamed or forbidden (managed Redis): unknown, hence not safe.
+        with contextlib.suppress(Exception):
+            config = await client.config_get(name)
+            values.update({_text(k): _text(v) for k, v in config.items()})
     return Durability(
         appendonly=int(persistence.get("aof_enabled", 0)) == 1,
-        appendfsync=appendfsync,
+        appendfsync=values.get("appendfsync"),
         run_id=_text(server.get("run_id", "")),
+        eviction=values.get("maxmemory-policy"),
     )
 
 
@@ -128,7 +134,8 @@ async def check_durability(redis: Redis, *, allow_unsafe: bool = False) -> Durab
     if not found.safe and not unsafe_allowed(allow_unsafe):
         raise UnsafeRedisError(
             f"{found.problem()}, so a message could be sent twice; configure "
-            "'appendonly yes' and 'appendfsync always', or accept the risk with "
+            "'appendonly yes', 'appendfsync always' and 'maxmemory-policy noeviction', or "
+            "accept the risk with "
             f"--allow-unsafe-redis or {ALLOW_UNSAFE_VARIABLE}=1"
         )
     return found
