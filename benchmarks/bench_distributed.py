@@ -43,13 +43,19 @@ async def commandstats(redis: Any) -> dict[str, int]:
 
 
 async def run(
-    redis_url: str, n: int, messages: int, options: list[str], unsafe: bool
+    redis_url: str,
+    n: int,
+    messages: int,
+    options: list[str],
+    unsafe: bool,
+    log_path: str | None = None,
 ) -> dict[str, float]:
     namespace = f"bench{n}"
     if unsafe:
         options = [*options, "--allow-unsafe-redis"]
     argv = ["--redis-url", redis_url, "--namespace", namespace, "--processes", str(n)]
     argv += ["--connections", "10", *options]
+    log = open(os.devnull if log_path is None else log_path, "ab")  # noqa: ASYNC230, SIM115
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -57,7 +63,7 @@ async def run(
         "worker",
         *argv,
         env={k: v for k, v in os.environ.items() if not k.startswith("HUBSPOT_SMTP")},
-        stderr=asyncio.subprocess.DEVNULL,
+        stderr=log,
     )
     redis: Any = Redis.from_url(redis_url)
     try:
@@ -98,6 +104,7 @@ async def run(
         except TimeoutError:
             proc.kill()
             await proc.wait()
+        log.close()
 
 
 async def main() -> None:
@@ -108,6 +115,7 @@ async def main() -> None:
         "--redis", nargs="+", choices=["none", "aof-always"], default=["none", "aof-always"]
     )
     parser.add_argument("--aof-dir", default=None, help="where the AOF lives (default: $TMPDIR)")
+    parser.add_argument("--worker-log", default=None, help="append the workers' stderr here")
     args = parser.parse_args()
     rows = []
     async with smtp_sink() as port:
@@ -117,7 +125,9 @@ async def main() -> None:
             with tempfile.TemporaryDirectory(dir=args.aof_dir) as workdir:
                 async with redis_server(durable=durable, workdir=workdir) as server:
                     for n in args.workers:
-                        row = await run(server.url, n, args.messages, options, not durable)
+                        row = await run(
+                            server.url, n, args.messages, options, not durable, args.worker_log
+                        )
                         rows.append({**row, "mode": mode})
     print(
         f"distributed relay: {args.messages} messages of ~2 KB to Postfix smtp-sink "
