@@ -250,9 +250,9 @@ class SmtpPool:
         before any byte of the message is written (e.g. to record, before the message may reach
         the server, that it may have). If it raises, the session is dropped, nothing of the
         message was written in that transaction, and the exception propagates (no outcome).
-        ``before_mail``, if given, is awaited before every transaction, before a session is
-        taken (e.g. to pace messages without holding a session, nor sitting inside DATA); if
-        it raises, nothing was sent in that transaction and the exception propagates.
+        ``before_mail``, if given, is awaited in every transaction once its session is ready,
+        before MAIL (e.g. to pace messages as they start, never inside DATA); if it raises,
+        nothing of the transaction was sent, the session is kept, and the exception propagates.
 
         Raises:
             SmtpAuthError, SmtpTLSError, InsecureAuthError: fatal, nothing was sent.
@@ -321,10 +321,8 @@ class SmtpPool:
         result = _Result(env.key, prepared.message_id, index, list(env.rcpt_to))
         try:
             while True:
-                if before_mail is not None:
-                    await before_mail()
                 result.attempts += 1
-                outcome = await self._attempt(prepared, result, before_data)
+                outcome = await self._attempt(prepared, result, before_data, before_mail)
                 if outcome is None and self._aborted:
                     result.last = (None, "not sent: the pool was closed before a retry")
                     outcome = result.failed(FailureCategory.CANCELLED)
@@ -344,6 +342,7 @@ class SmtpPool:
         prepared: Prepared,
         result: _Result,
         before_data: Callable[[], Awaitable[None]] | None = None,
+        before_mail: Callable[[], Awaitable[None]] | None = None,
     ) -> Outcome | None:
         """One transaction: the final outcome, or ``None`` when it may be retried."""
         await self._slots.acquire()
@@ -354,6 +353,8 @@ class SmtpPool:
                 result.attempts -= 1  # not attempted: the pool closed while it waited
                 return None
             conn = await self._checkout(slot)
+            if before_mail is not None:
+                await before_mail()  # the session is ready and idle: nothing of it is sent yet
             tx = await conn.transact(
                 prepared,
                 result.pending,
