@@ -3,10 +3,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: demo test lint install clean bench bench-quick screenshots system-deps
+.PHONY: demo test lint docs install clean bench bench-quick screenshots system-deps
 
-demo: $(STAMP)  ## the end-to-end demo against the embedded sandbox
+demo: $(DEMO_STAMP)  ## the end-to-end demo against the embedded sandbox
 	$(BIN)/python -m hubspot_tx.demo
 
 test: $(STAMP) system-deps  ## the test suite (real servers on loopback)
@@ -19,6 +20,9 @@ lint: $(STAMP)  ## ruff + mypy --strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict
+
+docs: $(STAMP)  ## the API reference from the docstrings -> site/ (warnings are errors)
+	$(BIN)/mkdocs build --strict
 
 bench: $(STAMP)  ## benchmarks vs peers -> benchmarks/RESULTS.md (installs postfix, nginx, peers)
 	bash benchmarks/install.sh $(BIN)/python
@@ -33,6 +37,14 @@ screenshots: $(STAMP)  ## refresh docs/screenshots/ (the web inbox, in Debian's 
 
 install: $(STAMP)
 
+# The demo needs only the sandbox extra (not the development toolchain); pip shows its progress.
+$(DEMO_STAMP): pyproject.toml
+	@echo "== $(VENV): installing hubspot-tx with its sandbox extra (what the demo needs)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --disable-pip-version-check -e '.[sandbox]'
+	touch $(DEMO_STAMP)
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
@@ -40,4 +52,4 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 clean:
-	rm -rf .venv .venv-* dist build .mypy_cache .pytest_cache .ruff_cache
+	rm -rf .venv .venv-* dist build site .mypy_cache .pytest_cache .ruff_cache

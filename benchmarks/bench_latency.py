@@ -5,7 +5,7 @@ first with NOOP ping-pongs (through the proxy minus direct). Then the SDK's pool
 10 connections each, relay ~2 KB messages; the reference is connections / RTT (one round trip per
 message per connection).
 
-    python benchmarks/bench_latency.py [--quick] [--json out.json]
+    python benchmarks/bench_latency.py [--quick] [--json out.json] [--loop uvloop]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from _common import Json, Variant, alternate, cli, mime_bytes, smtp_sink, table
+from _common import Json, Variant, alternate, cli, fresh, smtp_sink, table
 from bench_smtp_sink import HOST, aiosmtplib_persistent, sdk_pool
 
 DELAY = 0.010  # each way
@@ -65,7 +65,6 @@ async def noop_rtts(port: int, count: int) -> list[float]:
 async def run(quick: bool) -> Json:
     total = 500 if quick else 2_000
     rounds = 2 if quick else 3
-    data = [mime_bytes(i) for i in range(total)]
     async with smtp_sink() as sink_port, delay_proxy(sink_port, DELAY) as port:
         direct = statistics.median(await noop_rtts(sink_port, 50))
         proxied = statistics.median(await noop_rtts(port, 50))
@@ -78,13 +77,13 @@ async def run(quick: bool) -> Json:
         variants = [
             Variant(
                 f"hubspot_tx SmtpPool, {CONNECTIONS} connections",
-                lambda: sdk_pool(port, data, CONNECTIONS),
+                lambda: sdk_pool(port, fresh("crlf", total), CONNECTIONS),
                 "bytes",
                 sdk=True,
             ),
             Variant(
                 f"aiosmtplib SMTP.sendmail, {CONNECTIONS} persistent connections",
-                lambda: aiosmtplib_persistent(port, data, CONNECTIONS),
+                lambda: aiosmtplib_persistent(port, fresh("crlf", total), CONNECTIONS),
                 "bytes",
             ),
         ]

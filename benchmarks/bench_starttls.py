@@ -4,7 +4,7 @@ The SDK's pool beside aiosmtplib persistent connections (login with the token id
 fed pre-flattened bytes. The Python server bounds wall time; the figure that matters is the
 client's CPU per message.
 
-    python benchmarks/bench_starttls.py [--quick] [--json out.json]
+    python benchmarks/bench_starttls.py [--quick] [--json out.json] [--loop uvloop]
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from _common import (
     Variant,
     alternate,
     cli,
-    email_message,
-    mime_bytes,
+    fresh,
     table,
 )
 from _sandbox_proc import sandbox_process
@@ -86,8 +85,6 @@ async def aiosmtplib_pool(
 async def run(quick: bool) -> Json:
     total = 500 if quick else 2_000
     rounds = 3 if quick else 5
-    data = [mime_bytes(i) for i in range(total)]
-    messages = [email_message(i) for i in range(total)]
     async with sandbox_process() as info:
         ctx: ssl.SSLContext = info["ssl_context"]
         async with HubSpot(info["access_token"], base_url=info["https_url"], ssl=ctx) as hs:
@@ -97,18 +94,18 @@ async def run(quick: bool) -> Json:
         variants = [
             Variant(
                 f"hubspot_tx SmtpPool, {CONNECTIONS} connections",
-                lambda: sdk_pool(host, port, creds, ctx, data),
+                lambda: sdk_pool(host, port, creds, ctx, fresh("crlf", total)),
                 "bytes",
                 sdk=True,
             ),
             Variant(
                 f"aiosmtplib SMTP.sendmail, {CONNECTIONS} persistent connections",
-                lambda: aiosmtplib_pool(host, port, creds, ctx, data),
+                lambda: aiosmtplib_pool(host, port, creds, ctx, fresh("crlf", total)),
                 "bytes",
             ),
             Variant(
                 f"aiosmtplib SMTP.send_message, {CONNECTIONS} persistent connections",
-                lambda: aiosmtplib_pool(host, port, creds, ctx, messages),
+                lambda: aiosmtplib_pool(host, port, creds, ctx, fresh("EmailMessage", total)),
                 "EmailMessage",
             ),
         ]

@@ -4,7 +4,7 @@
 # - Debian postfix, only for its smtp-sink / smtp-source binaries (the mail daemon is left stopped)
 # - Debian nginx, run by the benchmarks as a plain process with their own config (service stopped)
 # - PyPI peers into the venv: hubspot-api-client, pydantic>=2, hubspot-sdk[aiohttp] (pre-release),
-#   py-spy / pyinstrument for profiles. A failed hubspot-sdk install is recorded, not fatal.
+#   py-spy / pyinstrument for profiles, uvloop for the uvloop rows. A failed hubspot-sdk install is recorded, not fatal.
 set -uo pipefail
 PY="${1:-/work/venv/bin/python}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -27,7 +27,7 @@ $SUDO service postfix stop >/dev/null 2>&1 || true
 $SUDO service nginx stop >/dev/null 2>&1 || true
 $SUDO nginx -s quit >/dev/null 2>&1 || true
 
-"$PY" -m pip install -q 'hubspot-api-client' 'pydantic>=2' 'py-spy' 'pyinstrument' \
+"$PY" -m pip install -q 'hubspot-api-client' 'pydantic>=2' 'py-spy' 'pyinstrument' 'uvloop' \
     || { echo "pip install of peers failed" >&2; exit 1; }
 rm -f "$HERE/.hubspot_sdk_error.txt"
 if ! "$PY" -m pip install -q --pre 'hubspot-sdk[aiohttp]' 2>"$HERE/.pip_err.txt"; then

@@ -1,8 +1,12 @@
-"""Profile the SDK side of the rows where a peer is faster; write text profiles to profiles/.
+"""Profile the SDK and its peers on this machine; write text profiles to profiles/.
 
-    python benchmarks/profile_sdk.py        # needs pyinstrument (benchmarks/install.sh)
+    python benchmarks/profile_sdk.py [--only smtp,peers,tls,rest,import]   # needs pyinstrument
 
-- smtp_pool.txt: SmtpPool, 10 connections, 10 000 messages to smtp-sink (row A)
+- smtp_pool.txt: SmtpPool, 10 connections, 10 000 messages (bytes, CRLF) to smtp-sink (row A)
+- smtp_pool_lf.txt: the same with ``EmailMessage.as_bytes()`` input (LF line endings)
+- smtp_pool_1.txt: SmtpPool, 1 connection, 5 000 messages (row A's one-session row)
+- aiosmtplib_sendmail.txt: aiosmtplib SMTP.sendmail(bytes), 10 persistent connections
+- smtplib.txt: smtplib.SMTP.sendmail, 1 connection, 5 000 messages (blocking, main thread)
 - smtp_starttls.txt: SmtpPool, 10 STARTTLS sessions, 2 000 messages to the sandbox (row B)
 - rest_get.txt: HubSpot.smtp_tokens.get at concurrency 64, 5 000 calls to nginx (row D)
 - import.txt / help.txt: the slowest modules of ``import hubspot_tx`` and of
@@ -11,15 +15,16 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import subprocess
 import sys
 from pathlib import Path
 
-from _common import mime_bytes, smtp_sink
+from _common import Sample, fresh, smtp_sink
 from _sandbox_proc import sandbox_process
 from bench_rest import TOKEN, TOKEN_ID, async_calls, nginx
-from bench_smtp_sink import sdk_pool
+from bench_smtp_sink import aiosmtplib_persistent, sdk_pool, smtplib_sync
 from bench_starttls import sdk_pool as sdk_tls_pool
 from pyinstrument import Profiler
 
@@ -34,25 +39,52 @@ def save(name: str, profiler: Profiler) -> None:
     print(f"wrote {OUT / name}")
 
 
-async def profile_pool() -> None:
-    data = [mime_bytes(i) for i in range(10_000)]
+async def profile_pool(name: str, kind: str, total: int, connections: int) -> None:
     async with smtp_sink() as port:
-        await sdk_pool(port, data[:1000], 10)  # warm
+        await sdk_pool(port, fresh(kind, 1000), connections)  # warm
+        data = fresh(kind, total)  # new messages, built before the profile starts
         with Profiler(interval=0.0005, async_mode="disabled") as prof:
-            sample = await sdk_pool(port, data, 10)
-    print(f"pool: {sample.rate:,.0f} msgs/s under the profiler")
-    save("smtp_pool.txt", prof)
+            sample = await sdk_pool(port, data, connections)
+    report(name, sample, prof)
+
+
+async def profile_aiosmtplib() -> None:
+    async with smtp_sink() as port:
+        await aiosmtplib_persistent(port, fresh("crlf", 1000))  # warm
+        data = fresh("crlf", 10_000)
+        with Profiler(interval=0.0005, async_mode="disabled") as prof:
+            sample = await aiosmtplib_persistent(port, data)
+    report("aiosmtplib_sendmail.txt", sample, prof)
+
+
+async def profile_smtplib() -> None:
+    async with smtp_sink() as port:
+        data = fresh("crlf", 5_000)
+        # Blocking, in this thread (the profiler samples this thread only): the sink runs in
+        # its own process, so nothing here needs the event loop meanwhile.
+        with Profiler(interval=0.0005) as prof:
+            sent = smtplib_sync(port, data)
+    print(f"smtplib: {sent} sent; {prof.last_session.duration if prof.last_session else 0:.2f} s")
+    save("smtplib.txt", prof)
+
+
+def report(name: str, sample: Sample, prof: Profiler) -> None:
+    print(
+        f"{name}: {sample.rate:,.0f} msgs/s, {sample.cpu_ms_per_op:.3f} ms CPU/msg "
+        "under the profiler"
+    )
+    save(name, prof)
 
 
 async def profile_starttls() -> None:
-    data = [mime_bytes(i) for i in range(2_000)]
     async with sandbox_process() as info:
         ctx = info["ssl_context"]
         async with HubSpot(info["access_token"], base_url=info["https_url"], ssl=ctx) as hs:
             token = await hs.smtp_tokens.create(campaign_name="profile")
         creds = SmtpCredentials.from_token(token)
         host, port = info["smtp_host"], info["smtp_port"]
-        await sdk_tls_pool(host, port, creds, ctx, data[:200])  # warm
+        await sdk_tls_pool(host, port, creds, ctx, fresh("crlf", 200))  # warm
+        data = fresh("crlf", 2_000)
         with Profiler(interval=0.0005, async_mode="disabled") as prof:
             sample = await sdk_tls_pool(host, port, creds, ctx, data)
     print(f"starttls: {sample.rate:,.0f} msgs/s under the profiler")
@@ -93,12 +125,25 @@ def profile_import(name: str, code: str) -> None:
 
 
 if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--only", default="smtp,peers,tls,rest,import")
+    only = set(ap.parse_args().only.split(","))
     OUT.mkdir(exist_ok=True)
-    asyncio.run(profile_pool())
-    asyncio.run(profile_starttls())
-    asyncio.run(profile_rest())
-    profile_import("import.txt", "import hubspot_tx")
-    help_code = (
-        "import sys; from hubspot_tx.cli import main; sys.argv = ['hubspot-tx', '--help']; main()"
-    )
-    profile_import("help.txt", help_code)
+    if "smtp" in only:
+        asyncio.run(profile_pool("smtp_pool.txt", "crlf", 10_000, 10))
+        asyncio.run(profile_pool("smtp_pool_lf.txt", "lf", 10_000, 10))
+        asyncio.run(profile_pool("smtp_pool_1.txt", "crlf", 5_000, 1))
+    if "peers" in only:
+        asyncio.run(profile_aiosmtplib())
+        asyncio.run(profile_smtplib())
+    if "tls" in only:
+        asyncio.run(profile_starttls())
+    if "rest" in only:
+        asyncio.run(profile_rest())
+    if "import" in only:
+        profile_import("import.txt", "import hubspot_tx")
+        help_code = (
+            "import sys; from hubspot_tx.cli import main; sys.argv = ['hubspot-tx', '--help']; "
+            "main()"
+        )
+        profile_import("help.txt", help_code)

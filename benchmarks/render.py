@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import Json, summarise
+from targets import OTHER_TARGETS
 from targets import table as targets_table
 
 HERE = Path(__file__).parent
@@ -76,7 +77,9 @@ def render(data: dict[str, Any]) -> str:
         "Do not edit by hand.",
         "",
         f"- Date (UTC): {meta['date']}",
-        f"- Machine: `{meta['uname']}`, {meta['nproc']} CPUs (shared, noisy)",
+        f"- Machine: {meta.get('cpu', '?')}, {meta['nproc']} CPUs (shared, noisy); "
+        f"`{meta['uname']}`",
+        f"- Load average (1/5/15 min): {meta.get('load', 'not recorded')}",
         f"- Mode: {'quick' if meta['quick'] else 'full'}; total wall time "
         f"{meta['wall_seconds']:.0f} s",
         "",
@@ -86,11 +89,16 @@ def render(data: dict[str, Any]) -> str:
         "(bold, `ref`) is faster than that row; **SDK / row, CPU/op** < 1: the SDK uses less "
         "CPU per operation.",
         "",
-        "## Targets (issue 8)",
+        "## Targets (issue 20: relay speed on any machine)",
         "",
-        "Each a ratio within this run (or a CPU figure), computed by `benchmarks/targets.py`.",
+        "Each a ratio within this run, computed by `benchmarks/targets.py` on the machine "
+        "above; decided on asyncio, the same ratios on uvloop beside them.",
         "",
         *targets_table(data),
+        "",
+        "## Other targets (issue 8: REST, decode, footprint)",
+        "",
+        *targets_table(data, OTHER_TARGETS, ("asyncio",)),
         "",
         "## Versions",
         "",
@@ -99,7 +107,8 @@ def render(data: dict[str, Any]) -> str:
     ]
     out += [f"| {k} | {v} |" for k, v in meta["versions"].items()]
     for comp in data["comparisons"]:
-        out += ["", f"## {comp['id']}. {comp['title']}", ""]
+        on = f" ({comp['loop']})" if "loop" in comp else ""
+        out += ["", f"## {comp['id']}. {comp['title']}{on}", ""]
         if "error" in comp:
             out += ["**Failed:**", "", "```", comp["error"].strip(), "```"]
             continue

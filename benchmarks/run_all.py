@@ -1,10 +1,12 @@
 """Run every comparison (A-F), write benchmarks/results.json, render benchmarks/RESULTS.md.
 
     bash benchmarks/install.sh /path/to/venv/bin/python   # once
-    python benchmarks/run_all.py [--quick] [--only A,C]
+    python benchmarks/run_all.py [--quick] [--only A,C] [--loops asyncio,uvloop]
 
 Each comparison runs in its own subprocess (its own CPU accounting and memory), bounded by a
-timeout; a failing one is recorded with its error and the others still run.
+timeout; a failing one is recorded with its error and the others still run. The SMTP
+comparisons (A-C) run on asyncio, then again on uvloop (the targets are decided on asyncio; the
+uvloop figures are shown beside them).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ COMPARISONS = [
     ("E", "bench_decode.py", 300),
     ("F", "bench_footprint.py", 1000),
 ]
+ON_UVLOOP = {"A", "B", "C"}
 PACKAGES = [
     "hubspot-tx",
     "aiohttp",
@@ -47,6 +50,7 @@ PACKAGES = [
     "httpx-aiohttp",
     "pydantic",
     "pydantic-core",
+    "uvloop",
 ]
 
 
@@ -74,25 +78,42 @@ def versions() -> dict[str, str]:
     return found
 
 
-def run_one(cid: str, script: str, timeout: float, quick: bool) -> Json:
+def machine() -> str:
+    """The CPU model, for RESULTS.md: the same code gives other figures on other machines."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "?"
+
+
+def load() -> str:
+    """The 1/5/15-minute load averages (the machine is shared)."""
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def run_one(cid: str, script: str, timeout: float, quick: bool, loop: str = "asyncio") -> Json:
     with tempfile.NamedTemporaryFile(suffix=".json") as tmp:
-        argv = [sys.executable, str(HERE / script), "--json", tmp.name]
+        argv = [sys.executable, str(HERE / script), "--json", tmp.name, "--loop", loop]
         if quick:
             argv.append("--quick")
-        print(f"== {cid}: {script}", file=sys.stderr, flush=True)
+        print(f"== {cid} ({loop}, load {load()}): {script}", file=sys.stderr, flush=True)
         t0 = time.monotonic()
         try:
             p = subprocess.run(
                 argv, cwd=HERE, timeout=timeout, stdout=subprocess.PIPE, text=True, check=False
             )
         except subprocess.TimeoutExpired:
-            return {"id": cid, "title": script, "error": f"timed out after {timeout:.0f} s"}
+            error = f"timed out after {timeout:.0f} s"
+            return {"id": cid, "title": script, "loop": loop, "error": error}
         wall = time.monotonic() - t0
         print(p.stdout, file=sys.stderr, flush=True)
         if p.returncode != 0:
-            return {"id": cid, "title": script, "error": f"exit {p.returncode}; see stderr"}
+            error = f"exit {p.returncode}; see stderr"
+            return {"id": cid, "title": script, "loop": loop, "error": error}
         result: Json = json.loads(Path(tmp.name).read_text())
         result["wall_seconds"] = wall
+        result["loop"] = loop
         return result
 
 
@@ -100,14 +121,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="smaller counts, fewer rounds (< 5 min)")
     ap.add_argument("--only", help="comma-separated comparison ids, e.g. A,D")
+    ap.add_argument(
+        "--loops", default="asyncio,uvloop", help="event loops for A-C (default asyncio,uvloop)"
+    )
     args = ap.parse_args()
     only = set(args.only.upper().split(",")) if args.only else None
+    loops = [x for x in args.loops.split(",") if x]
     started = time.monotonic()
+    load_before = load()
     comparisons = []
     for cid, script, timeout in COMPARISONS:
         if only is None or cid in only:
             limit = max(120, timeout / 5) if args.quick else timeout
-            comparisons.append(run_one(cid, script, limit, args.quick))
+            for loop in loops if cid in ON_UVLOOP else ["asyncio"]:
+                comparisons.append(run_one(cid, script, limit, args.quick, loop))
     unavailable = []
     sdk_error = HERE / ".hubspot_sdk_error.txt"
     if sdk_error.exists():
@@ -117,6 +144,8 @@ def main() -> None:
             "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M"),
             "uname": tool_version(["uname", "-a"]),
             "nproc": os.cpu_count(),
+            "cpu": machine(),
+            "load": f"{load_before} before, {load()} after",
             "quick": args.quick,
             "wall_seconds": time.monotonic() - started,
             "versions": versions(),

@@ -76,6 +76,7 @@ async def soak(total: int, seconds: float, chaos: float, seed: int) -> int:
             tls="none",
             max_connections=10,
             command_timeout=0.2,
+            final_reply_timeout=0.2,
             retry=SmtpRetry(max_attempts=3, initial_backoff=0.01, max_backoff=0.05),
         ) as pool:
             relay = pool.send_many(messages(total), concurrency=10)

@@ -50,6 +50,16 @@ async def test_a_lost_connection_is_reported(
 
 
 @pytest.mark.asyncio
+async def test_rate_limits_are_waited_out(
+    hubspot_sandbox: Sandbox, hubspot_client: HubSpot
+) -> None:
+    hubspot_sandbox.faults.rest_429(times=2, retry_after=0.1)  # the next two REST calls: 429
+    token = await hubspot_client.smtp_tokens.create(campaign_name="receipts")
+    assert [r.status for r in hubspot_sandbox.requests] == [429, 429, 201]
+    assert token.id in hubspot_sandbox.state.tokens
+
+
+@pytest.mark.asyncio
 async def test_a_welcome_single_send(hubspot_client: HubSpot) -> None:
     status = await hubspot_client.single_send.send(email_id=1001, to="bob@example.org")
     final = await hubspot_client.send_status.wait(status, timeout=10)

@@ -57,7 +57,7 @@ class TokenEndpoint(Protocol):
 
 
 class OAuthTokens(msgspec.Struct, frozen=True):
-    """What HubSpot's ``/oauth/v1/token`` returns."""
+    """What HubSpot's token endpoint (``/oauth/v1/token``, ``/oauth/2026-03/token``) returns."""
 
     access_token: str
     expires_in: float
@@ -155,10 +155,21 @@ class OAuth:
                 error = msgspec.json.decode(body, type=dict[str, object])
             except msgspec.DecodeError:
                 error = {}
-            kind = str(error.get("status") or f"HTTP {status}")
-            self._failure = (
-                f"HubSpot refused the OAuth refresh token: {kind}: {error.get('message', '')}"
-            )
+            # /oauth/v1/token names the problem in ``status``; the dated endpoints answer
+            # HubSpot's standard error body (``status: "error"`` and a ``category``).
+            kind = str(error.get("status") or "")
+            if kind in ("", "error"):
+                kind = str(error.get("category") or f"HTTP {status}")
+            message = f"{kind}: {error.get('message', '')}"
+            if status == 429 or status >= 500:
+                # Transient: the refresh token may be fine; the next call tries again.
+                raise OAuthRefreshError(
+                    f"HubSpot's token endpoint is unavailable (HTTP {status}), try again: "
+                    + message,
+                    status=status,
+                    category=kind,
+                )
+            self._failure = f"HubSpot refused the OAuth refresh token: {message}"
             self._access_token = None
             raise OAuthRefreshError(self._failure, status=status, category=kind)
         tokens = _tokens_decoder.decode(body)

@@ -16,9 +16,17 @@ from ._config import DEFAULT_BASE_URL, DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPoli
 from ._hooks import Hooks
 from ._http import HTTPClient
 from ._pacing import Pacer, RateLimit
-from ._paths import API_VERSIONS, ApiVersion
+from ._paths import API_VERSIONS, DEFAULT_API_VERSION, ApiVersion
 from ._secret import Secret
-from .resources import Campaigns, Events, SendStatuses, SingleSend, SmtpTokens, Statistics
+from .resources import (
+    Campaigns,
+    Events,
+    MarketingEmails,
+    SendStatuses,
+    SingleSend,
+    SmtpTokens,
+    Statistics,
+)
 
 __all__ = ["HubSpot"]
 
@@ -53,8 +61,9 @@ class HubSpot:
         rate_limit: ``"auto"`` (learn HubSpot's limits from its headers and pace every call
             of this client under them), a :class:`RateLimit` to pace under a known budget, or
             ``None`` to send without pacing.
-        api_version: ``"v3"`` (the published spec's paths), ``"2026-03"`` or ``"2026-09"``
-            (HubSpot's date-versioned paths).
+        api_version: ``"2026-09"`` (the default: the newest path HubSpot publishes for each
+            API), ``"2026-03"``, or ``"v3"`` (the classic v1-v4 paths, which HubSpot stops
+            serving in 2027).
         hooks: :class:`Hooks` called around every attempt (for metrics and tracing).
         trace_configs: aiohttp ``TraceConfig`` objects, passed to the session.
     """
@@ -70,7 +79,7 @@ class HubSpot:
         trust_env: bool = False,
         max_connections: int = 100,
         rate_limit: RateLimit | Literal["auto"] | None = "auto",
-        api_version: ApiVersion = "v3",
+        api_version: ApiVersion = DEFAULT_API_VERSION,
         hooks: Hooks | None = None,
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
     ) -> None:
@@ -110,7 +119,12 @@ class HubSpot:
             tls_advice=_env.tls_advice(ca_file, custom_context=custom_context),
         )
         if isinstance(auth, OAuth):
-            auth.bind(self._http.post_token_form)
+            http, token_path = self._http, paths.oauth_token
+
+            async def token_endpoint(fields: dict[str, str]) -> tuple[int, bytes]:
+                return await http.post_token_form(fields, token_path)
+
+            auth.bind(token_endpoint)
         self.smtp_tokens = SmtpTokens(self._http, paths)
         """SMTP API tokens: list, get, create, delete, reset_password."""
         self.single_send = SingleSend(self._http, paths)
@@ -120,9 +134,12 @@ class HubSpot:
         self.events = Events(self._http, paths)
         """Email events: list (every page), get, outcomes (per-recipient latest state)."""
         self.campaigns = Campaigns(self._http, paths)
-        """Email campaign data with counters."""
+        """Email campaign data: list, list_by_id (legacy listings), get (with counters)."""
         self.statistics = Statistics(self._http, paths)
         """Email statistics: list, histogram."""
+        self.marketing_emails = MarketingEmails(self._http, paths)
+        """Marketing emails (what single-send sends): list, get, create_transactional,
+        publish, and ``campaign_ids`` (the ids its events are keyed by)."""
 
     async def aclose(self) -> None:
         """Close the HTTP session. Idempotent."""

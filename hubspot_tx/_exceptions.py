@@ -138,7 +138,9 @@ class AuthenticationError(APIError):
 
 
 class OAuthRefreshError(AuthenticationError):
-    """HubSpot refused the OAuth refresh token (revoked, unknown, wrong client secret)."""
+    """HubSpot refused the OAuth refresh token (revoked, unknown, wrong client secret), or its
+    token endpoint was unavailable (``status`` 429 or 5xx: not remembered, the next call tries
+    again)."""
 
 
 class PermissionDeniedError(APIError):

@@ -196,8 +196,10 @@ class HTTPClient:
             session, self._session = self._session, None
             await session.close()
 
-    async def post_token_form(self, fields: dict[str, str]) -> tuple[int, bytes]:
-        """POST a form to HubSpot's OAuth token endpoint (no bearer, not paced).
+    async def post_token_form(
+        self, fields: dict[str, str], path: str = TOKEN_PATH
+    ) -> tuple[int, bytes]:
+        """POST a form to HubSpot's OAuth token endpoint ``path`` (no bearer, not paced).
 
         Retried like a safe request on connection errors and 5xx: a refresh grant can be
         repeated.
@@ -207,7 +209,7 @@ class HTTPClient:
         for attempt in range(1, policy.max_retries + 2):
             try:
                 async with session.post(
-                    self.base_url + TOKEN_PATH, data=fields, allow_redirects=False
+                    self.base_url + path, data=fields, allow_redirects=False
                 ) as resp:
                     content = await resp.read()
             except (TimeoutError, aiohttp.ClientError) as exc:
@@ -215,7 +217,7 @@ class HTTPClient:
                     raise APIConnectionError(
                         f"token endpoint unreachable: {type(exc).__name__}",
                         method="POST",
-                        path=TOKEN_PATH,
+                        path=path,
                     ) from None
             else:
                 if resp.status < 500 or attempt > policy.max_retries:

@@ -12,7 +12,8 @@ from response headers and delays requests *before* HubSpot would answer 429:
   share the limit), the pacer counts the difference as if it had sent it;
 - a 429 pauses every caller for the wait HubSpot asked for;
 - once the daily remaining reaches 0, calls fail at once with a ``DAILY`` :class:`RateLimitError`
-  instead of spending HubSpot's error budget.
+  instead of spending HubSpot's error budget; one call every ``daily_probe_interval`` seconds
+  goes through as a probe, so the pacer relearns the count after HubSpot's daily reset.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ._exceptions import RateLimitError
@@ -63,14 +64,26 @@ class Pacer:
         learn: update the limit from response headers.
         margin: extra fraction of the interval added to the window (jitter between this
             client's clock and HubSpot's).
+        daily_probe_interval: while the daily limit is used up, let one request through this
+            often (seconds) to learn whether it was reset.
+        clock: monotonic seconds, for the daily latch (injectable for tests).
     """
 
     def __init__(
-        self, limit: RateLimit | None = None, *, learn: bool = True, margin: float = 0.05
+        self,
+        limit: RateLimit | None = None,
+        *,
+        learn: bool = True,
+        margin: float = 0.05,
+        daily_probe_interval: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.limit = limit
         self.learn = learn
         self.margin = margin
+        self.daily_probe_interval = daily_probe_interval
+        self._clock = clock
+        self._daily_probe_at = 0.0
         self._sent: deque[float] = deque()
         self._lock = asyncio.Lock()
         self._learned = asyncio.Event()
@@ -90,13 +103,18 @@ class Pacer:
         caller must then report how it ended with ``observe(..., probe=True)``.
         """
         if self._daily_remaining is not None and self._daily_remaining <= 0:
-            raise RateLimitError(
-                "the daily request limit is used up (it resets at midnight in the account's "
-                "time zone); not sent",
-                status=429,
-                policy_name="DAILY",
-                category="RATE_LIMIT",
-            )
+            now = self._clock()
+            if now >= self._daily_probe_at:
+                # Probe: after the daily reset HubSpot answers with a fresh remaining count.
+                self._daily_probe_at = now + self.daily_probe_interval
+            else:
+                raise RateLimitError(
+                    "the daily request limit is used up (it resets at midnight in the "
+                    "account's time zone); not sent",
+                    status=429,
+                    policy_name="DAILY",
+                    category="RATE_LIMIT",
+                )
         async with self._lock:  # FIFO: callers are admitted in arrival order
             while True:
                 now = time.monotonic()
@@ -138,6 +156,9 @@ class Pacer:
                     self._reconcile(limit, max_requests, remaining)
             daily_remaining = _int(headers, "X-HubSpot-RateLimit-Daily-Remaining")
             if daily_remaining is not None:
+                latched = self._daily_remaining is not None and self._daily_remaining <= 0
+                if daily_remaining <= 0 and not latched:  # just used up: probe again later
+                    self._daily_probe_at = self._clock() + self.daily_probe_interval
                 self._daily_remaining = daily_remaining
         if self.limit is None and probe:
             # The probe ended without telling the limit: assume the lowest published tier.

@@ -17,16 +17,18 @@ own records), else 1.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from . import SendResult, SmtpAuthError, SmtpCredentials
 from .cli._output import Progress, table
-from .sandbox import Sandbox
+
+if TYPE_CHECKING:
+    from .sandbox import Sandbox
 
 __all__ = ["main", "run"]
 
@@ -67,6 +69,10 @@ async def run(
     count: int = DEFAULT_MESSAGES, *, prepare: Callable[[Sandbox], None] | None = None
 ) -> int:
     """Run the demo; return the exit code. ``prepare`` may arm faults (used by its test)."""
+    # Imported here: without the sandbox extra, its ImportError (with the install line) is what
+    # the CLI prints, as one line.
+    from .sandbox import Sandbox
+
     check = _Check()
     started = time.perf_counter()
     async with Sandbox(pending_seconds=0.1, processing_seconds=0.2) as sb:
@@ -128,6 +134,20 @@ async def run(
                 results == [SendResult.SENT, SendResult.SENT, SendResult.PREVIOUSLY_BOUNCED],
                 "two sent, one refused by a recipient rule",
             )
+            # Single-send events are keyed by the email's campaign id, not by its email id.
+            campaign_ids = await hs.marketing_emails.campaign_ids(1001)
+            await asyncio.sleep(4 * sb.state.event_step)
+            sends = await hs.events.outcomes(campaign_ids[0])
+            print(f"     email 1001 -> campaign {campaign_ids[0]}")
+            check(
+                {r: o.state.value for r, o in sends.items()}
+                == {
+                    "ada@example.org": "DELIVERED",
+                    "grace@example.org": "DELIVERED",
+                    "bounced@example.org": "DROPPED",
+                },
+                "their events, found by the email's campaign id",
+            )
 
             print("5. password rotation")
             rotated = await hs.smtp_tokens.reset_password(token.id)
@@ -163,15 +183,10 @@ async def run(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point."""
-    parser = argparse.ArgumentParser(
-        prog="python -m hubspot_tx.demo",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--messages", type=int, default=DEFAULT_MESSAGES)
-    args = parser.parse_args(argv)
-    sys.exit(asyncio.run(run(args.messages)))
+    """Entry point: the same as ``hubspot-tx demo`` (and its one-line errors)."""
+    from .cli import main as cli_main
+
+    sys.exit(cli_main(["demo", *(sys.argv[1:] if argv is None else argv)]))
 
 
 if __name__ == "__main__":

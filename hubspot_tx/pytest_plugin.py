@@ -7,15 +7,15 @@ pytest-asyncio's default *strict* mode (mark your async tests ``@pytest.mark.asy
 with the line that installs it (it is never skipped: a CI run must not go green having tested
 nothing).
 
-- ``hubspot_sandbox``: a running :class:`~hubspot_tx.sandbox.Sandbox` (REST + SMTP on loopback,
+- ``hubspot_sandbox``: a running `Sandbox` (REST + SMTP on loopback,
   real TLS with its own CA), fresh for each test. ``hubspot_sandbox.outbox(recipient=...)``,
   ``.faults.smtp_drop("stored")``, ``.faults.rest_429(times=2, retry_after=0.1)``, ``.state`` ...
-- ``hubspot_client``: a :class:`~hubspot_tx.HubSpot` client of it (verified HTTPS).
+- ``hubspot_client``: a `HubSpot` client of it (verified HTTPS).
 - ``hubspot_smtp_token``: an SMTP token created through its REST API.
-- ``hubspot_smtp_pool``: an :class:`~hubspot_tx.SmtpPool` logged in with that token (STARTTLS).
+- ``hubspot_smtp_pool``: an `SmtpPool` logged in with that token (STARTTLS).
 - ``hubspot_sandbox_session``: one sandbox for the whole session, in a background thread (any
   test, sync or async, in any event loop, can use it); ``hubspot_shared_sandbox`` is the same
-  sandbox, :meth:`~hubspot_tx.sandbox.Sandbox.reset` before each test that asks for it.
+  sandbox, `Sandbox.reset()` before each test that asks for it.
 """
 
 from __future__ import annotations

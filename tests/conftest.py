@@ -6,7 +6,11 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 
 import pytest
-import uvloop
+
+try:
+    import uvloop
+except ImportError:  # uvloop has no Windows build
+    uvloop = None  # type: ignore[assignment]
 
 from hubspot_tx import HubSpot, RetryPolicy, SmtpRetry, SmtpTokenWithPassword
 from hubspot_tx.sandbox import Sandbox
@@ -30,7 +34,7 @@ BOTH_LOOPS = (
 ASYNCIO: Mapping[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
 ASYNCIO_AND_UVLOOP: Mapping[str, Callable[[], asyncio.AbstractEventLoop]] = {
     **ASYNCIO,
-    "uvloop": uvloop.new_event_loop,
+    **({"uvloop": uvloop.new_event_loop} if uvloop is not None else {}),  # not on Windows
 }
 
 

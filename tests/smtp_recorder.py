@@ -35,7 +35,11 @@ class Recorder:
     sessions: int = 0  # open now
     most_sessions: int = 0  # open at once, at most
     hold: asyncio.Event | None = None  # set: the reply to the end of data waits for it
+    rcpt_replies: dict[str, str] = field(default_factory=dict)  # address -> reply to RCPT
     in_data: asyncio.Event = field(default_factory=asyncio.Event)  # some data has ended
+    data_started: list[int] = field(default_factory=list)  # ids of sessions in DATA
+    silent_noop: bool = False  # NOOP gets no reply (a server that stopped answering)
+    noops: int = 0
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -55,8 +59,23 @@ class Recorder:
         envelope.mail_options.extend(options)
         return "250 OK"
 
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address in self.rcpt_replies:
+            return self.rcpt_replies[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_NOOP(self, server: Any, session: Any, envelope: Any, arg: str) -> str:
+        self.noops += 1
+        if self.silent_noop:
+            await asyncio.sleep(30)  # the client gives up long before
+        return "250 OK"
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.in_data.set()
+        self.data_started.append(id(server))
         if self.hold is not None:
             await asyncio.wait_for(self.hold.wait(), 30)
         self.received.append(
@@ -88,10 +107,6 @@ async def recording_server(
             rec.most_sessions = max(rec.most_sessions, rec.sessions)
             super().connection_made(transport)
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            rec.sessions -= 1
-            super().connection_lost(exc)
-
     def factory() -> SMTP:
         return Counting(
             rec,
@@ -118,3 +133,56 @@ def recorder_pool(port: int, **kwargs: Any) -> SmtpPool:
     kwargs.setdefault("retry", FAST_SMTP_RETRY)
     kwargs.setdefault("command_timeout", 10.0)
     return SmtpPool("127.0.0.1", port, tls="none", **kwargs)
+
+
+@asynccontextmanager
+async def slow_server(*, chunk_pause: float | None) -> AsyncIterator[tuple[int, list[bytes]]]:
+    """``(port, received)`` of a minimal SMTP server whose data phase reads 32 KiB every
+    ``chunk_pause`` seconds (a slow link), or, with ``None``, never reads it (a dead peer)."""
+    received: list[bytes] = []
+    stop = asyncio.Event()
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 slow.test ESMTP\r\n")
+        try:
+            while line := await asyncio.wait_for(reader.readline(), 30):
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    writer.write(b"250-slow.test\r\n250 8BITMIME\r\n")
+                elif verb == b"QUIT":
+                    writer.write(b"221 bye\r\n")
+                    break
+                elif verb != b"DATA":
+                    writer.write(b"250 OK\r\n")
+                elif chunk_pause is None:  # read no more (the reader pauses when full)
+                    writer.write(b"354 go on\r\n")
+                    await writer.drain()
+                    await asyncio.wait_for(stop.wait(), 30)
+                    break
+                else:
+                    writer.write(b"354 go on\r\n")
+                    data = bytearray()
+                    while not data.endswith(b"\r\n.\r\n"):
+                        await asyncio.sleep(chunk_pause)
+                        chunk = await asyncio.wait_for(reader.read(32 * 1024), 30)
+                        if not chunk:
+                            return
+                        data += chunk
+                    received.append(bytes(data[:-3]))
+                    writer.write(b"250 OK stored\r\n")
+                await writer.drain()
+        except (ConnectionError, TimeoutError):
+            pass
+        finally:
+            writer.close()
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)  # a small window
+    sock.bind(("127.0.0.1", 0))
+    server = await asyncio.start_server(session, sock=sock, limit=32 * 1024)
+    try:
+        yield sock.getsockname()[1], received
+    finally:
+        stop.set()
+        server.close()
+        await server.wait_closed()

@@ -16,12 +16,13 @@ from hubspot_tx import (
     SendResult,
     SingleSendRequest,
 )
+from hubspot_tx._paths import API_VERSIONS, DEFAULT_API_VERSION
 from hubspot_tx.resources import SingleSend
 from hubspot_tx.sandbox import Sandbox
 
 from .conftest import FAST_RETRY
 
-SEND = "/marketing/v3/transactional/single-email/send"
+SEND = API_VERSIONS[DEFAULT_API_VERSION].single_send
 
 
 @pytest.mark.slow

@@ -304,3 +304,31 @@ async def test_sigkill_then_resume_sends_each_message_at_most_once(
     assert set(stored.values()) == {1}  # at most once
     assert len(stored) >= 300 - len(unknown)
     assert code == 0  # the rest went out; the unknown ones are reported, not resent
+
+
+async def test_sandbox_banner_names_the_emails_and_their_campaign_ids() -> None:
+    ports = ["--http-port", "0", "--https-port", "0", "--smtp-port", "0", "--smtps-port", "0"]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "hubspot_tx.cli",
+        "sandbox",
+        *ports,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        while not any(line.strip().startswith("export ") for line in lines):
+            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            assert line, "the sandbox exited before printing its banner"
+            lines.append(line.decode())
+            assert len(lines) < 50
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    [emails] = [line for line in lines if line.strip().startswith("emails")]
+    assert "1001 -> " in emails
+    assert "12345678 -> " in emails
+    assert "1001 -> 1001" not in emails  # a campaign id is not the email id

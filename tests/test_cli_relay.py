@@ -18,9 +18,13 @@ from pathlib import Path
 import pytest
 
 from hubspot_tx import SmtpTokenWithPassword
+from hubspot_tx.distributed import RedisServer
 from hubspot_tx.sandbox import Sandbox
 
 from .conftest import make_message
+from .distributed_support import redis_srv
+
+__all__ = ["redis_srv"]
 
 ID = r"sha256:[0-9a-f]{32}:[0-9]+"
 
@@ -34,6 +38,17 @@ def _env(sb: Sandbox, token: SmtpTokenWithPassword, **extra: str) -> dict[str, s
         "HUBSPOT_SMTP_USER": token.id,
         "HUBSPOT_SMTP_PASSWORD": token.password.get_secret_value(),
         **extra,
+    }
+
+
+def _without_uvloop(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """``env`` in which ``import uvloop`` fails, as where it is not installed."""
+    hidden = tmp_path / "no-uvloop"
+    hidden.mkdir(exist_ok=True)
+    (hidden / "uvloop.py").write_text("raise ImportError('uvloop is not installed')\n")
+    return {
+        **env,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(hidden), env.get("PYTHONPATH")])),
     }
 
 
@@ -175,6 +190,55 @@ async def test_stdin_mbox_is_streamed(
     ]
 
 
+async def test_sigint_while_stdin_is_silent_stops_the_relay(
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path
+) -> None:
+    box = _mbox(tmp_path / "in.mbox", [make_message(i) for i in range(2)]).read_bytes()
+    second = box.index(b"\nFrom ", 1) + 1
+    results = tmp_path / "r.jsonl"
+    proc = await _start("-", "--results", str(results), env=_env(sandbox, token), stdin=True)
+    assert proc.stdin is not None
+    try:
+        cut = box.index(b"\n", second) + 20  # the second message has begun, and stops there
+        proc.stdin.write(box[:cut])
+        await proc.stdin.drain()
+        await _until(lambda: len(sandbox.state.messages) == 1)
+        proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), 10)  # stdin still open
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 130, err
+    assert b"--resume" in err
+    assert len(sandbox.state.messages) == 1  # the cut second message was not sent
+    assert len(_records(results)) == 1
+
+
+async def test_stdin_redirected_from_a_file(
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path
+) -> None:
+    box = _mbox(tmp_path / "in.mbox", [make_message(i) for i in range(5)])
+    with box.open("rb") as stdin:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "hubspot_tx.cli",
+            "relay",
+            "-",
+            "--results",
+            str(tmp_path / "r.jsonl"),
+            "--quiet",
+            stdin=stdin,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=_env(sandbox, token),
+        )
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err
+    assert len(sandbox.state.messages) == 5
+
+
 # -- ids, the results file ------------------------------------------------------------------------
 async def test_identical_messages_stay_distinct_and_resume_follows_content(
     sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path
@@ -201,7 +265,7 @@ async def test_identical_messages_stay_distinct_and_resume_follows_content(
         "<m3@hubspot-tx.test>": 1,  # only the new one
     }
     sources = {r["source"] for r in _records(results)}
-    assert f"{box}#0" in sources
+    assert f"mbox:{box.resolve()}:0" in sources
 
 
 async def test_a_results_file_with_sends_needs_resume_or_force(
@@ -259,15 +323,18 @@ async def test_a_partly_delivered_message_is_not_resent_by_resume(
     results = tmp_path / "r.jsonl"
     code, _, _ = await relay(str(tmp_path / "a.eml"), "--results", str(results), env=env)
     assert code == 0
-    # As a run whose message went to one recipient and then failed for good would record it.
-    record = {**_records(results)[0], "status": "failed", "category": "auth"}
-    results.write_text(json.dumps(record) + "\n")
-    code, out, err = await relay(
-        str(tmp_path / "a.eml"), "--results", str(results), "--resume", "--json", env=env
-    )
-    assert code == 0, err
-    assert json.loads(out)["skipped"] == 1
-    assert len(sandbox.state.messages) == 1
+    sent = _records(results)[0]
+    # As a run whose message went to one recipient (or maybe did) and then failed for good
+    # would record it.
+    for partly in ({"accepted": ["a@example.org"]}, {"accepted": [], "inDoubt": ["a@x.org"]}):
+        record = {**sent, "status": "failed", "category": "auth", **partly}
+        results.write_text(json.dumps(record) + "\n")
+        code, out, err = await relay(
+            str(tmp_path / "a.eml"), "--results", str(results), "--resume", "--json", env=env
+        )
+        assert code == 0, err
+        assert json.loads(out)["skipped"] == 1
+        assert len(sandbox.state.messages) == 1
 
 
 async def test_a_folder_without_eml_files_is_refused_with_a_hint(
@@ -340,16 +407,49 @@ async def _silent_server() -> AsyncIterator[tuple[int, asyncio.Event]]:
         await server.wait_closed()
 
 
+def _established_to(pid: int, port: int) -> bool:
+    """Whether process ``pid`` has an established IPv4 TCP connection to ``port`` (/proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote_port = int(fields[2].split(":")[1], 16)
+        if remote_port == port and fields[3] == "01" and fields[9] in inodes:
+            return True
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/net/tcp").exists(), reason="needs Linux's /proc")
+@pytest.mark.parametrize(
+    ("server", "loop"),
+    [
+        ("sandbox-implicit-tls-port", "uvloop"),
+        ("sandbox-implicit-tls-port", "asyncio"),
+        ("silent", "uvloop"),
+    ],
+)
 async def test_sigint_is_honoured_at_once_while_a_connect_hangs(
-    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path, server: str, loop: str
 ) -> None:
+    """STARTTLS (the default) to an implicit-TLS port: the client waits for a greeting, the
+    server for a TLS hello. Ctrl-C then stops the relay at once."""
     (tmp_path / "a.eml").write_bytes(make_message(1))
     results = tmp_path / "r.jsonl"
-    async with _silent_server() as (port, accepted):
+    async with contextlib.AsyncExitStack() as stack:
+        if server == "silent":
+            port, _ = await stack.enter_async_context(_silent_server())
+        else:
+            port = sandbox.smtps_port
         env = _env(sandbox, token, HUBSPOT_SMTP_PORT=str(port))
+        if loop == "asyncio":
+            env = _without_uvloop(env, tmp_path)
         proc = await _start(str(tmp_path / "a.eml"), "--results", str(results), env=env)
         try:
-            await asyncio.wait_for(accepted.wait(), 60)
+            await _until(lambda: _established_to(proc.pid, port))
             proc.send_signal(signal.SIGINT)
             # Well under the 15 s connect timeout the old code sat out (3 times).
             _, err_bytes = await asyncio.wait_for(proc.communicate(), 10)
@@ -415,3 +515,139 @@ async def test_tls_none_suggests_the_cli_flag(
     assert "--allow-plaintext-auth" in err
     assert "allow_plaintext_auth" not in err  # a Python argument the CLI does not have
     assert err.count("\n") == 1
+
+
+# -- a large mbox ---------------------------------------------------------------------------------
+def _proc_figures(pid: int) -> tuple[int, int]:
+    """Bytes the process has read so far, and its peak resident memory (Linux's /proc)."""
+    io = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    return int(io["rchar"]), peak_kb * 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs Linux's /proc/<pid>/io")
+async def test_a_large_mbox_is_streamed_not_read_whole(
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path
+) -> None:
+    """A 150 MB mbox: its first messages go out having read a few of them, in bounded memory."""
+    body = (b"x" * 899 + b"\n") * 550  # ~500 KB
+    path = tmp_path / "large.mbox"
+    with path.open("wb") as out:
+        for i in range(300):
+            out.write(b"From sender@example.com Thu Jan  1 00:00:00 2026\n")
+            out.write(make_message(i).replace(b"\r\n", b"\n") + body + b"\n")
+    size = path.stat().st_size
+    sandbox.faults.smtp_slow("stored", 0.2, times=None)  # the relay cannot race ahead
+    proc = await _start(
+        str(path),
+        "--concurrency",
+        "2",
+        "--results",
+        str(tmp_path / "r.jsonl"),
+        "--quiet",
+        env=_env(sandbox, token),
+    )
+    try:
+        await _until(lambda: len(sandbox.state.messages) >= 3)
+        read, peak = _proc_figures(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        sandbox.faults.clear()
+        path.unlink()
+    assert proc.returncode == 130, err
+    # Measured: 8 MB read and 38 MB peak RSS (the old CLI: 3 times the file read, 129 MB peak
+    # for 100 MB).
+    assert read < size / 4, (read, size)  # a few messages (and Python's own files)
+    assert peak < size / 2, (peak, size)  # the old CLI held the whole file (and more)
+
+
+# -- the event loop -------------------------------------------------------------------------------
+@pytest.mark.parametrize("uvloop_installed", [True, False])
+async def test_the_worker_runs_on_uvloop_when_installed_else_asyncio(
+    redis_srv: RedisServer, tmp_path: Path, uvloop_installed: bool
+) -> None:
+    pytest.importorskip("uvloop")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUBSPOT_SMTP")}
+    if not uvloop_installed:
+        env = _without_uvloop(env, tmp_path)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "hubspot_tx.cli",
+        "worker",
+        "--redis-url",
+        redis_srv.url,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        line = (await asyncio.wait_for(proc.stderr.readline(), 60)).decode()
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert line.startswith("hubspot-tx worker: 1 process")
+    assert line.rstrip().endswith("(uvloop)" if uvloop_installed else "(asyncio)")
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("uvloop_installed", [True, False])
+async def test_the_cli_runs_on_uvloop_when_installed_else_asyncio(
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path, uvloop_installed: bool
+) -> None:
+    pytest.importorskip("uvloop")  # a test dependency (hubspot-tx[uvloop])
+    env = _env(sandbox, token)
+    if not uvloop_installed:
+        env = _without_uvloop(env, tmp_path)
+    for i in range(20):
+        (tmp_path / f"{i}.eml").write_bytes(make_message(i))
+    code, out, err = await relay(
+        str(tmp_path), "--results", str(tmp_path / "r.jsonl"), "--json", env=env
+    )
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["event_loop"] == ("uvloop" if uvloop_installed else "asyncio")
+    assert summary["outcomes"] == {"sent": 20}
+
+
+async def test_relay_help_documents_sources_resume_and_exit_codes() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hubspot_tx.cli", "relay", "--help", stdout=asyncio.subprocess.PIPE
+    )
+    out = (await asyncio.wait_for(proc.communicate(), 60))[0].decode()
+    assert proc.returncode == 0
+    text = " ".join(out.split())
+    for needle in (
+        "--force",
+        "--allow-plaintext-auth",
+        "--resume",
+        "- for stdin",
+        "Message-ID",
+        "4 SMTP server unreachable",
+        "delivery_unknown",
+        "130 interrupted",
+    ):
+        assert needle in text, needle
+
+
+async def test_an_invalid_message_is_recorded_with_its_reason(
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path
+) -> None:
+    (tmp_path / "a.eml").write_bytes(b"From: a@example.org\r\nSubject: nobody\r\n\r\nbody\r\n")
+    results = tmp_path / "r.jsonl"
+    code, _, _ = await relay(
+        str(tmp_path / "a.eml"), "--results", str(results), env=_env(sandbox, token)
+    )
+    assert code == 1
+    (record,) = _records(results)
+    assert record["category"] == "invalid_message"
+    assert record["reason"] == "no_recipients"
+    assert sandbox.state.messages == []

@@ -119,6 +119,15 @@ async def test_smtp_tls_failure_says_which_variable_to_set(
     assert sandbox.outbox() == []
 
 
+def test_the_login_from_the_environment_never_goes_to_a_host_named_in_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HUBSPOT_SMTP_USER", "123")
+    monkeypatch.setenv("HUBSPOT_SMTP_PASSWORD", "secret")
+    assert SmtpPool().credentials is not None
+    assert SmtpPool("smtp.elsewhere.example").credentials is None
+
+
 @pytest.mark.parametrize("value", ["abc", "0", "70000"])
 def test_a_bad_smtp_port_variable_is_a_clear_error(
     value: str, monkeypatch: pytest.MonkeyPatch

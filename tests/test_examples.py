@@ -52,11 +52,13 @@ async def test_fastapi_example(sandbox: Sandbox) -> None:
     assert receipt.status_code == 200, receipt.text
     assert receipt.json()["accepted"] == ["ada@example.org"]
     assert welcome.status_code == 200, welcome.text
-    (stored,) = sandbox.state.messages
+    (stored,) = sandbox.outbox(recipient="ada@example.org")
     assert b"Receipt for order A-1" in stored.data
     (send,) = sandbox.state.sends.values()
     assert send.request.message.send_id == "welcome-bob@example.org"
     assert send.result is SendResult.SENT
+    (welcomed,) = sandbox.outbox(recipient="bob@example.org")  # the single-send, rendered
+    assert welcomed.message["X-HubSpot-Email-Id"] == "1001"
 
 
 @pytest.mark.usefixtures("env")

@@ -121,7 +121,7 @@ async def test_status_maps_to_typed_error(
     assert (err.category, err.sub_category) == ("SOME_CATEGORY", "sub")
     assert err.errors[0].in_ == "campaignName"
     assert err.context == {"campaignName": ["x"]}
-    assert err.path == "/marketing/v3/transactional/smtp-tokens"
+    assert err.path == "/marketing/transactional/2026-03/smtp-tokens"
 
 
 async def test_non_json_error_body_keeps_the_status(server: Scripted, hs: HubSpot) -> None:
@@ -158,7 +158,7 @@ async def test_connection_reset_of_a_create_is_not_retried(server: Scripted, hs:
     server.reply(201, {"id": "x", "password": "p"})
     with pytest.raises(APIConnectionError, match="ServerDisconnectedError"):
         await hs.smtp_tokens.create(campaign_name="c")
-    assert server.requests == [("POST", "/marketing/v3/transactional/smtp-tokens")]
+    assert server.requests == [("POST", "/marketing/transactional/2026-03/smtp-tokens")]
 
 
 async def test_a_cursor_that_does_not_advance_stops_iteration(

@@ -271,7 +271,7 @@ async def test_screenshots(sb: Sandbox, page: Page, screenshots: Path) -> None:
     async with sb.client() as hs:
         await hs.single_send.send(email_id=12345678, to="ada@example.org")
     await page.goto("/")
-    await expect(page.locator("#message-count")).to_have_text("13")
+    await expect(page.locator("#message-count")).to_have_text("14")  # 13 relayed, 1 single-send
     await asyncio.sleep(1.5)  # let the statuses settle
     await expect(page.locator("#messages tbody tr").first.locator(".status")).to_have_text(
         "DELIVERED"

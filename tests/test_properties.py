@@ -48,6 +48,7 @@ async def relay_and_check(
             max_connections=connections,
             retry=RETRY,
             command_timeout=0.15,
+            final_reply_timeout=0.15,
             connect_timeout=2,
         ) as pool:
             outcomes = [

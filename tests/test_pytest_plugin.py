@@ -16,12 +16,16 @@ def test_the_example_passes_in_strict_mode_in_a_new_project(pytester: pytest.Pyt
     pytester.makeini("[pytest]\n")  # nothing set: asyncio_mode is pytest-asyncio's "strict"
     pytester.makepyfile(test_email=EXAMPLE.read_text())
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300)
-    result.assert_outcomes(passed=7)
+    result.assert_outcomes(passed=8)
     result.stdout.no_fnmatch_line("*strict mode*")
 
 
 def test_the_readme_minimal_setup_runs_in_auto_mode(pytester: pytest.Pytester) -> None:
-    pytester.makepyprojecttoml('[tool.pytest.ini_options]\nasyncio_mode = "auto"\n')
+    # The README's pyproject.toml, as it is.
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    setup = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    assert 'asyncio_mode = "auto"' in setup
+    pytester.makepyprojecttoml(setup)
     pytester.makepyfile(
         test_auto="""
         async def test_unmarked(hubspot_sandbox, hubspot_smtp_pool):
@@ -35,6 +39,7 @@ def test_the_readme_minimal_setup_runs_in_auto_mode(pytester: pytest.Pytester) -
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300)
     result.assert_outcomes(passed=1)
+    assert "PytestDeprecationWarning" not in result.stderr.str()  # a quiet first run
 
 
 def test_a_missing_sandbox_extra_fails_the_tests_that_need_it(pytester: pytest.Pytester) -> None:

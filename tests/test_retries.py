@@ -17,12 +17,13 @@ from hubspot_tx import (
     ServerError,
     Timeout,
 )
+from hubspot_tx._paths import API_VERSIONS, DEFAULT_API_VERSION
 from hubspot_tx.sandbox import Sandbox
 
 from .conftest import FAST_RETRY
 
-TOKENS = "/marketing/v3/transactional/smtp-tokens"
-SEND = "/marketing/v3/transactional/single-email/send"
+TOKENS = API_VERSIONS[DEFAULT_API_VERSION].smtp_tokens
+SEND = API_VERSIONS[DEFAULT_API_VERSION].single_send
 
 
 def statuses(sandbox: Sandbox, method: str, path: str) -> list[int]:

@@ -4,6 +4,7 @@ EHLO name, a temporary AUTH failure, and the session limit while a session is re
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.policy
 import socket
 from email.message import EmailMessage
@@ -138,4 +139,34 @@ async def test_a_retired_session_keeps_its_slot_until_it_is_gone() -> None:
         hold.set()
         outcomes = await asyncio.wait_for(asyncio.gather(first, third), 30)
     assert [o.ok for o in outcomes] == [True, True]
-    assert rec.most_sessions == 1
+    # Two sessions in all, one after the other (the server may see the second's connect
+    # before the first's reset: the client-side order is what the check above saw).
+    assert len(rec.ehlo) == 2
+
+
+async def test_stale_idle_sessions_are_not_probed_one_after_another() -> None:
+    """Four idle sessions on a server that stopped answering: one NOOP times out, and the
+    idler three are dropped with it instead of costing a timeout each."""
+    hold = asyncio.Event()
+    async with (
+        recording_server(hold=hold, pipelining=False) as (port, rec),
+        recorder_pool(port, max_connections=4, health_check_after=0.0) as pool,
+    ):
+        sends = [asyncio.create_task(pool.send(make_message(i))) for i in range(4)]
+        for _ in range(500):  # until each message holds a session of its own
+            await asyncio.sleep(0.01)
+            if rec.sessions == 4 and len(rec.data_started) == 4:
+                break
+        hold.set()
+        assert all(o.ok for o in await asyncio.gather(*sends))
+        assert pool.open_connections == 4
+        rec.silent_noop = True
+        await asyncio.sleep(0.02)  # idle for more than health_check_after (0)
+        pool.settings = dataclasses.replace(pool.settings, command_timeout=0.3)
+        # Bounded far above 0.3 s, far below the 10 s of the sessions' earlier replies: the
+        # NOOP's shorter timeout must not wait for the timer those had set.
+        async with asyncio.timeout(5):
+            outcome = await pool.send(make_message(5))
+    assert outcome.ok
+    assert rec.noops == 1  # the other three were dropped unprobed
+    assert rec.most_sessions <= 5

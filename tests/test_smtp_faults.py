@@ -169,7 +169,7 @@ async def test_slow_reply_after_the_dot_is_delivery_unknown(
     sandbox: Sandbox, token: SmtpTokenWithPassword
 ) -> None:
     sandbox.faults.smtp_slow("stored", 1.0)
-    async with pool_for(sandbox, token, command_timeout=0.2) as pool:
+    async with pool_for(sandbox, token, command_timeout=0.2, final_reply_timeout=0.2) as pool:
         outcome = await pool.send(MSG)
     assert outcome.category is FailureCategory.DELIVERY_UNKNOWN
     await asyncio.sleep(1.0)

@@ -120,3 +120,14 @@ async def test_an_mbox_from_line_is_not_sent() -> None:
     ):
         assert (await pool.send(message)).ok
     assert rec.received[0].data == make_message(1)
+
+
+async def test_an_obsolete_from_field_with_a_space_is_not_taken_for_an_mbox_line() -> None:
+    message = b"From : ada@example.com\r\nTo: bob@example.org\r\n\r\nx\r\n"
+    async with (
+        recording_server() as (port, rec),
+        recorder_pool(port) as pool,
+    ):
+        assert (await pool.send(message)).ok
+    assert rec.received[0].mail_from == "ada@example.com"
+    assert rec.received[0].data == message

@@ -259,3 +259,56 @@ async def test_the_sandbox_answers_pipelined_commands_without_nagle(
         assert transport is not None
         sock = transport.get_extra_info("socket")
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+# -- the read-driven path (issue 20): data written from the read that brings the 354, the
+# session handed back there; the caller's task wakes once, for the final reply --
+async def test_cancelled_before_its_354_sends_nothing_and_the_next_message_goes(
+    sb: Sandbox, tok: SmtpTokenWithPassword
+) -> None:
+    reported: list[Outcome] = []
+    async with sb.smtp_pool(tok, max_connections=1, on_outcome=reported.append) as pool:
+        assert (await pool.send(one(0))).ok  # a warm session
+        sb.faults.smtp_slow("data", 0.5)  # the 354 comes late
+        task = asyncio.create_task(pool.send(one(1)))
+        await asyncio.sleep(0.2)
+        await _cancelled(task)
+        after = await pool.send(one(2))  # on a new session: the old one was out of step
+        await asyncio.sleep(0.5)  # the late 354 has come and found nobody to write for
+    assert after.ok
+    assert reported[1].category is FailureCategory.CANCELLED  # certainly not sent
+    assert [m.message_id for m in sb.state.messages] == [
+        "<m0@hubspot-tx.test>",
+        "<m2@hubspot-tx.test>",
+    ]
+
+
+async def test_a_session_handed_back_before_its_reply_carries_the_next_message(
+    sb: Sandbox, tok: SmtpTokenWithPassword
+) -> None:
+    sb.faults.smtp_slow("stored", 0.4)  # the first message's reply comes late
+    async with sb.smtp_pool(tok, max_connections=1) as pool:
+        first = asyncio.create_task(pool.send(one(1)))
+        while not sb.state.messages:  # noqa: ASYNC110 (the server holds the reply)
+            await asyncio.sleep(0.01)
+        if sb.smtp_handler.pipelining:
+            # Its data is written: the session is back in the pool, its slot free.
+            assert len(pool._idle) == 1
+            assert not pool._slots.locked()
+        second = await pool.send(one(2))
+        assert (await first).ok
+    assert second.ok
+    assert sb.state.smtp_sessions_total == 1
+
+
+async def test_a_drop_before_the_354_with_the_session_held_retries_elsewhere(
+    sb: Sandbox, tok: SmtpTokenWithPassword
+) -> None:
+    sb.faults.smtp_drop("data", times=1)
+    async with sb.smtp_pool(tok, max_connections=1, retry=FAST_SMTP_RETRY) as pool:
+        outcomes = [o async for o in pool.send_many(one(i) for i in range(5))]
+        assert not pool._slots.locked()  # every slot given back once
+    assert all(o.ok for o in outcomes)
+    assert Counter(m.message_id for m in sb.state.messages) == Counter(
+        f"<m{i}@hubspot-tx.test>" for i in range(5)
+    )  # each once

@@ -128,14 +128,18 @@ async def test_single_send_events(sandbox: Sandbox) -> None:
         for status in (sent, refused):
             await hs.send_status.wait(status)
         await asyncio.sleep(5 * sandbox.state.event_step)
-        events = [e async for e in hs.events.list(campaign_id=1001)]
+        # As in HubSpot, events are keyed by the email's campaign id, never by its email id.
+        assert [e async for e in hs.events.list(campaign_id=1001)] == []
+        [campaign] = await hs.marketing_emails.campaign_ids(1001)
+        events = [e async for e in hs.events.list(campaign_id=campaign)]
     by_recipient: dict[str, list[str]] = {}
     for e in events:
         assert e.recipient is not None
         by_recipient.setdefault(e.recipient, []).append(e.type.value)
     assert by_recipient == {
-        "openme@example.org": ["PROCESSED", "SENT", "DELIVERED", "OPEN"],
-        "bounced@example.org": ["PROCESSED", "DROPPED"],
+        # newest first, as HubSpot lists them
+        "openme@example.org": ["OPEN", "DELIVERED", "SENT", "PROCESSED"],
+        "bounced@example.org": ["DROPPED", "PROCESSED"],
     }
     dropped = next(e for e in events if e.type is EmailEventType.DROPPED)
     assert dropped.drop_reason == "PREVIOUSLY_BOUNCED"
@@ -157,7 +161,7 @@ async def test_events_appear_as_their_time_comes(
         await asyncio.sleep(1.1)
         later = [e.type.value async for e in hs.events.list(campaign_id=token.email_campaign_id)]
     assert first == ["PROCESSED"]
-    assert later == ["PROCESSED", "SENT", "DELIVERED"]
+    assert later == ["DELIVERED", "SENT", "PROCESSED"]  # newest first
 
 
 async def test_tampered_offset_and_unknown_campaign(

@@ -108,7 +108,7 @@ async def test_trace_configs_pass_through(sandbox: Sandbox) -> None:
     trace.on_request_start.append(on_start)
     async with sandbox.client(trace_configs=[trace]) as hs:
         await hs.smtp_tokens.list()
-    assert started == ["/marketing/v3/transactional/smtp-tokens"]
+    assert started == ["/marketing/transactional/2026-03/smtp-tokens"]
 
 
 def test_redacting_filter() -> None:

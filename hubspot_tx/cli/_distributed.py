@@ -24,6 +24,10 @@ __all__ = ["add_distributed_options", "add_worker_parser", "run_distributed_rela
 
 PARENT_VARIABLE = "HUBSPOT_TX_WORKER_PARENT"
 REDIS_HELP = "default $HUBSPOT_TX_REDIS_URL or redis://127.0.0.1:6379/0"
+PORT_HELP = "SMTP port (default $HUBSPOT_SMTP_PORT, else 587; 465 with --tls implicit)"
+TLS_HELP = "STARTTLS (required, never skipped), implicit TLS, or none (plaintext)"
+REGION_HELP = "HubSpot's SMTP host: na = smtp.hubapi.com, eu = smtp-eu1.hubapi.com"
+CA_HELP = "trust this CA bundle too (default $HUBSPOT_CA_FILE)"
 
 
 def _positive(text: str) -> float:
@@ -36,6 +40,38 @@ def _positive(text: str) -> float:
 
 def _redis_url(args: argparse.Namespace) -> str:
     return str(args.redis_url or _env.get(_env.REDIS_URL) or "redis://127.0.0.1:6379/0")
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password (``redis://:secret@host`` shows as ``redis://:***@host``)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+async def run_distributed(args: argparse.Namespace) -> int:
+    """``worker`` or ``relay --distributed``; Redis that cannot be reached is one line."""
+    try:
+        import redis.exceptions
+    except ImportError:
+        raise ImportError(
+            f"hubspot-tx {args.command} needs the 'distributed' extra: "
+            "pip install 'hubspot-tx[distributed]'"
+        ) from None
+    try:
+        if args.command == "worker":
+            return await run_worker(args)
+        return await run_distributed_relay(args)
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConnectionError(
+            f"cannot reach Redis at {_safe_url(_redis_url(args))} ({reason}): start one, or "
+            f"point {_env.REDIS_URL} / --redis-url at it"
+        ) from None
 
 
 def add_worker_parser(sub: Any) -> None:
@@ -67,14 +103,16 @@ def add_worker_parser(sub: Any) -> None:
         help="seconds after which a queued key gets a new task in any case",
     )
     worker.add_argument("--host", default=None, help="default $HUBSPOT_SMTP_HOST or HubSpot's")
-    worker.add_argument("--port", type=int, default=None)
-    worker.add_argument("--tls", choices=["starttls", "implicit", "none"], default="starttls")
-    worker.add_argument("--region", choices=["na", "eu"], default="na")
+    worker.add_argument("--port", type=int, default=None, help=PORT_HELP)
+    worker.add_argument(
+        "--tls", choices=["starttls", "implicit", "none"], default="starttls", help=TLS_HELP
+    )
+    worker.add_argument("--region", choices=["na", "eu"], default="na", help=REGION_HELP)
     worker.add_argument("--smtp-user", default=None, help="default $HUBSPOT_SMTP_USER")
     worker.add_argument(
         "--smtp-password", default=None, help="default $HUBSPOT_SMTP_PASSWORD (prefer the variable)"
     )
-    worker.add_argument("--ca-file", default=None, help="trust this CA bundle too")
+    worker.add_argument("--ca-file", default=None, help=CA_HELP)
     worker.add_argument(
         "--allow-plaintext-auth", action="store_true", help="AUTH without TLS (tests only)"
     )
@@ -287,7 +325,13 @@ async def run_worker(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     parent = os.environ.get(PARENT_VARIABLE)
     if not parent:
-        print(f"hubspot-tx worker: 1 process: {os.getpid()}", file=sys.stderr, flush=True)
+        from ._output import event_loop_name
+
+        print(
+            f"hubspot-tx worker: 1 process: {os.getpid()} ({event_loop_name()})",
+            file=sys.stderr,
+            flush=True,
+        )
     watchdog = None
     if parent and parent.isdigit():
         watchdog = asyncio.create_task(_orphaned(int(parent)))

@@ -4,10 +4,10 @@ it of the messages that reached their data phase.
 Ids are content ids (:class:`~hubspot_tx.cli._sources.MessageIds`). A message is journaled once
 the server has said 354 and before any byte of it is written: a message that never got there
 was certainly not delivered. On ``--resume``: messages recorded ``sent``, ``delivery_unknown``,
-or with any recipient accepted are skipped; other failures are tried again; a journaled message
-without a result was in its data phase when the previous run died: it may have been delivered,
-so it is recorded as ``delivery_unknown`` and never sent again. At most ``--concurrency``
-messages can be in that state.
+or with any recipient accepted or in doubt are skipped; other failures are tried again; a
+journaled message without a result was in its data phase when the previous run died: it may
+have been delivered, so it is recorded as ``delivery_unknown`` and never sent again. At most
+``--concurrency`` messages can be in that state.
 
 A results file that records sends is not appended to by a run that neither resumes nor forces
 (that run would send them again); one written by an older hubspot-tx (ids by position) is
@@ -49,18 +49,21 @@ def _read_lines(path: Path) -> Iterator[dict[str, Any]]:
                 raise ValueError(f"{path} is not a relay results file: give another --results")
             if not ID_PATTERN.fullmatch(record["id"]):
                 raise ValueError(
-                    f"{path} was written by an older hubspot-tx (ids by position, not content): "
-                    "finish that run with the version that wrote it, or give a new --results"
+                    f"{path} was written by an older hubspot-tx (ids by position, not content) "
+                    "or by relay --distributed: finish that run with what wrote it, or give "
+                    "another --results"
                 )
             yield record
 
 
 def _delivered(record: dict[str, Any]) -> bool:
-    """Sent, maybe delivered, or delivered to some recipients: never send it again."""
+    """Sent, maybe delivered, or delivered (or maybe) to some recipients: never send it
+    again."""
     return (
         record.get("status") == "sent"
         or record.get("category") == "delivery_unknown"
         or bool(record.get("accepted"))
+        or bool(record.get("inDoubt"))
     )
 
 

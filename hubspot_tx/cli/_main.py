@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import asyncio
@@ -20,7 +20,11 @@ if TYPE_CHECKING:
 # or SMTP stack); each command imports what it needs.
 from .. import _env
 from .._version import __version__
-from ._distributed import add_distributed_options, add_worker_parser
+from ._distributed import (
+    CA_HELP,
+    add_distributed_options,
+    add_worker_parser,
+)
 
 __all__ = ["main"]
 
@@ -39,31 +43,82 @@ def _env_help() -> str:
     )
 
 
+RELAY_HELP = """\
+Relay every message of the SOURCEs over SMTP, each exactly once, with a results
+file. A SOURCE is a Maildir (with cur/ and new/), an mbox file (it begins with
+'From '), a .eml file, a folder of *.eml files, or - for stdin (an mbox, or one
+message). A message without a Message-ID gets one (recorded in the results)."""
+
+RELAY_EPILOG = """\
+results: one JSON line per message in --results. Its id is a hash of its
+content and the occurrence of that content in the run: identical messages stay
+distinct, and reordering or editing a source does not change which messages
+were sent.
+  --resume  skips what the file records as sent, partly delivered or possibly
+            delivered; a message that was in its data phase when a run was
+            killed is recorded delivery_unknown and never resent.
+  --force   sends every message again (duplicates). Without --resume or
+            --force, a results file that records sends is refused (exit 2).
+Ctrl-C stops at once what has not reached its data phase and finishes the rest
+(a second Ctrl-C stops those too); then run again with --resume.
+
+exit codes: 0 every message sent, 1 some failed, 2 usage or configuration,
+3 authentication refused, 4 SMTP server unreachable, 130 interrupted
+"""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Epilogs as written; an option's default after its help, unless it says it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if default in (None, False, [], argparse.SUPPRESS) or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser (and its subcommands') with :class:`_Formatter`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to render ``--help``)."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--access-token", default=None, help="default $HUBSPOT_ACCESS_TOKEN")
     common.add_argument("--base-url", default=None, help="default $HUBSPOT_BASE_URL or HubSpot's")
-    common.add_argument("--ca-file", default=None, help="trust this CA bundle too")
-    common.add_argument("--api-version", default="v3", choices=["v3", "2026-03", "2026-09"])
+    common.add_argument("--ca-file", default=None, help=CA_HELP)
+    common.add_argument(
+        "--api-version",
+        default="v3",
+        choices=["v3", "2026-03", "2026-09"],
+        help="HubSpot API paths to use",
+    )
     common.add_argument("--json", action="store_true", help="machine-readable output")
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hubspot-tx",
         description="Send transactional email through HubSpot: SMTP tokens, single-send, "
         "send status, bulk SMTP relay, and a local sandbox of HubSpot.",
         epilog=_env_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"hubspot-tx {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     sb = sub.add_parser("sandbox", help="run the local HubSpot emulator (REST + SMTP)")
-    sb.add_argument("--host", default="127.0.0.1")
-    sb.add_argument("--http-port", type=int, default=8080)
-    sb.add_argument("--https-port", type=int, default=8443)
-    sb.add_argument("--smtp-port", type=int, default=2587, help="STARTTLS")
-    sb.add_argument("--smtps-port", type=int, default=2465, help="implicit TLS")
+    sb.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sb.add_argument("--http-port", type=int, default=8080, help="REST over HTTP (0 = any free)")
+    sb.add_argument("--https-port", type=int, default=8443, help="REST over HTTPS (0 = any free)")
+    sb.add_argument("--smtp-port", type=int, default=2587, help="SMTP, STARTTLS (0 = any free)")
+    sb.add_argument(
+        "--smtps-port", type=int, default=2465, help="SMTP, implicit TLS (0 = any free)"
+    )
     sb.add_argument("--pipelining", action="store_true", help="advertise SMTP PIPELINING")
     sb.add_argument("--access-token", default=None, help="bearer token to accept")
     sb.add_argument(
@@ -100,13 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
     tokens = sub.add_parser("tokens", help="manage SMTP API tokens")
     tsub = tokens.add_subparsers(dest="action", required=True, metavar="ACTION")
     tl = tsub.add_parser("list", parents=[common], help="list tokens")
-    tl.add_argument("--campaign-name")
-    tl.add_argument("--email-campaign-id")
+    tl.add_argument("--campaign-name", help="only tokens of this campaign name")
+    tl.add_argument("--email-campaign-id", help="only tokens of this email campaign id")
     tg = tsub.add_parser("get", parents=[common], help="show one token")
     tg.add_argument("token_id")
     tc = tsub.add_parser("create", parents=[common], help="create a token (prints its password)")
-    tc.add_argument("--campaign-name", required=True)
-    tc.add_argument("--create-contact", action="store_true")
+    tc.add_argument("--campaign-name", required=True, help="the campaign its emails count under")
+    tc.add_argument(
+        "--create-contact", action="store_true", help="create a contact for each recipient"
+    )
     td = tsub.add_parser("delete", parents=[common], help="delete a token")
     td.add_argument("token_id")
     tr = tsub.add_parser(
@@ -115,12 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("token_id")
 
     send = sub.add_parser("send", parents=[common], help="single-send a HubSpot email")
-    send.add_argument("--email-id", type=int, required=True)
-    send.add_argument("--to", required=True)
-    send.add_argument("--from", dest="from_")
-    send.add_argument("--cc", action="append")
-    send.add_argument("--bcc", action="append")
-    send.add_argument("--reply-to", action="append")
+    send.add_argument("--email-id", type=int, required=True, help="the HubSpot email to send")
+    send.add_argument("--to", required=True, help="the recipient's address")
+    send.add_argument("--from", dest="from_", help="sender (default: the email's)")
+    send.add_argument("--cc", action="append", help="copy to (repeatable)")
+    send.add_argument("--bcc", action="append", help="blind copy to (repeatable)")
+    send.add_argument("--reply-to", action="append", help="Reply-To address (repeatable)")
     send.add_argument("--send-id", help="deduplication id (generated if omitted)")
     send.add_argument(
         "--property",
@@ -129,33 +186,27 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="custom property for the template (repeatable)",
     )
-    send.add_argument("--contact-property", action="append", default=[], metavar="KEY=VALUE")
+    send.add_argument(
+        "--contact-property",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="contact property to set (repeatable)",
+    )
     send.add_argument("--v4", action="store_true", help="use the v4 marketing single-send")
     send.add_argument("--wait", action="store_true", help="wait for the final status")
-    send.add_argument("--timeout", type=float, default=60.0)
+    send.add_argument("--timeout", type=float, default=60.0, help="seconds --wait waits")
 
     status = sub.add_parser("status", parents=[common], help="show a send's status")
     status.add_argument("status_id")
     status.add_argument("--wait", action="store_true", help="poll until it is final")
-    status.add_argument("--timeout", type=float, default=60.0)
+    status.add_argument("--timeout", type=float, default=60.0, help="seconds --wait waits")
 
     relay = sub.add_parser(
         "relay",
         help="relay MIME messages (Maildir, mbox, .eml folder, or - for stdin) over SMTP",
-        description="Relay every message of the SOURCEs over SMTP, each exactly once, with a "
-        "results file. A SOURCE is a Maildir (with cur/ and new/), an mbox file (begins with "
-        "'From '), a .eml file, a folder of *.eml files, or - for stdin (an mbox, or one "
-        "message). Messages without a Message-ID get one (recorded in the results).",
-        epilog="Results go to --results as one JSON line per message, its id a hash of its "
-        "content and the occurrence of that content in the run (identical messages stay "
-        "distinct; reordering or editing a source does not change which messages were sent). "
-        "--resume skips what the file records as sent, partly delivered or possibly delivered, "
-        "and never resends a message that was in its data phase when a run was killed. Without "
-        "--resume or --force, a results file that records sends is refused (exit 2). "
-        "Ctrl-C stops at once what has not reached its data phase and finishes the rest (a "
-        "second Ctrl-C stops those too); then run again with --resume. "
-        "Exit codes: 0 every message sent, 1 some failed, 2 usage or configuration, "
-        "3 authentication refused, 4 SMTP server unreachable, 130 interrupted.",
+        description=RELAY_HELP,
+        epilog=RELAY_EPILOG,
     )
     relay.add_argument("sources", nargs="+", metavar="SOURCE")
     relay.add_argument(
@@ -196,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     relay.add_argument(
         "--smtp-password", default=None, help="default $HUBSPOT_SMTP_PASSWORD (prefer the variable)"
     )
-    relay.add_argument("--ca-file", default=None, help="trust this CA bundle too")
+    relay.add_argument("--ca-file", default=None, help=CA_HELP)
     relay.add_argument(
         "--allow-plaintext-auth",
         action="store_true",
@@ -228,14 +279,10 @@ async def _run(args: argparse.Namespace) -> int:
         from ..demo import run
 
         return await run(args.messages)
-    if args.command == "worker":
-        from ._distributed import run_worker
+    if args.command == "worker" or (args.command == "relay" and args.distributed):
+        from ._distributed import run_distributed
 
-        return await run_worker(args)
-    if args.command == "relay" and args.distributed:
-        from ._distributed import run_distributed_relay
-
-        return await run_distributed_relay(args)
+        return await run_distributed(args)
     if args.command == "relay":
         from ._relay import run_relay
 
@@ -277,7 +324,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(exc), EXIT_FAILED)
     except (APIError, HubSpotError) as exc:
         return fail(str(exc), EXIT_FAILED)
-    except (ValueError, OSError) as exc:  # configuration mistakes, unreadable sources
+    except ConnectionError as exc:  # e.g. Redis unreachable (said by the command)
+        return fail(str(exc), EXIT_UNREACHABLE)
+    except (ValueError, OSError) as exc:  # configuration mistakes, unreadable sources, ports
+        return fail(str(exc), EXIT_USAGE)
+    except ImportError as exc:  # an extra that is not installed: its message says which
+        if "pip install" not in str(exc):
+            raise
         return fail(str(exc), EXIT_USAGE)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
@@ -13,7 +14,7 @@ import msgspec
 from ..models import encode
 from ..smtp.outcome import Outcome
 
-__all__ = ["Progress", "emit", "fail", "outcome_record", "table"]
+__all__ = ["Progress", "emit", "event_loop_name", "fail", "outcome_record", "table"]
 
 
 def _plain(value: Any) -> Any:
@@ -33,10 +34,13 @@ def outcome_record(key: str, outcome: Outcome) -> dict[str, object]:
         "messageId": outcome.message_id,
         "status": outcome.status.value,
         "category": outcome.category.value if outcome.category else None,
+        "reason": outcome.reason.value if outcome.reason else None,  # of an invalid_message
         "code": outcome.code,
         "reply": outcome.reply,
         "accepted": list(outcome.accepted),
         "refused": [[r.recipient, r.code, r.message] for r in outcome.refused],
+        "unsent": [[r.recipient, r.code, r.message] for r in outcome.unsent],
+        "inDoubt": list(outcome.in_doubt),
         "attempts": outcome.attempts,
     }
 
@@ -62,6 +66,12 @@ def emit(value: Any, *, as_json: bool, columns: Sequence[str] | None = None) -> 
         print("(none)")
         return
     table(rows, columns or list(rows[0]), sys.stdout)
+
+
+def event_loop_name() -> str:
+    """The running event loop's kind, ``uvloop`` or ``asyncio`` (shown by relay and worker)."""
+    module = type(asyncio.get_running_loop()).__module__
+    return "uvloop" if module.startswith("uvloop") else "asyncio"
 
 
 def fail(message: str, code: int) -> int:

@@ -18,8 +18,14 @@ from .._exceptions import SmtpConnectError, SmtpError, SmtpTLSError
 from .._pipeline import Pipeline
 from ..smtp import FailureCategory, Outcome, OutcomeStatus, SmtpCredentials, SmtpPool
 from ._ledger import Ledger, Resumed
-from ._output import Progress, outcome_record, table
-from ._sources import MessageIds, aread_messages, describe, ensure_message_id
+from ._output import Progress, event_loop_name, outcome_record, table
+from ._sources import (
+    MessageIds,
+    aread_messages,
+    describe,
+    ensure_message_id,
+    stop_reading_stdin,
+)
 
 __all__ = ["run_relay"]
 
@@ -68,10 +74,15 @@ def _record(done: _Done) -> dict[str, object]:
     return record
 
 
-def _unreachable_hint(args: argparse.Namespace, pool: SmtpPool) -> str:
+def _unreachable_hint(args: argparse.Namespace, pool: SmtpPool, reply: str) -> str:
     port = pool.settings.port
     if args.tls == "starttls" and port == 465:
         return "; port 465 is implicit TLS: add --tls implicit"
+    if args.tls == "starttls" and "Timeout" in reply:  # no greeting: TLS expected first?
+        return (
+            "; a server that waits for the client to speak first is an implicit-TLS port "
+            "(then add --tls implicit); else check --host / --port"
+        )
     if args.tls == "implicit" and port in (25, 587):
         return f"; port {port} is STARTTLS: use --tls starttls"
     return f"; check --host / --port (or ${_HOST_VARIABLE} / ${_PORT_VARIABLE})"
@@ -103,12 +114,6 @@ def _pool(args: argparse.Namespace, on_outcome: Callable[[Outcome], None]) -> Sm
         max_connections=args.concurrency,
         allow_plaintext_auth=args.allow_plaintext_auth,
         on_outcome=on_outcome,
-    )
-
-
-def _event_loop() -> str:
-    return (
-        "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else "asyncio"
     )
 
 
@@ -177,26 +182,30 @@ async def run_relay(args: argparse.Namespace) -> int:
                 flight.journaled = True
                 ledger.started(item.id)
 
+        # A task of its own, so that a signal can cancel this send and not the worker.
         send = asyncio.ensure_future(pool.send(raw, key=item.id, before_data=before_data))
         flights[send] = flight
         try:
-            await asyncio.wait((send,))
+            outcome = await send  # raises a fatal error (the pipeline stops)
         except asyncio.CancelledError:
-            send.cancel()
-            raise
-        finally:
-            del flights[send]
-        reported = interrupted_outcomes.pop(item.id, None)
-        if send.cancelled():  # by a signal
+            task = asyncio.current_task()
+            if not send.cancelled() or (task is not None and task.cancelling()):
+                send.cancel()
+                raise  # this worker was cancelled, not only its send
+            reported = interrupted_outcomes.pop(item.id, None)
             if reported is None or reported is _NO_OUTCOME or not flight.journaled:
                 # Never reached its data: the next run sends it. (Journaled and not reported
                 # cannot happen; if it did, the journal makes the next run call it unknown.)
                 return _Done(item.id, None)
             outcome = reported
-        else:
-            outcome = send.result()  # raises a fatal error (the pipeline stops)
-        if outcome.category is FailureCategory.CONNECTION and not reached:
-            raise _Unreachable(outcome.reply + _unreachable_hint(args, pool), code=outcome.code)
+        finally:
+            del flights[send]
+        interrupted_outcomes.pop(item.id, None)
+        # No reply at all (refused, unresolvable, silent) before any server answered: the
+        # server is unreachable, and so is every other message. (A 421 greeting is an answer.)
+        if outcome.category is FailureCategory.CONNECTION and outcome.code is None and not reached:
+            hint = _unreachable_hint(args, pool, outcome.reply)
+            raise _Unreachable(outcome.reply + hint, code=outcome.code)
         reached = True
         done = _Done(item.id, outcome, recorded=True, where=item.where, added_id=added)
         # Recorded at once, not when the loop below reads it: a kill then leaves unrecorded only
@@ -235,6 +244,7 @@ async def run_relay(args: argparse.Namespace) -> int:
         now = not interrupted  # a second signal also stops the messages in their data phase
         interrupted = True
         pipeline.stop_working(_Interrupted("interrupted"))
+        stop_reading_stdin()
         for send, flight in list(flights.items()):
             if not flight.journaled or not now:
                 interrupted_outcomes[flight.item.id] = _NO_OUTCOME
@@ -275,7 +285,7 @@ async def run_relay(args: argparse.Namespace) -> int:
         "per_second": round(total / elapsed, 1) if elapsed > 0 else None,
         "interrupted": interrupted,
         "results": str(ledger.results_path),
-        "event_loop": _event_loop(),
+        "event_loop": event_loop_name(),
     }
     if args.json:
         print(json.dumps(summary))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .. import _env
 from .._client import HubSpot
-from ..models import SendStatus
+from ..models import SendResult, SendStatus
 from ._output import emit
 
 __all__ = ["client_from", "run_rest"]
@@ -94,6 +95,14 @@ async def _send(hs: HubSpot, args: argparse.Namespace) -> int:
     if args.wait:
         status = await hs.send_status.wait(status, timeout=args.timeout)
     emit(status, as_json=args.json, columns=STATUS_COLUMNS)
+    if status.send_result is SendResult.IDEMPOTENT_IGNORE:
+        # A repeated --send-id: HubSpot sent nothing now because the first send went out.
+        print(
+            f"send id {args.send_id or status.status_id} was used before: that send already "
+            "happened, nothing was sent again",
+            file=sys.stderr,
+        )
+        return 0
     return _status_code(status, waited=args.wait)
 
 
@@ -107,7 +116,10 @@ async def _status(hs: HubSpot, args: argparse.Namespace) -> int:
 
 
 def _status_code(status: SendStatus, *, waited: bool) -> int:
-    """1 when a final status says the email did not go out."""
+    """1 when a final status says the email did not go out (``IDEMPOTENT_IGNORE``: it went out
+    the first time that send id was used)."""
+    if status.send_result is SendResult.IDEMPOTENT_IGNORE:
+        return 0
     if waited and status.send_result is not None and not status.send_result.is_sent:
         return 1
     return 0

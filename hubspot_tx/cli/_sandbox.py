@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import shlex
 import signal
@@ -32,7 +33,7 @@ async def run_sandbox(args: argparse.Namespace) -> int:
             connections_per_second=args.smtp_connections_per_second,
             burst=args.smtp_burst,
         )
-    async with Sandbox(
+    sb = Sandbox(
         host=args.host,
         http_port=args.http_port,
         https_port=args.https_port,
@@ -42,7 +43,17 @@ async def run_sandbox(args: argparse.Namespace) -> int:
         access_token=args.access_token,
         data_dir=args.data,
         **options,  # type: ignore[arg-type]
-    ) as sb:
+    )
+    try:
+        await sb.start()
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise OSError(
+            f"{exc.strerror} (another sandbox running? choose free ports with --http-port, "
+            "--https-port, --smtp-port, --smtps-port; 0 = any free port)",
+        ) from None
+    try:
         # A ready SMTP token, so that the export line alone configures a program's SmtpPool().
         token, password = sb.state.create_token("hubspot-tx sandbox", create_contact=False)
         info = {
@@ -69,6 +80,9 @@ async def run_sandbox(args: argparse.Namespace) -> int:
                 _env.SMTP_USER: token.id,
                 _env.SMTP_PASSWORD: password,
             }
+            emails = ", ".join(
+                f"{e.id} -> {e.campaign_ids[0]}" for e in sb.state.emails if e.published
+            )
             export = " ".join(f"{name}={shlex.quote(value)}" for name, value in variables.items())
             print(
                 f"hubspot-tx sandbox running (Ctrl-C to stop)\n"
@@ -78,6 +92,7 @@ async def run_sandbox(args: argparse.Namespace) -> int:
                 f"{sb.host}:{sb.smtps_port} (implicit TLS); user {token.id}\n"
                 f"  CA file     {sb.ca_file}\n"
                 f"  inbox       {sb.base_url}/  (inspection API: {sb.inspection_url})\n"
+                f"  emails      {emails}  (published single-send emails -> their campaign ids)\n"
                 + (f"  data        {sb.data_dir}\n" if sb.data_dir else "")
                 + "\n"
                 "Point HubSpot(), SmtpPool(), the CLI and your app at it (SMTP login included; "
@@ -86,5 +101,7 @@ async def run_sandbox(args: argparse.Namespace) -> int:
                 flush=True,
             )
         await stop.wait()
+    finally:
+        await sb.aclose()
     print("sandbox stopped", file=sys.stderr)
     return 0

@@ -30,6 +30,7 @@ __all__ = [
     "describe",
     "ensure_message_id",
     "read_messages",
+    "stop_reading_stdin",
 ]
 
 # A header field's first line (RFC 5322 §2.2: printable ASCII but ":", then ":"; obsolete
@@ -44,8 +45,14 @@ def _is_message(first_line: bytes) -> bool:
     return _FIELD.match(first_line) is not None
 
 
-def _eml_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() == ".eml" and p.is_file())
+def _is_eml(entry: os.DirEntry[str]) -> bool:
+    return entry.name.lower().endswith(".eml") and entry.is_file()
+
+
+def _eml_files(folder: Path) -> list[str]:
+    """The folder's ``*.eml`` files (any case), sorted by name."""
+    with os.scandir(folder) as entries:
+        return sorted(entry.path for entry in entries if _is_eml(entry))
 
 
 def describe(source: str) -> str:
@@ -56,7 +63,9 @@ def describe(source: str) -> str:
     if path.is_dir():
         if (path / "cur").is_dir() and (path / "new").is_dir():
             return "maildir"
-        if not _eml_files(path):
+        with os.scandir(path) as entries:
+            has_eml = any(_is_eml(entry) for entry in entries)
+        if not has_eml:
             others = sum(1 for _ in path.iterdir())
             raise ValueError(
                 f"{source}: no .eml files in this folder ({others} other entries); relay takes "
@@ -119,12 +128,8 @@ def _stdin_kind(first_line: bytes) -> str:
     )
 
 
-def _stdin_lines(stream: BinaryIO) -> Iterator[bytes]:
-    yield from stream
-
-
 def _read_stdin(stream: BinaryIO) -> Iterator[bytes]:
-    lines = _stdin_lines(stream)
+    lines = iter(stream)
     first = next(lines, b"")
     if _stdin_kind(first) == "mbox":
         splitter = _MboxSplitter()
@@ -140,29 +145,46 @@ def _read_stdin(stream: BinaryIO) -> Iterator[bytes]:
 
 def read_messages(source: str) -> Iterator[tuple[str, bytes]]:
     """``(where, raw message)`` for every message of ``source``, read one at a time; ``where``
-    names the message's place for people (``path``, ``path#3`` for the 4th of an mbox)."""
+    names the message's place (``eml:/abs/path``, ``mbox:/abs/path:3`` for the 4th message of
+    an mbox, ``maildir:/abs/path:key``, ``stdin:3``)."""
     kind = describe(source)
     if kind == "stdin":
         for index, raw in enumerate(_read_stdin(sys.stdin.buffer)):
-            yield f"stdin#{index}", raw
+            yield f"stdin:{index}", raw
     elif kind == "eml":
-        yield source, Path(source).read_bytes()
+        yield f"eml:{Path(source).resolve()}", Path(source).read_bytes()
     elif kind == "eml-folder":
-        for path in _eml_files(Path(source)):
-            yield str(path), path.read_bytes()
+        folder = Path(source).resolve()
+        for path in _eml_files(folder):
+            with open(path, "rb") as file:
+                yield f"eml:{path}", file.read()
     elif kind == "maildir":
         box = mailbox.Maildir(source, factory=None, create=False)
         for key in sorted(box.iterkeys()):
-            yield f"{source}#{key}", box.get_bytes(key)
+            yield f"maildir:{Path(source).resolve()}:{key}", box.get_bytes(key)
     else:
         with Path(source).open("rb") as file:
             for index, raw in enumerate(_split_mbox(file)):
-                yield f"{source}#{index}", raw
+                yield f"mbox:{Path(source).resolve()}:{index}", raw
+
+
+_stdin: asyncio.ReadTransport | None = None  # stdin as the event loop reads it (a pipe)
+_stdin_stopped = False
+
+
+def stop_reading_stdin() -> None:
+    """Read no more of stdin (on Ctrl-C): a producer that writes nothing more cannot hold the
+    relay up. What was read of the message in progress is dropped."""
+    global _stdin_stopped
+    _stdin_stopped = True
+    if _stdin is not None:
+        _stdin.close()  # the reader sees the end of its input
 
 
 async def _stdin_pipe() -> asyncio.StreamReader | None:
     """Stdin as a stream the event loop reads (so that a signal is never stuck behind a
     blocking read), or ``None`` when it is a regular file (read as a file)."""
+    global _stdin
     mode = os.fstat(sys.stdin.fileno()).st_mode
     if stat.S_ISREG(mode):
         return None
@@ -170,7 +192,9 @@ async def _stdin_pipe() -> asyncio.StreamReader | None:
         raise ValueError("stdin is a terminal: pipe one message or an mbox into `relay -`")
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**31)  # a line is as long as it is
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    _stdin, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), sys.stdin
+    )
     return reader
 
 
@@ -180,19 +204,25 @@ async def _aread_stdin() -> AsyncIterator[tuple[str, bytes]]:
         for item in read_messages("-"):
             yield item
         return
-    first = await reader.readline()
-    if _stdin_kind(first) == "message":
-        yield "stdin#0", first + await reader.read()
-        return
-    splitter = _MboxSplitter()
-    splitter.line(first)
-    index = 0
-    while line := await reader.readline():
-        if (message := splitter.line(line)) is not None:
-            yield f"stdin#{index}", message
-            index += 1
-    if (message := splitter.end()) is not None:
-        yield f"stdin#{index}", message
+    try:
+        first = await reader.readline()
+        if _stdin_kind(first) == "message":
+            raw = first + await reader.read()
+            if not _stdin_stopped:
+                yield "stdin:0", raw
+            return
+        splitter = _MboxSplitter()
+        splitter.line(first)
+        index = 0
+        while (line := await reader.readline()) and not _stdin_stopped:
+            if (message := splitter.line(line)) is not None:
+                yield f"stdin:{index}", message
+                index += 1
+        if not _stdin_stopped and (message := splitter.end()) is not None:
+            yield f"stdin:{index}", message
+    finally:
+        if _stdin is not None:
+            _stdin.close()
 
 
 async def aread_messages(source: str) -> AsyncIterator[tuple[str, bytes]]:
@@ -224,8 +254,20 @@ class MessageIds:
 # twice) as one break.
 _BREAK = re.compile(rb"\r*\n|\r")
 _MESSAGE_ID = re.compile(rb"message-id[ \t]*:", re.IGNORECASE)
+_ANY_MESSAGE_ID = re.compile(rb"(?:\A|[\r\n])message-id[ \t]*:", re.IGNORECASE)
+_BLANK_LINE = re.compile(rb"(?:\r*\n|\r(?!\r*\n)){2}")  # two breaks as _BREAK reads them
 _FROM = re.compile(rb"from[ \t]*:", re.IGNORECASE)
 _DOMAIN = re.compile(rb"@([A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)")
+
+
+def _lines(raw: bytes) -> Iterator[tuple[int, bytes, int]]:
+    """Each line's end, its line break, and where the next line starts (read lazily)."""
+    after = 0
+    for match in _BREAK.finditer(raw):
+        after = match.end()
+        yield match.start(), match.group(), after
+    if after < len(raw):
+        yield len(raw), b"", len(raw)  # a last line without a line break
 
 
 def ensure_message_id(raw: bytes, message_id: str) -> tuple[bytes, str | None]:
@@ -235,29 +277,28 @@ def ensure_message_id(raw: bytes, message_id: str) -> tuple[bytes, str | None]:
     The id is ``<message_id-derived local part@the From domain>`` (``hubspot-tx.invalid`` if
     the From field names none), the same on every run: a resent copy keeps its id.
     """
+    # The common case first, at C speed: a Message-ID field with no blank line before it.
+    found = _ANY_MESSAGE_ID.search(raw)
+    if found is not None and _BLANK_LINE.search(raw, 0, found.start() + 1) is None:
+        return raw, None
     pos = 0
     end: int | None = None  # where the last header line ends
     brk = b"\r\n"
-    domain = b"hubspot-tx.invalid"
-    for match in _BREAK.finditer(raw):
-        line = raw[pos : match.start()]
+    domain: bytes | None = None
+    in_from = False  # in the From field (its first line or a folded one)
+    for start, line_break, after in _lines(raw):
+        line = raw[pos:start]
         if not line:
             break  # the blank line: end of the header
         if _MESSAGE_ID.match(line):
             return raw, None
-        if _FROM.match(line) and (found := _DOMAIN.search(line)):
+        in_from = _FROM.match(line) is not None or (in_from and line[:1] in b" \t")
+        if in_from and domain is None and (found := _DOMAIN.search(line)):
             domain = found.group(1)
-        end, brk, pos = match.start(), match.group(), match.end()
-    else:
-        tail = raw[pos:]
-        if tail:  # a last header line without a line break
-            if _MESSAGE_ID.match(tail):
-                return raw, None
-            if _FROM.match(tail) and (found := _DOMAIN.search(tail)):
-                domain = found.group(1)
-            end = len(raw)
+        end, pos = start, after
+        brk = line_break or brk
     if end is None:
         return raw, None  # no header at all: not a message the relay can send anyway
     local = message_id.removeprefix("sha256:").replace(":", ".")
-    added = f"<{local}@{domain.decode('ascii')}>"
+    added = f"<{local}@{(domain or b'hubspot-tx.invalid').decode('ascii')}>"
     return raw[:end] + brk + b"Message-ID: " + added.encode("ascii") + raw[end:], added

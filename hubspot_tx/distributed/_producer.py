@@ -11,6 +11,7 @@ from email.message import Message
 from types import TracebackType
 from typing import Any, Self
 
+from .. import _env
 from .._exceptions import InvalidMessageError
 from ..smtp import Envelope, prepare
 from ._broker import Tasks, make_broker
@@ -82,7 +83,8 @@ class DistributedRelay:
         ...         print(result.key, result.outcome.status)
 
     Args:
-        redis_url: the Redis the workers use.
+        redis_url: the Redis the workers use; default ``$HUBSPOT_TX_REDIS_URL``, else
+            ``redis://127.0.0.1:6379/0`` (as for ``hubspot-tx worker``).
         namespace: the relay's namespace (the workers' ``--namespace``).
         retention: seconds a final key and its result are kept; resubmitting a key within
             them returns its state and sends nothing.
@@ -98,7 +100,7 @@ class DistributedRelay:
 
     def __init__(
         self,
-        redis_url: str = DEFAULT_REDIS_URL,
+        redis_url: str | None = None,
         *,
         namespace: str = "default",
         retention: float = DEFAULT_RETENTION,
@@ -108,6 +110,7 @@ class DistributedRelay:
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        redis_url = redis_url or _env.get(_env.REDIS_URL) or DEFAULT_REDIS_URL
         self.redis_url = redis_url
         self.batch_size = batch_size
         self.allow_unsafe_redis = allow_unsafe_redis

@@ -2,6 +2,18 @@
 
 from ._base import Model, OpenEnum, encode
 from .errors import ErrorBody, ErrorDetail
+from .marketing_emails import (
+    EmailContent,
+    EmailCreateRequest,
+    EmailFrom,
+    EmailState,
+    EmailSubscription,
+    EmailType,
+    LegacyCampaign,
+    LegacyCampaignPage,
+    MarketingEmail,
+    MarketingEmailPage,
+)
 from .single_send import (
     EventId,
     SendResult,
@@ -36,14 +48,24 @@ from .tracking import (
 __all__ = [
     "Browser",
     "CampaignData",
+    "EmailContent",
+    "EmailCreateRequest",
     "EmailEvent",
     "EmailEventPage",
     "EmailEventType",
+    "EmailFrom",
+    "EmailState",
     "EmailStatistics",
+    "EmailSubscription",
+    "EmailType",
     "ErrorBody",
     "ErrorDetail",
     "EventId",
+    "LegacyCampaign",
+    "LegacyCampaignPage",
     "Location",
+    "MarketingEmail",
+    "MarketingEmailPage",
     "Model",
     "NextPage",
     "OpenEnum",

@@ -8,6 +8,7 @@ unknown fields are ignored, as HubSpot advises.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
@@ -44,6 +45,8 @@ class EmailEventType(OpenEnum):
     STATUSCHANGE = "STATUSCHANGE"
     PRINT = "PRINT"
     FORWARD = "FORWARD"
+    SUPPRESSED = "SUPPRESSED"
+    UNBOUNCE = "UNBOUNCE"
 
 
 class Browser(Model, frozen=True):
@@ -69,14 +72,18 @@ class Location(Model, frozen=True):
 
 
 class SentBy(Model, frozen=True):
-    """The SENT event an event follows (``sentBy``)."""
+    """An event's key (``sentBy``, ``obsoletedBy``, ``causedBy``): its id and creation time."""
 
     id: str | None = None
     created: datetime | None = None
 
 
 class EmailEvent(Model, frozen=True):
-    """One email event.
+    """One email event (HubSpot's legacy Email Events API).
+
+    Every field but ``id`` is optional; most belong to one event type. HubSpot's UNBOUNCE
+    events are the only ones without ``type`` (nor ``recipient``): an event without ``type``
+    decodes as ``UNBOUNCE``.
 
     Attributes:
         id: the event id (with ``created``, the key of ``events.get``).
@@ -86,10 +93,13 @@ class EmailEvent(Model, frozen=True):
         email_campaign_id: the campaign (an SMTP token's ``email_campaign_id``).
         smtp_id: the message's Message-ID header, for messages relayed over SMTP.
         sent_by: the SENT event this one follows.
+        obsoleted_by: the later event that makes this one obsolete.
+        caused_by: the event that caused this one (e.g. the bounce behind a STATUSCHANGE).
+        filtered_event: OPEN/CLICK: HubSpot judged it automated (a bot or a scanner).
     """
 
     id: str
-    type: EmailEventType
+    type: EmailEventType = EmailEventType.UNBOUNCE
     recipient: str | None = None
     created: datetime | None = None
     email_campaign_id: str | None = None
@@ -99,17 +109,38 @@ class EmailEvent(Model, frozen=True):
     smtp_id: str | None = None
     send_id: str | None = None
     hmid: str | None = None
-    subject: str | None = None
-    response: str | None = None
-    user_agent: str | None = None
     sent_by: SentBy | None = None
-    browser: Browser | None = None
-    location: Location | None = None
+    obsoleted_by: SentBy | None = None
+    caused_by: SentBy | None = None
+    # SENT
+    subject: str | None = None
+    from_: str | None = msgspec.field(default=None, name="from")
+    cc: list[str] | None = None
+    bcc: list[str] | None = None
+    reply_to: list[str] | None = None
+    # DELIVERED, DEFERRED, BOUNCE
+    response: str | None = None
+    attempt: int | None = None  # DEFERRED
     category: str | None = None  # BOUNCE: e.g. HARD_BOUNCE
     status: str | None = None  # BOUNCE: the SMTP status
     drop_reason: str | None = None  # DROPPED
     drop_message: str | None = None
-    attempt: int | None = None  # DEFERRED
+    # OPEN, CLICK
+    user_agent: str | None = None
+    browser: Browser | None = None
+    location: Location | None = None
+    device_type: str | None = None
+    filtered_event: bool | None = None
+    duration: int | None = None  # OPEN: milliseconds the email was open
+    url: str | None = None  # CLICK
+    referer: str | None = None
+    link_id: int | None = None
+    # STATUSCHANGE
+    source: str | None = None
+    requested_by: str | None = None
+    portal_subscription_status: str | None = None
+    subscriptions: list[dict[str, Any]] | None = None
+    bounced: bool | None = None
 
 
 class EmailEventPage(Model, frozen=True):
@@ -150,12 +181,16 @@ class CampaignData(Model, frozen=True):
 
 
 class StatisticsData(Model, frozen=True):
-    """Aggregated counters and ratios (percentages)."""
+    """Aggregated counters and ratios (percentages), ``EmailStatisticsData``.
+
+    ``device_breakdown`` and ``qualifier_stats`` are maps of maps, e.g.
+    ``{"open_device_type": {"computer": 3}}`` and ``{"bounced": {"HARD_BOUNCE": 1}}``.
+    """
 
     counters: dict[str, int] = msgspec.field(default_factory=dict)
     ratios: dict[str, float] = msgspec.field(default_factory=dict)
     device_breakdown: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
-    qualifier_stats: dict[str, int] = msgspec.field(default_factory=dict)
+    qualifier_stats: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
 
 
 class EmailStatistics(Model, frozen=True):

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from .._exceptions import SendStatusTimeout
 from .._http import HTTPClient, Replay
-from .._paths import API_VERSIONS, ApiPaths
+from .._paths import API_VERSIONS, DEFAULT_API_VERSION, ApiPaths
 from ..models.single_send import SendStatus, send_status_decoder
 
 __all__ = ["SendStatuses"]
@@ -16,7 +16,9 @@ __all__ = ["SendStatuses"]
 class SendStatuses:
     """Read a send's status, or wait until it is final."""
 
-    def __init__(self, http: HTTPClient, paths: ApiPaths = API_VERSIONS["v3"]) -> None:
+    def __init__(
+        self, http: HTTPClient, paths: ApiPaths = API_VERSIONS[DEFAULT_API_VERSION]
+    ) -> None:
         self._http = http
         self._path = paths.send_statuses
 

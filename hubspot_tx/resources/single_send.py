@@ -12,12 +12,13 @@ import msgspec
 
 from .._exceptions import AuthenticationError, HubSpotError, PermissionDeniedError, RateLimitError
 from .._http import HTTPClient, Replay
-from .._paths import API_VERSIONS, ApiPaths
+from .._paths import API_VERSIONS, DEFAULT_API_VERSION, ApiPaths
 from .._pipeline import Pipeline
 from ..models.single_send import (
     SendStatus,
     SingleSendMessage,
     SingleSendRequest,
+    encode_request,
     send_status_decoder,
 )
 
@@ -161,14 +162,15 @@ class BulkSend(Pipeline[SingleSendRequest, SendOutcome]):
 class SingleSend:
     """Send emails built in HubSpot: one (``send``, ``send_v4``) or many (``send_many``)."""
 
-    def __init__(self, http: HTTPClient, paths: ApiPaths = API_VERSIONS["v3"]) -> None:
+    def __init__(
+        self, http: HTTPClient, paths: ApiPaths = API_VERSIONS[DEFAULT_API_VERSION]
+    ) -> None:
         self._http = http
         self._paths = paths
 
     async def _post(self, path: str, request: SingleSendRequest) -> SendStatus:
-        resp = await self._http.request(
-            "POST", path, json=msgspec.json.encode(request), replay=Replay.SAFE
-        )
+        body = encode_request(request, dated=self._paths.dated)
+        resp = await self._http.request("POST", path, json=body, replay=Replay.SAFE)
         return send_status_decoder.decode(resp.content)
 
     @staticmethod
@@ -181,10 +183,14 @@ class SingleSend:
         bcc: str | Sequence[str] | None = None,
         reply_to: str | Sequence[str] | None = None,
         send_id: str | None = None,
-        contact_properties: Mapping[str, Any] | None = None,
+        contact_properties: Mapping[str, str] | None = None,
         custom_properties: Mapping[str, Any] | None = None,
     ) -> SingleSendRequest:
-        """A validated request (for :meth:`send_many`); ``send_id`` is generated if absent."""
+        """A validated request (for :meth:`send_many`); ``send_id`` is generated if absent.
+
+        ``contact_properties`` values must be strings (HubSpot's schema); ``custom_properties``
+        values may be any JSON value.
+        """
         if not to:
             raise ValueError("to must not be empty")
         for name, value in (
@@ -199,6 +205,12 @@ class SingleSend:
                     raise ValueError(f"{name} contains a control character: {address!r}")
         if isinstance(email_id, bool) or not isinstance(email_id, int) or email_id <= 0:
             raise ValueError(f"email_id must be a positive int, got {email_id!r}")
+        for key, prop in (contact_properties or {}).items():
+            if not isinstance(prop, str):  # HubSpot's schema: string values only
+                raise TypeError(
+                    f"contact_properties[{key!r}] must be a str (HubSpot's schema), "
+                    f"got {type(prop).__name__}"
+                )
         return SingleSendRequest(
             email_id=email_id,
             message=SingleSendMessage(
@@ -223,7 +235,7 @@ class SingleSend:
         bcc: str | Sequence[str] | None = None,
         reply_to: str | Sequence[str] | None = None,
         send_id: str | None = None,
-        contact_properties: Mapping[str, Any] | None = None,
+        contact_properties: Mapping[str, str] | None = None,
         custom_properties: Mapping[str, Any] | None = None,
     ) -> SendStatus:
         """Send transactional email ``email_id`` to ``to``; return its (usually ``PENDING``)
@@ -260,11 +272,11 @@ class SingleSend:
         bcc: str | Sequence[str] | None = None,
         reply_to: str | Sequence[str] | None = None,
         send_id: str | None = None,
-        contact_properties: Mapping[str, Any] | None = None,
+        contact_properties: Mapping[str, str] | None = None,
         custom_properties: Mapping[str, Any] | None = None,
     ) -> SendStatus:
-        """Send through the v4 **marketing** single-send API (``/marketing/v4/email/single-send``
-        or its dated twin).
+        """Send through the **marketing** single-send API (``/marketing/v4/email/single-send``,
+        or ``/marketing/email-campaigns/2026-03/single-send`` under the dated versions).
 
         Unlike :meth:`send`, this is a marketing API: it needs Marketing Hub Enterprise (scope
         ``marketing-email`` or ``transactional-email``) and its recipients become marketing

@@ -8,7 +8,7 @@ import msgspec
 
 from .._http import HTTPClient, Replay
 from .._pagination import AsyncPager
-from .._paths import API_VERSIONS, ApiPaths
+from .._paths import API_VERSIONS, DEFAULT_API_VERSION, ApiPaths
 from ..models.smtp_tokens import (
     SmtpToken,
     SmtpTokenCreateRequest,
@@ -27,7 +27,9 @@ MAX_PAGE_SIZE = 100
 class SmtpTokens:
     """Create, list, read, delete SMTP API tokens and reset their passwords."""
 
-    def __init__(self, http: HTTPClient, paths: ApiPaths = API_VERSIONS["v3"]) -> None:
+    def __init__(
+        self, http: HTTPClient, paths: ApiPaths = API_VERSIONS[DEFAULT_API_VERSION]
+    ) -> None:
         self._http = http
         self._path = paths.smtp_tokens
 

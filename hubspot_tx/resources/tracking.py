@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import quote
 
 from .._http import HTTPClient, Replay
 from .._pagination import AsyncPager
-from .._paths import API_VERSIONS, ApiPaths
+from .._paths import API_VERSIONS, DEFAULT_API_VERSION, ApiPaths
+from ..models.marketing_emails import (
+    LegacyCampaign,
+    LegacyCampaignPage,
+    legacy_campaign_page_decoder,
+)
 from ..models.tracking import (
     CampaignData,
     EmailEvent,
@@ -44,6 +49,11 @@ _RANK = {
 }
 
 
+def _iso(moment: datetime) -> str:
+    """ISO 8601 with an offset (a naive datetime is taken as UTC)."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+
+
 def _ms(moment: datetime | None) -> str | None:
     return None if moment is None else str(int(moment.timestamp() * 1000))
 
@@ -73,7 +83,9 @@ class RecipientOutcome:
 class Events:
     """Email events (``/email/public/v1/events``), paged with ``offset`` + ``hasMore``."""
 
-    def __init__(self, http: HTTPClient, paths: ApiPaths = API_VERSIONS["v3"]) -> None:
+    def __init__(
+        self, http: HTTPClient, paths: ApiPaths = API_VERSIONS[DEFAULT_API_VERSION]
+    ) -> None:
         self._http = http
         self._path = paths.email_events
 
@@ -86,11 +98,13 @@ class Events:
         start: datetime | None = None,
         end: datetime | None = None,
         app_id: str | int | None = None,
+        exclude_filtered_events: bool | None = None,
         limit: int | None = None,
         offset: str | None = None,
     ) -> AsyncPager[EmailEvent, EmailEventPage]:
-        """Events matching the filters: ``async for`` walks every page; ``await`` reads one
-        (its ``offset`` continues)."""
+        """Events matching the filters, newest first: ``async for`` walks every page;
+        ``await`` reads one (its ``offset`` continues). ``exclude_filtered_events=True`` leaves
+        out the opens and clicks HubSpot judged automated (bots, link scanners)."""
         if limit is not None and not 1 <= limit <= 1000:
             raise ValueError("limit must be between 1 and 1000")
         params = {
@@ -102,6 +116,9 @@ class Events:
                 "startTimestamp": _ms(start),
                 "endTimestamp": _ms(end),
                 "appId": app_id,
+                "excludeFilteredEvents": None
+                if exclude_filtered_events is None
+                else str(exclude_filtered_events).lower(),
                 "limit": limit,
             }.items()
             if v is not None
@@ -131,11 +148,14 @@ class Events:
     ) -> dict[str, RecipientOutcome]:
         """Per recipient, the latest state of what a campaign sent: delivered, bounced,
         dropped, deferred, opened, clicked. ``message_ids`` keeps only events about those
-        Message-IDs (e.g. the keys of a relay's outcomes)."""
+        Message-IDs (e.g. the keys of a relay's outcomes). Opens and clicks HubSpot marks as
+        filtered (automated: bots, link scanners) do not count."""
         wanted = set(message_ids) if message_ids is not None else None
         seen: dict[str, list[EmailEvent]] = {}
-        async for event in self.list(campaign_id=campaign_id, start=since, limit=1000):
-            if event.recipient is None:
+        async for event in self.list(
+            campaign_id=campaign_id, start=since, exclude_filtered_events=True, limit=1000
+        ):
+            if event.recipient is None or event.filtered_event:
                 continue
             if wanted is not None and event.smtp_id not in wanted:
                 continue
@@ -169,16 +189,50 @@ def _summarise(recipient: str, events: list[EmailEvent]) -> RecipientOutcome:
 
 
 class Campaigns:
-    """Email campaign data (``/email/public/v1/campaigns/{id}``)."""
+    """Email campaign data (``/email/public/v1/campaigns``): the campaigns of the account
+    (:meth:`list`, :meth:`list_by_id`) and one campaign's counters (:meth:`get`)."""
 
-    def __init__(self, http: HTTPClient, paths: ApiPaths = API_VERSIONS["v3"]) -> None:
+    def __init__(
+        self, http: HTTPClient, paths: ApiPaths = API_VERSIONS[DEFAULT_API_VERSION]
+    ) -> None:
         self._http = http
         self._path = paths.email_campaigns
 
-    async def get(self, campaign_id: str | int) -> CampaignData:
-        """A campaign with its counters (sent, delivered, open, click, bounce, ...)."""
+    def _listing(
+        self, path: str, limit: int | None, offset: str | None
+    ) -> AsyncPager[LegacyCampaign, LegacyCampaignPage]:
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        params = {} if limit is None else {"limit": str(limit)}
+
+        async def fetch(cursor: str | None) -> LegacyCampaignPage:
+            query = params if cursor is None else {**params, "offset": cursor}
+            resp = await self._http.request("GET", path, params=query, replay=Replay.SAFE)
+            return legacy_campaign_page_decoder.decode(resp.content)
+
+        return AsyncPager(fetch, offset)
+
+    def list(
+        self, *, limit: int | None = None, offset: str | None = None
+    ) -> AsyncPager[LegacyCampaign, LegacyCampaignPage]:
+        """The account's email campaigns, most recently active first
+        (``GET /email/public/v1/campaigns``), each with ``lastUpdatedTime``."""
+        return self._listing(self._path, limit, offset)
+
+    def list_by_id(
+        self, *, limit: int | None = None, offset: str | None = None
+    ) -> AsyncPager[LegacyCampaign, LegacyCampaignPage]:
+        """Every email campaign id of the account (``GET /email/public/v1/campaigns/by-id``)."""
+        return self._listing(f"{self._path}/by-id", limit, offset)
+
+    async def get(self, campaign_id: str | int, *, app_id: str | int | None = None) -> CampaignData:
+        """A campaign with its counters (sent, delivered, open, click, bounce, ...);
+        ``app_id``: the app that sent it (HubSpot's ``appId`` query parameter)."""
         resp = await self._http.request(
-            "GET", f"{self._path}/{quote(str(campaign_id), safe='')}", replay=Replay.SAFE
+            "GET",
+            f"{self._path}/{quote(str(campaign_id), safe='')}",
+            params=None if app_id is None else {"appId": str(app_id)},
+            replay=Replay.SAFE,
         )
         return campaign_decoder.decode(resp.content)
 
@@ -186,27 +240,36 @@ class Campaigns:
 class Statistics:
     """Email statistics (``/marketing/v3/emails/statistics/...``)."""
 
-    def __init__(self, http: HTTPClient, paths: ApiPaths = API_VERSIONS["v3"]) -> None:
+    def __init__(
+        self, http: HTTPClient, paths: ApiPaths = API_VERSIONS[DEFAULT_API_VERSION]
+    ) -> None:
         self._http = http
         self._path = paths.email_statistics
 
     @staticmethod
     def _params(
-        start: datetime, end: datetime, email_ids: Iterable[int | str] | None
+        start: datetime | None, end: datetime | None, email_ids: Iterable[int | str] | None
     ) -> list[tuple[str, str]]:
-        params = [("startTimestamp", start.isoformat()), ("endTimestamp", end.isoformat())]
+        params = [
+            (name, _iso(moment))
+            for name, moment in (("startTimestamp", start), ("endTimestamp", end))
+            if moment is not None
+        ]
         params += [("emailIds", str(e)) for e in email_ids or ()]
         return params
 
     async def list(
         self,
-        start: datetime,
-        end: datetime,
+        start: datetime | None = None,
+        end: datetime | None = None,
         *,
         email_ids: Iterable[int | str] | None = None,
         property: str | None = None,
     ) -> EmailStatistics:
-        """Counters and ratios aggregated over ``[start, end)``, overall and per campaign."""
+        """Counters and ratios aggregated over ``[start, end)``, overall and per campaign.
+
+        ``start`` and ``end`` are optional (HubSpot's defaults apply); a naive datetime is
+        taken as UTC."""
         params = self._params(start, end, email_ids)
         if property is not None:
             params.append(("property", property))
@@ -218,8 +281,8 @@ class Statistics:
     async def histogram(
         self,
         interval: HistogramInterval,
-        start: datetime,
-        end: datetime,
+        start: datetime | None = None,
+        end: datetime | None = None,
         *,
         email_ids: Iterable[int | str] | None = None,
     ) -> StatisticsHistogram:

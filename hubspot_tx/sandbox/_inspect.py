@@ -334,14 +334,15 @@ async def list_events(request: web.Request) -> web.Response:
 
 async def list_campaigns(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
-    names = {t.email_campaign_id: t.campaign_name for t in state.tokens.values()}
+    tokens = {t.email_campaign_id: t.campaign_name for t in state.tokens.values()}
+    names = {c: e.name for e in state.emails for c in e.campaign_ids} | tokens
     counts: dict[str, dict[str, int]] = {}
     for e in state.visible_events():
         if e.email_campaign_id is not None:
             per_type = counts.setdefault(e.email_campaign_id, {})
             per_type[e.type] = per_type.get(e.type, 0) + 1
     messages = {c: n for (kind, c), n in state.index.counts.items() if kind == "campaign" and n}
-    ids = sorted(set(names) | set(counts) | set(messages), key=lambda c: (len(c), c))
+    ids = sorted(set(tokens) | set(counts) | set(messages), key=lambda c: (len(c), c))
     results = [
         CampaignView(
             campaign_id=c,

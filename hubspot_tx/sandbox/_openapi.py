@@ -1,17 +1,39 @@
-"""The OpenAPI document the sandbox serves at ``/_sandbox/openapi.json``: HubSpot's spec of the
-API it emulates, plus the inspection API, whose schemas come from the structs it returns."""
+"""The OpenAPI document the sandbox serves at ``/_sandbox/openapi.json``: what this sandbox
+serves, generated from hubspot-tx's own structs (``msgspec.json.schema_components``): the HubSpot
+paths it emulates for every API version the client knows, and its inspection API.
+
+It is not HubSpot's specification: HubSpot publishes its own (HubSpot-public-api-spec-collection);
+the README's "Fidelity to HubSpot's published API" says where the sandbox differs from it.
+"""
 
 from __future__ import annotations
 
-import copy
 import json
 from functools import cache
-from importlib import resources
 from typing import Any
 
 import msgspec
 
+from .. import __version__
+from .._paths import API_VERSIONS
+from .._secret import Secret
+from ..models.errors import ErrorBody
+from ..models.single_send import SendStatus, SingleSendRequest
+from ..models.smtp_tokens import (
+    SmtpToken,
+    SmtpTokenCreateRequest,
+    SmtpTokenPage,
+    SmtpTokenWithPassword,
+)
+from ..models.tracking import (
+    CampaignData,
+    EmailEvent,
+    EmailEventPage,
+    EmailStatistics,
+    StatisticsHistogram,
+)
 from ._inspect import PREFIX
+from ._validate import DATED_MESSAGE_REQUIRED, DATED_REQUIRED
 from ._views import (
     CampaignList,
     ChaosRequest,
@@ -155,19 +177,130 @@ def _operations() -> dict[str, dict[str, Any]]:
     }  # fmt: skip
 
 
+_API_TAG = "Emulated HubSpot API"
+_ERROR = {
+    "default": {
+        "description": "HubSpot's error body",
+        "content": {"application/json": {"schema": _schema("ErrorBody")}},
+    }
+}
+
+
+def _schema_hook(type_: type) -> dict[str, Any]:
+    if type_ is Secret:
+        return {"type": "string", "format": "password"}
+    raise NotImplementedError
+
+
+def _emulated() -> dict[str, dict[str, Any]]:
+    """The HubSpot paths the sandbox serves, per API version, with our structs' schemas."""
+
+    def op(summary: str, ok: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        return {"tags": [_API_TAG], "summary": summary, "responses": {**ok, **_ERROR}, **extra}
+
+    def body(name: str) -> dict[str, Any]:
+        return {"required": True, "content": {"application/json": {"schema": _schema(name)}}}
+
+    token_id = [{"name": "tokenId", "in": "path", "required": True,
+                 "schema": {"type": "string"}}]  # fmt: skip
+    paths: dict[str, dict[str, Any]] = {}
+    for v in API_VERSIONS.values():
+        request = "DatedSingleSendRequest" if v.dated else "SingleSendRequest"
+        for send in (v.single_send, v.marketing_single_send):
+            paths[send] = {"post": op(f"Single-send ({v.version})", _ok("SendStatus", "Status"),
+                                      requestBody=body(request))}  # fmt: skip
+        paths[v.smtp_tokens] = {
+            "get": op("List SMTP tokens", _ok("SmtpTokenPage", "A page"), parameters=[
+                _query("campaignName", "the campaign name"),
+                _query("emailCampaignId", "the campaign id"),
+                _query("after", "the cursor of paging.next.after"),
+                _query("limit", "page size (default 10)", "integer")]),
+            "post": op("Create an SMTP token", {"201": {"description": "Created", "content": {
+                "application/json": {"schema": _schema("SmtpTokenWithPassword")}}}},
+                requestBody=body("SmtpTokenCreateRequest")),
+        }  # fmt: skip
+        paths[v.smtp_tokens + "/{tokenId}"] = {
+            "parameters": token_id,
+            "get": op("One SMTP token", _ok("SmtpToken", "The token")),
+            "delete": op("Delete an SMTP token", _ok(None, "Deleted")),
+        }
+        paths[v.smtp_tokens + "/{tokenId}/password-reset"] = {
+            "parameters": token_id,
+            "post": op("Reset a token's password", _ok("SmtpTokenWithPassword", "New password")),
+        }
+        paths[v.email_statistics + "/list"] = {
+            "get": op("Email statistics", _ok("EmailStatistics", "Aggregates"))
+        }
+        paths[v.email_statistics + "/histogram"] = {
+            "get": op("Email statistics per interval", _ok("StatisticsHistogram", "Buckets"))
+        }
+        paths[v.send_statuses + "/{statusId}"] = {
+            "get": op("A send's status", _ok("SendStatus", "Status"), parameters=[
+                {"name": "statusId", "in": "path", "required": True,
+                 "schema": {"type": "string"}}]),
+        }  # fmt: skip
+        paths[v.email_events] = {"get": op("Email events (newest first)",
+                                           _ok("EmailEventPage", "A page"))}  # fmt: skip
+        paths[v.email_events + "/{created}/{eventId}"] = {
+            "get": op("One email event", _ok("EmailEvent", "The event"))
+        }
+        paths[v.email_campaigns + "/{campaignId}"] = {
+            "get": op("Campaign data", _ok("CampaignData", "Counters"))
+        }
+    return paths
+
+
+def _emulated_components() -> dict[str, Any]:
+    types = (
+        SingleSendRequest, SendStatus, SmtpToken, SmtpTokenWithPassword, SmtpTokenPage,
+        SmtpTokenCreateRequest, EmailEventPage, EmailEvent, CampaignData, EmailStatistics,
+        StatisticsHistogram, ErrorBody,
+    )  # fmt: skip
+    _, components = msgspec.json.schema_components(
+        types, schema_hook=_schema_hook, ref_template=_REF
+    )
+    # The dated schemas require more of the same body (see _validate.py).
+    dated = json.loads(json.dumps(components["SingleSendRequest"]))
+    dated["required"] = sorted(set(dated.get("required", [])) | set(DATED_REQUIRED))
+    dated["properties"]["message"] = _schema("DatedSingleSendMessage")
+    message = json.loads(json.dumps(components["SingleSendMessage"]))
+    message["required"] = sorted(DATED_MESSAGE_REQUIRED)
+    for schema in (dated, message):
+        for name in schema["required"]:
+            prop = schema["properties"][name]
+            options = [o for o in prop.get("anyOf", ()) if o != {"type": "null"}]
+            if len(options) == 1:  # required: never null (the sandbox takes null as absent)
+                schema["properties"][name] = options[0]
+    components["DatedSingleSendRequest"] = dated
+    components["DatedSingleSendMessage"] = message
+    return components
+
+
 @cache
 def _document() -> str:
-    spec: dict[str, Any] = json.loads(
-        resources.files(__package__).joinpath("data", "hubspot-openapi.json").read_text()
-    )
-    spec = copy.deepcopy(spec)
-    spec["info"]["description"] = (
-        spec["info"].get("description", "")
-        + f"\n\nServed by the hubspot-tx sandbox, with its inspection API under `{PREFIX}`."
-    )
-    spec.setdefault("tags", []).append(
-        {"name": _TAG, "description": "The sandbox's state, for tests (no auth needed)."}
-    )
+    spec: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "hubspot-tx sandbox",
+            "version": __version__,
+            "description": (
+                "What the hubspot-tx sandbox serves, generated from hubspot-tx's own structs: "
+                "the HubSpot transactional-email paths it emulates (every API version the "
+                f"client speaks) and its inspection API under `{PREFIX}`. This is not HubSpot's "
+                "specification; HubSpot publishes its own (HubSpot-public-api-spec-collection)."
+            ),
+        },
+        "tags": [
+            {"name": _API_TAG, "description": "HubSpot's paths, as this sandbox emulates them."},
+            {"name": _TAG, "description": "The sandbox's state, for tests (no auth needed)."},
+        ],
+        "security": [{"bearer": []}],
+        "paths": _emulated(),
+        "components": {
+            "schemas": _emulated_components(),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
     for path, item in _operations().items():
         for key, operation in item.items():
             if key != "parameters":

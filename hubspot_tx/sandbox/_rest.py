@@ -21,13 +21,15 @@ from ..models.smtp_tokens import (
     SmtpTokenPage,
     SmtpTokenWithPassword,
 )
+from ._email_routes import routes as email_routes
 from ._faults import Faults, RestFault
 from ._inbox import routes as inbox_routes
 from ._inspect import CLOSING_KEY, CONTROL_KEY, Control, end_long_polls
 from ._inspect import routes as inspection_routes
 from ._limits import RestLimits
-from ._state import CursorError, SandboxState, TokenRecord
+from ._state import PORTAL_ID, CursorError, SandboxState, TokenRecord
 from ._tracking import routes as tracking_routes
+from ._validate import ErrorItem, single_send_errors, token_create_errors
 from ._web import (
     FAULTS_KEY,
     LIMITS_KEY,
@@ -45,17 +47,31 @@ __all__ = ["RequestRecord", "build_app"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 TOKEN_ENDPOINT = "/oauth/v1/token"
+# The token endpoints of every API version; the dated ones answer HubSpot's standard error body.
+TOKEN_ENDPOINTS = frozenset(p.oauth_token for p in API_VERSIONS.values())
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
 
 
-_create_decoder = msgspec.json.Decoder(SmtpTokenCreateRequest)
-_send_decoder = msgspec.json.Decoder(SingleSendRequest)
-
-
-def _validation_error(message: str, field: str | None = None) -> web.Response:
-    errors = [{"message": message, "in": field, "code": "INVALID"}] if field else []
+def _validation_error(
+    message: str, field: str | None = None, errors: list[ErrorItem] | None = None
+) -> web.Response:
+    if errors is None:
+        errors = [{"message": message, "in": field, "code": "INVALID"}] if field else []
     return error_response(400, "VALIDATION_ERROR", message, errors=errors)
+
+
+def _invalid_body(errors: list[ErrorItem]) -> web.Response:
+    summary = "; ".join(e["message"] for e in errors)
+    return _validation_error(f"Invalid input JSON: {summary}", errors=errors)
+
+
+async def _json_body(request: web.Request) -> object | web.Response:
+    try:
+        body: object = msgspec.json.decode(await request.read())
+    except msgspec.DecodeError as exc:
+        return _validation_error(f"Invalid input JSON: {exc}", "body")
+    return body
 
 
 def _not_found(what: str, ident: str) -> web.Response:
@@ -128,7 +144,7 @@ def _is_oauth(request: web.Request) -> bool:
 
 @web.middleware
 async def _bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path == TOKEN_ENDPOINT:
+    if request.path in TOKEN_ENDPOINTS:
         return await handler(request)  # the client authenticates in the form
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -154,7 +170,7 @@ async def _bearer_auth(request: web.Request, handler: Handler) -> web.StreamResp
 @web.middleware
 async def _rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
     limits = request.app.get(LIMITS_KEY)
-    if limits is None or request.path == TOKEN_ENDPOINT:
+    if limits is None or request.path in TOKEN_ENDPOINTS:
         return await handler(request)
     oauth = _is_oauth(request)
     broken = limits.take()
@@ -240,10 +256,13 @@ async def list_tokens(request: web.Request) -> web.Response:
 
 
 async def create_token(request: web.Request) -> web.Response:
-    try:
-        body = _create_decoder.decode(await request.read())
-    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
-        return _validation_error(f"Invalid input JSON: {exc}", "body")
+    raw = await _json_body(request)
+    if isinstance(raw, web.Response):
+        return raw
+    errors = token_create_errors(raw)
+    if errors:
+        return _invalid_body(errors)
+    body = msgspec.convert(raw, SmtpTokenCreateRequest)
     record, password = _state(request).create_token(body.campaign_name, body.create_contact)
     return json_response(_with_password(record, password), status=201)
 
@@ -274,52 +293,64 @@ async def reset_password(request: web.Request) -> web.Response:
 async def oauth_token(request: web.Request) -> web.Response:
     form = await request.post()
     fields = {k: str(v) for k, v in form.items()}
+    dated = request.path != TOKEN_ENDPOINT
     if fields.get("grant_type") != "refresh_token":
-        return _oauth_error("BAD_GRANT_TYPE", "only grant_type=refresh_token is supported")
+        return _oauth_error(
+            "BAD_GRANT_TYPE", "only grant_type=refresh_token is supported", dated=dated
+        )
     granted = _state(request).refresh_oauth(
         fields.get("client_id", ""),
         fields.get("client_secret", ""),
         fields.get("refresh_token", ""),
     )
     if isinstance(granted, str):
-        return _oauth_error(granted, "missing or unknown " + granted.lower().replace("_", " "))
+        message = "missing or unknown " + granted.lower().replace("_", " ")
+        return _oauth_error(granted, message, dated=dated)
     token, ttl = granted
-    return json_response(
-        {
-            "token_type": "bearer",
-            "refresh_token": fields["refresh_token"],
-            "access_token": token,
-            "expires_in": ttl,
-        }
-    )
+    answer: dict[str, object] = {
+        "token_type": "bearer",
+        "refresh_token": fields["refresh_token"],
+        "access_token": token,
+        "expires_in": ttl,
+    }
+    if dated:  # AccessTokenResponse of the dated OAuth API
+        answer.update(token_use="access_token", hub_id=PORTAL_ID, scopes=["transactional-email"])
+    return json_response(answer)
 
 
-def _oauth_error(status: str, message: str) -> web.Response:
-    # The token endpoint's error body differs from the API's: ``status`` names the problem.
+def _oauth_error(status: str, message: str, *, dated: bool) -> web.Response:
+    if dated:  # the dated endpoints answer HubSpot's standard error body
+        return error_response(400, status, message)
+    # /oauth/v1/token's error body differs from the API's: ``status`` names the problem.
     body = {"status": status, "message": message, "correlationId": str(uuid.uuid4())}
     return web.Response(body=encoder.encode(body), status=400, content_type="application/json")
 
 
-async def _single_send(request: web.Request, *, echo: bool) -> web.Response:
+async def _single_send(request: web.Request, *, dated: bool) -> web.Response:
+    raw = await _json_body(request)
+    if isinstance(raw, web.Response):
+        return raw
+    errors = single_send_errors(raw, dated=dated)
+    if errors:
+        return _invalid_body(errors)
+    message = raw.get("message") if isinstance(raw, dict) else None
+    if not isinstance(raw, dict) or not isinstance(message, dict):  # refused above already
+        return _validation_error("Invalid input JSON: message must be an object", "message")
+    message.setdefault("to", "")  # optional in the dated schemas: INVALID_TO_ADDRESS
     try:
-        body = _send_decoder.decode(await request.read())
-    except msgspec.DecodeError as exc:
+        body = msgspec.convert(raw, SingleSendRequest)
+    except msgspec.ValidationError as exc:
         return _validation_error(f"Invalid input JSON: {exc}", "body")
     state = _state(request)
-    status = state.send_status(state.single_send(body))
-    if not echo:
-        return json_response(status)
-    answer = msgspec.to_builtins(status)
-    answer["message"] = msgspec.to_builtins(body.message)  # v4 echoes the message
-    return json_response(answer)
+    return json_response(state.send_status(state.single_send(body)))
 
 
 async def single_send(request: web.Request) -> web.Response:
-    return await _single_send(request, echo=False)
+    return await _single_send(request, dated=False)
 
 
-async def single_send_v4(request: web.Request) -> web.Response:
-    return await _single_send(request, echo=True)
+async def single_send_dated(request: web.Request) -> web.Response:
+    return await _single_send(request, dated=True)
 
 
 async def send_status(request: web.Request) -> web.Response:
@@ -352,19 +383,23 @@ def build_app(
     if limits is not None:
         app[LIMITS_KEY] = limits
     router = app.router
-    # Every API version the client knows, on the same handlers and state.
-    for tokens, send in sorted({(p.smtp_tokens, p.single_send) for p in API_VERSIONS.values()}):
+    # Every path HubSpot publishes for the versions the client knows (and no other: a path
+    # HubSpot does not have is a 404 here too), on the same handlers and state.
+    for tokens in sorted({p.smtp_tokens for p in API_VERSIONS.values()}):
         router.add_get(tokens, list_tokens)
         router.add_post(tokens, create_token)
         router.add_get(tokens + "/{tokenId}", get_token)
         router.add_delete(tokens + "/{tokenId}", delete_token)
         router.add_post(tokens + "/{tokenId}/password-reset", reset_password)
-        router.add_post(send, single_send)
-    for path in sorted({p.marketing_single_send for p in API_VERSIONS.values()}):
-        router.add_post(path, single_send_v4)
+    sends = {p.single_send: p.dated for p in API_VERSIONS.values()}
+    sends.update({p.marketing_single_send: p.dated for p in API_VERSIONS.values()})
+    for path, dated in sorted(sends.items()):
+        router.add_post(path, single_send_dated if dated else single_send)
     for path in sorted({p.send_statuses for p in API_VERSIONS.values()}):
         router.add_get(path + "/{statusId}", send_status)
-    router.add_post(TOKEN_ENDPOINT, oauth_token)
+    for path in sorted(TOKEN_ENDPOINTS):
+        router.add_post(path, oauth_token)
+    router.add_routes(email_routes(p.marketing_emails for p in API_VERSIONS.values()))
     router.add_routes(tracking_routes(p.email_statistics for p in API_VERSIONS.values()))
     if control is not None:
         app[CONTROL_KEY] = control

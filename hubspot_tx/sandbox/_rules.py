@@ -7,12 +7,15 @@
 | local part starting ``bounced``           | ``PREVIOUSLY_BOUNCED``             |
 | local part starting ``spam``              | ``PREVIOUS_SPAM``                  |
 | local part starting ``unsubscribed``      | ``PREVIOUSLY_UNSUBSCRIBED_MESSAGE``|
+| local part ``sendresult-<value>``         | ``<value>``, any of HubSpot's 51   |
+|   (e.g. ``sendresult-portal_suspended``)  |   (case-insensitive)               |
 | anything else                             | ``SENT``                           |
 
 A ``from`` override that is not ``local@domain`` gives ``INVALID_FROM_ADDRESS``.
 
 Every message accepted over SMTP, and every single-send that completes, becomes email events for
-its campaign (an SMTP token's ``emailCampaignId``; for a single-send, its ``emailId``), one
+its campaign (an SMTP token's ``emailCampaignId``; for a single-send, the email's
+``primaryEmailCampaignId``, never its ``emailId``), one
 ``event_step`` apart (0.05 s by default), visible once their time has come:
 
 | recipient                               | events                                      |
@@ -22,11 +25,12 @@ its campaign (an SMTP token's ``emailCampaignId``; for a single-send, its ``emai
 | local part starting ``defer``           | PROCESSED, SENT, DEFERRED, DELIVERED        |
 | local part starting ``open``            | PROCESSED, SENT, DELIVERED, OPEN            |
 | local part starting ``click``           | PROCESSED, SENT, DELIVERED, OPEN, CLICK     |
+| local part starting ``bot``             | the same, OPEN and CLICK ``filteredEvent``  |
 | anything else                           | PROCESSED, SENT, DELIVERED                  |
 
 A single-send refused by the rules above the table (``sendResult`` other than ``SENT``) gives
-PROCESSED, DROPPED with ``dropReason`` = its ``sendResult``; a duplicate ``sendId`` and
-``MISSING_CONTENT`` give none.
+PROCESSED, DROPPED with ``dropReason`` = its ``sendResult``; a duplicate ``sendId``,
+``MISSING_CONTENT`` and ``MISSING_TEMPLATE_PROPERTIES`` give none.
 
 Over SMTP, a tag in the recipient's local part decides how ``RCPT TO`` is answered, so that a
 test can aim an error at one address:
@@ -42,9 +46,10 @@ from __future__ import annotations
 
 from ..models.single_send import SendResult
 
-__all__ = ["event_plan", "is_address", "rcpt_rule", "single_send_result"]
+__all__ = ["event_plan", "is_address", "is_filtered", "rcpt_rule", "single_send_result"]
 
 _TEMPFAIL = "+tempfail"
+_SEND_RESULT = "sendresult-"
 
 
 def is_address(value: str) -> bool:
@@ -60,6 +65,10 @@ def single_send_result(to: str, from_: str | None) -> SendResult:
     if from_ is not None and not is_address(from_):
         return SendResult.INVALID_FROM_ADDRESS
     local, _, domain = to.lower().rpartition("@")
+    if local.startswith(_SEND_RESULT):
+        wanted = local[len(_SEND_RESULT) :].upper()
+        if wanted in SendResult.__members__:
+            return SendResult(wanted)
     if domain == "blocked.example" or domain.endswith(".blocked.example"):
         return SendResult.BLOCKED_DOMAIN
     if local.startswith("bounced"):
@@ -82,9 +91,14 @@ def event_plan(recipient: str) -> tuple[str, ...]:
         return ("PROCESSED", "SENT", "DEFERRED", "DELIVERED")
     if local.startswith("open"):
         return ("PROCESSED", "SENT", "DELIVERED", "OPEN")
-    if local.startswith("click"):
+    if local.startswith(("click", "bot")):
         return ("PROCESSED", "SENT", "DELIVERED", "OPEN", "CLICK")
     return ("PROCESSED", "SENT", "DELIVERED")
+
+
+def is_filtered(recipient: str) -> bool:
+    """Whether this recipient's opens and clicks are automated (HubSpot's ``filteredEvent``)."""
+    return recipient.lower().startswith("bot")
 
 
 def rcpt_rule(recipient: str, tempfails_so_far: int) -> tuple[int, str] | None:

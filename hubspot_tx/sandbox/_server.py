@@ -41,7 +41,13 @@ def _bind(host: str, port: int) -> socket.socket:
     # the second of two replies written back to back.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        # "Address already in use" alone does not say which of the four ports clashed.
+        where = _url("tcp", host, port).removeprefix("tcp://")
+        raise OSError(exc.errno, f"cannot listen on {where}: {exc.strerror}") from None
     sock.setblocking(False)
     return sock
 
@@ -74,7 +80,8 @@ class Sandbox:
         http_port: the plain-HTTP port (0 = ephemeral).
         https_port: the HTTPS port (0 = ephemeral).
         access_token: the bearer token to accept (random if not given).
-        email_ids: the single-send email ids that exist (others give ``MISSING_CONTENT``).
+        email_ids: the published transactional single-send emails that exist from the start
+            (others give ``MISSING_CONTENT`` until created and published over REST).
         pending_seconds: how long a single-send stays ``PENDING``.
         processing_seconds: how long it then stays ``PROCESSING``.
         smtp_port: the STARTTLS SMTP port (0 = ephemeral; HubSpot's is 587).

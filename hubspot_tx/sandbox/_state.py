@@ -20,8 +20,10 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
+from ..models.marketing_emails import EmailCreateRequest
 from ..models.single_send import EventId, SendResult, SendState, SendStatus, SingleSendRequest
 from ..models.smtp_tokens import SmtpToken
+from ._emails import EmailBook, EmailRecord, missing_properties
 from ._index import MessageIndex, read_headers
 from ._rules import event_plan, single_send_result
 
@@ -45,6 +47,12 @@ ASSIGNED_ID_DOMAIN = "assigned.sandbox.hubspot-tx.invalid"
 def assigned_message_id(seq: int) -> str:
     """The Message-ID the sandbox gives message ``seq`` if it came without one."""
     return f"<{seq}.{secrets.token_hex(6)}@{ASSIGNED_ID_DOMAIN}>"
+
+
+PORTAL_ID = 62515  # the sandbox's account (HubSpot's ``portalId`` / ``hubId``)
+
+# Results of a send that never got as far as processing: no email events.
+_NOT_PROCESSED = frozenset({SendResult.MISSING_CONTENT, SendResult.MISSING_TEMPLATE_PROPERTIES})
 
 
 class CursorError(ValueError):
@@ -164,7 +172,7 @@ class SandboxState:
         clock: Callable[[], float] = time.time,
         store: Store | None = None,
     ) -> None:
-        self.email_ids = set(email_ids)
+        self.emails = EmailBook(email_ids, clock())
         self.pending_seconds = pending_seconds
         self.processing_seconds = processing_seconds
         self.created_by = created_by
@@ -239,6 +247,7 @@ class SandboxState:
         self.arrivals.clear()
         self.tempfails.clear()
         self.events.clear()
+        self.emails.reset()
         self.index.clear()
         self.events_by_message.clear()
         self.smtp_sessions_peak = self.smtp_sessions_open
@@ -346,13 +355,43 @@ class SandboxState:
         without a Message-ID gets one from the sandbox (its bytes stay as received)."""
         token = self.tokens.get(token_id) if token_id else None
         campaign = token.email_campaign_id if token else None
+        now = self.clock()
+        stored = self._append_message(
+            session_id=session_id,
+            token_id=token_id,
+            campaign=campaign,
+            mail_from=mail_from,
+            rcpt_to=rcpt_to,
+            data=data,
+            message_id=message_id,
+            now=now,
+        )
+        first_event = len(self.events)
+        for rcpt in rcpt_to:
+            self._add_events(rcpt, campaign, now, event_plan(rcpt), smtp_id=stored.message_id)
+        if self.store is not None:
+            self.store.add_message(stored, self.events[first_event:])
+        self.changed()
+        return stored
+
+    def _append_message(
+        self,
+        *,
+        token_id: str | None,
+        campaign: str | None,
+        mail_from: str,
+        rcpt_to: tuple[str, ...],
+        data: bytes,
+        message_id: str | None,
+        now: float,
+        session_id: int = 0,
+    ) -> StoredMessage:
         seq = next(self._message_seq)
         assigned = not message_id
         if not message_id:
             message_id = assigned_message_id(seq)
         arrival = self.arrivals.get(message_id, 0) + 1
         self.arrivals[message_id] = arrival
-        now = self.clock()
         headers = read_headers(data)
         stored = StoredMessage(
             seq=seq,
@@ -372,12 +411,6 @@ class SandboxState:
         )
         self.messages.append(stored)
         self.index.add(stored)
-        first_event = len(self.events)
-        for rcpt in rcpt_to:
-            self._add_events(rcpt, campaign, now, event_plan(rcpt), smtp_id=message_id)
-        if self.store is not None:
-            self.store.add_message(stored, self.events[first_event:])
-        self.changed()
         return stored
 
     def _add_events(
@@ -444,7 +477,8 @@ class SandboxState:
         salt = secrets.token_bytes(16)
         record = TokenRecord(
             seq=next(self._seq),
-            id=secrets.token_hex(8),
+            # HubSpot's token ids are SMTP user names: ``<hex>@<portalId>.smtp.hubspot.net``.
+            id=f"{secrets.token_hex(8)}@{PORTAL_ID}.smtp.hubspot.net",
             campaign_name=campaign_name,
             email_campaign_id=str(next(self._campaign_ids)),
             create_contact=create_contact,
@@ -527,31 +561,91 @@ class SandboxState:
             raise CursorError("cursor belongs to a listing with other filters")
         return int(seq)
 
+    # -- marketing emails ---------------------------------------------------------------------
+    def create_email(self, request: EmailCreateRequest) -> EmailRecord:
+        """Store a new marketing email, with its own email campaign id."""
+        record = self.emails.create(request, self.clock())
+        self._email_changed(record)
+        return record
+
+    def publish_email(self, record: EmailRecord) -> None:
+        """Publish ``record``: single-sends of it go out from now on."""
+        self.emails.publish(record, self.clock())
+        self._email_changed(record)
+
+    def _email_changed(self, record: EmailRecord) -> None:
+        if self.store is not None:
+            self.store.save_email(record)
+        self.changed()
+
     # -- single-send --------------------------------------------------------------------------
     def single_send(self, request: SingleSendRequest) -> SendRecord:
-        """Accept a send. A ``sendId`` seen before sends nothing and ends ``IDEMPOTENT_IGNORE``."""
+        """Accept a send. A ``sendId`` seen before sends nothing and ends ``IDEMPOTENT_IGNORE``;
+        an unknown or unpublished email ends ``MISSING_CONTENT``; a placeholder the request's
+        properties leave unfilled ends ``MISSING_TEMPLATE_PROPERTIES``. A send that goes out
+        lands in the outbox rendered, and its events are keyed by the email's campaign id."""
         status_id = str(uuid.uuid4())
-        send_id = request.message.send_id
+        message = request.message
+        send_id = message.send_id
+        custom = request.custom_properties or {}
+        contact = request.contact_properties or {}
         duplicate = send_id is not None and send_id in self._send_ids
+        email_record = self.emails.get(request.email_id)
         if duplicate:
             result = SendResult.IDEMPOTENT_IGNORE
-        elif request.email_id not in self.email_ids:
+        elif email_record is None or not email_record.published:
             result = SendResult.MISSING_CONTENT
+        elif missing_properties(email_record.templates(), custom, contact):
+            result = SendResult.MISSING_TEMPLATE_PROPERTIES
         else:
-            result = single_send_result(request.message.to, request.message.from_)
+            result = single_send_result(message.to, message.from_)
+        rendered = None
+        if email_record is not None and result.is_sent:  # rendered before the clock is read
+            rendered = email_record.render(
+                to=message.to,
+                from_=message.from_,
+                cc=message.cc or (),
+                bcc=message.bcc or (),
+                reply_to=message.reply_to or (),
+                custom=custom,
+                contact=contact,
+                when=self.clock(),
+            )
         record = SendRecord(status_id, request, self.clock(), result, duplicate)
         self.sends[status_id] = record
         if send_id is not None and not duplicate:
             self._send_ids[send_id] = status_id
         first_event = len(self.events)
-        if not duplicate and result is not SendResult.MISSING_CONTENT:
+        stored: StoredMessage | None = None
+        if email_record is not None and not duplicate and result not in _NOT_PROCESSED:
             completed = record.requested_at + self.pending_seconds + self.processing_seconds
-            to = request.message.to
-            plan = event_plan(to) if result.is_sent else ("PROCESSED", "DROPPED")
+            campaign = email_record.campaign_ids[0]
+            smtp_id = None
+            if rendered is not None:
+                stored = self._append_message(
+                    token_id=None,
+                    campaign=campaign,
+                    mail_from=rendered.mail_from,
+                    rcpt_to=rendered.rcpt_to,
+                    data=rendered.data,
+                    message_id=rendered.message_id,
+                    now=record.requested_at,
+                )
+                smtp_id = rendered.message_id
+            plan = event_plan(message.to) if result.is_sent else ("PROCESSED", "DROPPED")
             reason = None if result.is_sent else result.value
-            campaign = str(request.email_id)
-            self._add_events(to, campaign, completed, plan, send_id=send_id, drop_reason=reason)
+            self._add_events(
+                message.to,
+                campaign,
+                completed,
+                plan,
+                smtp_id=smtp_id,
+                send_id=send_id,
+                drop_reason=reason,
+            )
         if self.store is not None:
+            if stored is not None:
+                self.store.add_message(stored, ())
             self.store.add_send(record, self.events[first_event:])
         self.changed()
         return record
@@ -583,6 +677,9 @@ class SandboxState:
                 event_id=EventId(id=record.event_id, created=at(done))
                 if record.result.is_sent
                 else None,
+                message=None
+                if record.result.is_sent
+                else f"not sent: {record.result.value} (sandbox rule)",
             )
         if now >= started:
             return SendStatus(

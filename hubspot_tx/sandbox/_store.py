@@ -19,6 +19,7 @@ import msgspec
 from ..models.single_send import SendResult, SingleSendRequest
 
 if TYPE_CHECKING:
+    from ._emails import EmailRecord
     from ._state import SandboxEvent, SandboxState, SendRecord, StoredMessage, TokenRecord
 
 __all__ = ["Store"]
@@ -41,6 +42,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS sends (
     status_id TEXT PRIMARY KEY, request BLOB NOT NULL, requested_at REAL NOT NULL,
     result TEXT NOT NULL, duplicate INTEGER NOT NULL, event_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS emails (id INTEGER PRIMARY KEY, record BLOB NOT NULL);
 """
 
 
@@ -75,6 +77,7 @@ class Store:
     # -- loading ----------------------------------------------------------------------------
     def load(self, state: SandboxState) -> None:
         """Fill ``state`` with what was stored; keep its cursor key stable across restarts."""
+        from ._emails import EmailRecord
         from ._index import read_headers
         from ._state import ASSIGNED_ID_DOMAIN, SandboxEvent, SendRecord, StoredMessage, TokenRecord
 
@@ -139,6 +142,10 @@ class Store:
             send_id = decoded.message.send_id
             if send_id is not None and not send.duplicate:
                 state._send_ids[send_id] = status_id
+        state.emails.restore(
+            msgspec.json.decode(record, type=EmailRecord)
+            for (record,) in db.execute("SELECT record FROM emails ORDER BY id")
+        )
         # Counters carry on after the largest value stored (message ids are never reused).
         last = self.meta("last_message_seq")
         top = max(int(last) if last else 0, max((m.seq for m in state.messages), default=0))
@@ -162,6 +169,11 @@ class Store:
                 t.salt,
                 t.password_hash,
             ),
+        )
+
+    def save_email(self, e: EmailRecord) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO emails VALUES (?, ?)", (e.id, msgspec.json.encode(e))
         )
 
     def delete_token(self, token_id: str) -> None:
@@ -235,5 +247,5 @@ class Store:
     def reset(self) -> None:
         with self._db:
             self._db.execute("BEGIN")
-            for table in ("tokens", "messages", "events", "sends"):
+            for table in ("tokens", "messages", "events", "sends", "emails"):
                 self._db.execute(f"DELETE FROM {table}")  # noqa: S608 (fixed names)

@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
+from ._rules import is_filtered
 from ._state import CursorError, SandboxEvent, SandboxState
 from ._web import STATE_KEY, error_response, json_response
 
-__all__ = ["routes"]
+__all__ = ["aggregate", "routes"]
 
-DEFAULT_EVENT_LIMIT = 100
+DEFAULT_EVENT_LIMIT = 10  # HubSpot's default page size
 MAX_EVENT_LIMIT = 1000
 MAX_BUCKETS = 10_000
 _SEQ_SPAN = 10**12  # an offset packs (created ms, seq) into one int
@@ -56,8 +57,16 @@ def _eventjson_response(e: SandboxEvent) -> dict[str, object]:
     if e.type == "DROPPED":
         body.update(dropReason=e.drop_reason or "BLOCKED_DOMAIN", dropMessage="sandbox rule")
     if e.type == "DEFERRED":
-        body["attempt"] = 1
+        body.update(attempt=1, response="451 4.2.0 try again later (sandbox rule)")
+    if e.type == "SENT":
+        body.update(subject="", cc=[], bcc=[], replyTo=[])
+    if e.type == "CLICK":
+        body.update(url="https://example.com/", referer="", linkId=1)
+    if e.type == "OPEN":
+        body["duration"] = 3000
     if e.type in ("OPEN", "CLICK"):
+        body["filteredEvent"] = is_filtered(e.recipient)
+        body["deviceType"] = "COMPUTER"
         body["browser"] = {
             "name": "Firefox",
             "family": "Firefox",
@@ -101,8 +110,12 @@ async def list_events(request: web.Request) -> web.Response:
         return _error(400, "VALIDATION_ERROR", f"bad query: {exc}")
     if not 1 <= limit <= MAX_EVENT_LIMIT:
         return _error(400, "VALIDATION_ERROR", f"limit must be between 1 and {MAX_EVENT_LIMIT}")
-    scope = "|".join(q.get(k, "") for k in ("campaignId", "recipient", "eventType"))
-    after = (-1, 0)  # keyset: (created in ms, seq), the order events are listed in
+    scope = "|".join(
+        q.get(k, "") for k in ("campaignId", "recipient", "eventType", "excludeFilteredEvents")
+    )
+    unfiltered = q.get("excludeFilteredEvents", "").lower() == "true"
+    # Keyset (created in ms, seq), newest first as HubSpot lists them.
+    after = (2**62, 0)
     if "offset" in q:
         try:
             created_ms, seq = divmod(state.read_cursor(q["offset"], scope), _SEQ_SPAN)
@@ -112,17 +125,21 @@ async def list_events(request: web.Request) -> web.Response:
 
     def wanted(e: SandboxEvent) -> bool:
         return (
-            (_ms(e.created), e.seq) > after
+            (_ms(e.created), e.seq) < after
             and ("campaignId" not in q or e.email_campaign_id == q["campaignId"])
             and ("recipient" not in q or e.recipient.lower() == q["recipient"].lower())
             and ("eventType" not in q or e.type == q["eventType"])
-            and (start is None or e.created >= start)
-            and (end is None or e.created < end)
+            and (start is None or _ms(e.created) >= _ms(start))
+            and (end is None or _ms(e.created) <= _ms(end))  # HubSpot's end is inclusive
+            and not (unfiltered and e.type in ("OPEN", "CLICK") and is_filtered(e.recipient))
         )
 
     page: list[SandboxEvent] = []
     more = False
-    for event in sorted(state.visible_events(), key=lambda e: (_ms(e.created), e.seq)):
+    newest_first = sorted(
+        state.visible_events(), key=lambda e: (_ms(e.created), e.seq), reverse=True
+    )
+    for event in newest_first:
         if wanted(event):
             if len(page) == limit:
                 more = True
@@ -130,7 +147,8 @@ async def list_events(request: web.Request) -> web.Response:
             page.append(event)
     body: dict[str, object] = {"events": [_eventjson_response(e) for e in page], "hasMore": more}
     if more:
-        # Keyset on (created, seq): events that become visible later are always newer.
+        # Keyset on (created, seq): events that become visible later are newer, so they show
+        # on a new listing's first page, never inside one being walked.
         last = page[-1]
         body["offset"] = state.make_cursor(_ms(last.created) * _SEQ_SPAN + last.seq, scope)
     return json_response(body)
@@ -154,21 +172,21 @@ async def get_campaign(request: web.Request) -> web.Response:
     state = _state(request)
     campaign_id = request.match_info["campaignId"]
     token = next((t for t in state.tokens.values() if t.email_campaign_id == campaign_id), None)
+    owner = state.emails.owner(campaign_id)  # single-send events are keyed by its campaign
     events = [e for e in state.visible_events() if e.email_campaign_id == campaign_id]
-    if (
-        token is None
-        and not events
-        and not any(str(r.request.email_id) == campaign_id for r in state.sends.values())
-    ):
+    if token is None and owner is None and not events:
         return _error(404, "OBJECT_NOT_FOUND", f"no campaign {campaign_id}")
     counters = _counters(events)
+    name = token.campaign_name if token else owner.name if owner else None
     return json_response(
         {
             "id": int(campaign_id) if campaign_id.isdigit() else campaign_id,
             "appId": 22709,
             "appName": "hubspot-tx sandbox",
-            "name": token.campaign_name if token else f"single-send email {campaign_id}",
-            "type": "BATCH_EMAIL" if token is None else "SMTP_TOKEN",
+            "contentId": owner.id if owner else None,
+            "name": name or f"campaign {campaign_id}",
+            "subject": owner.subject if owner else None,
+            "type": owner.type if owner else "SMTP_TOKEN",
             "numIncluded": counters.get("processed", 0),
             "numQueued": 0,
             "counters": counters,
@@ -176,15 +194,32 @@ async def get_campaign(request: web.Request) -> web.Response:
     )
 
 
-def _aggregate(events: list[SandboxEvent]) -> dict[str, object]:
+def aggregate(events: list[SandboxEvent]) -> dict[str, object]:
+    """Counters and ratios of ``events`` (HubSpot's ``EmailStatisticsData``)."""
     counters = _counters(events)
     sent = counters.get("sent", 0)
 
     def ratio(name: str) -> float:
         return round(100 * counters.get(name, 0) / sent, 2) if sent else 0.0
 
+    qualifiers: dict[str, dict[str, int]] = {}
+    for e in events:
+        if e.type == "BOUNCE":
+            bounced = qualifiers.setdefault("bounced", {})
+            bounced["HARD_BOUNCE"] = bounced.get("HARD_BOUNCE", 0) + 1
+        elif e.type == "DROPPED":
+            dropped = qualifiers.setdefault("dropped", {})
+            reason = e.drop_reason or "BLOCKED_DOMAIN"
+            dropped[reason] = dropped.get(reason, 0) + 1
+    devices = {
+        f"{kind}_device_type": {"computer": counters[kind]}
+        for kind in ("open", "click")
+        if counters.get(kind)
+    }
     return {
         "counters": counters,
+        "deviceBreakdown": devices,
+        "qualifierStats": qualifiers,
         "ratios": {f"{n}ratio": ratio(n) for n in ("delivered", "open", "click", "bounce")},
     }
 
@@ -192,17 +227,22 @@ def _aggregate(events: list[SandboxEvent]) -> dict[str, object]:
 def _selected(request: web.Request) -> tuple[list[SandboxEvent], float, float] | web.Response:
     q = request.query
     try:
-        start = _time(q["startTimestamp"])
-        end = _time(q["endTimestamp"])
-    except KeyError as exc:
-        return _error(400, "VALIDATION_ERROR", f"missing {exc.args[0]}")
+        # Both are optional in HubSpot's spec: the sandbox then spans every event it has.
+        start = _time(q["startTimestamp"]) if "startTimestamp" in q else 0.0
+        end = _time(q["endTimestamp"]) if "endTimestamp" in q else _state(request).clock() + 1
     except ValueError as exc:
         return _error(400, "VALIDATION_ERROR", f"bad timestamp: {exc}")
-    emails = set(q.getall("emailIds", []))
+    state = _state(request)
+    # HubSpot filters by email id; an SMTP token's campaign, which no email owns, by its own.
+    wanted = set(q.getall("emailIds", []))
+    campaigns = set(wanted)
+    for email_id in wanted:
+        owner = state.emails.get(email_id)
+        campaigns.update(owner.campaign_ids if owner else ())
     events = [
         e
-        for e in _state(request).visible_events()
-        if start <= e.created < end and (not emails or e.email_campaign_id in emails)
+        for e in state.visible_events()
+        if start <= e.created < end and (not wanted or e.email_campaign_id in campaigns)
     ]
     return events, start, end
 
@@ -213,12 +253,17 @@ async def statistics_list(request: web.Request) -> web.Response:
         return selected
     events = selected[0]
     campaigns = sorted({e.email_campaign_id for e in events if e.email_campaign_id})
+    state = _state(request)
+    owners = [state.emails.owner(c) for c in campaigns]
+    emails = {
+        o.id if o else int(c) for o, c in zip(owners, campaigns, strict=True) if o or c.isdigit()
+    }
     return json_response(
         {
-            "emails": [int(c) for c in campaigns if c.isdigit()],
-            "aggregate": _aggregate(events),
+            "emails": sorted(emails),
+            "aggregate": aggregate(events),
             "campaignAggregations": {
-                c: _aggregate([e for e in events if e.email_campaign_id == c]) for c in campaigns
+                c: aggregate([e for e in events if e.email_campaign_id == c]) for c in campaigns
             },
         }
     )
@@ -266,7 +311,7 @@ async def statistics_histogram(request: web.Request) -> web.Response:
         buckets.append(
             {
                 "interval": {"start": cursor.isoformat(), "end": following.isoformat()},
-                "aggregations": _aggregate(inside),
+                "aggregations": aggregate(inside),
             }
         )
         cursor = following

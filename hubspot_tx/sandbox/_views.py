@@ -154,14 +154,17 @@ class SendView(_View):
     timeline: list[TimelineEntry]
     contact_properties: dict[str, Any]
     custom_properties: dict[str, Any]
+    campaign_id: str | None = None
+    """The email's ``primaryEmailCampaignId``: its events are keyed by it, not by ``emailId``."""
 
 
 class CampaignView(_View):
-    """A campaign (an SMTP token's ``emailCampaignId``, or a single-send's ``emailId``)."""
+    """A campaign (an SMTP token's ``emailCampaignId``, or a marketing email's
+    ``primaryEmailCampaignId``, which single-send events are keyed by)."""
 
     campaign_id: str
     name: str | None
-    """The token's ``campaignName``, when a token names it."""
+    """The token's ``campaignName`` or the email's name, when one names it."""
     messages: int
     events: dict[str, int]
     """Visible events by type."""
@@ -354,6 +357,7 @@ def send_view(state: SandboxState, r: SendRecord) -> SendView:
     if status.completed_at is not None:
         timeline.append(TimelineEntry(status="COMPLETE", at=status.completed_at))
     message = r.request.message
+    email = state.emails.get(r.request.email_id)
     return SendView(
         status_id=r.status_id,
         send_id=message.send_id,
@@ -367,6 +371,7 @@ def send_view(state: SandboxState, r: SendRecord) -> SendView:
         timeline=timeline,
         contact_properties=dict(r.request.contact_properties or {}),
         custom_properties=dict(r.request.custom_properties or {}),
+        campaign_id=email.campaign_ids[0] if email is not None else None,
     )
 
 

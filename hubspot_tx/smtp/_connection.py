@@ -24,14 +24,26 @@ from aiosmtplib.errors import (
 )
 
 from .._exceptions import InsecureAuthError, SmtpAuthError, SmtpConnectError, SmtpTLSError
-from ._wire import Reply, Wire, WireClosed
+from ._wire import HIGH_WATER, Reply, Wire, WireClosed
 from .credentials import SmtpCredentials
 from .envelope import Prepared
 from .outcome import InvalidReason
 
-__all__ = ["Connection", "ConnectionLost", "Settings", "Transaction", "Unsendable", "ehlo_name"]
+__all__ = [
+    "HIGH_WATER",
+    "Connection",
+    "ConnectionLost",
+    "Sent",
+    "Settings",
+    "Transaction",
+    "Unsendable",
+    "ehlo_name",
+]
 
 TlsMode = Literal["starttls", "implicit", "none"]
+
+DATA_BLOCK_TIMEOUT = 180.0  # RFC 5321 4.5.3.2.5: the most a data block may take to leave
+FINAL_REPLY_TIMEOUT = 600.0  # RFC 5321 4.5.3.2.6: the wait for the reply to the final "."
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +56,7 @@ class Settings:
     ssl_context: ssl.SSLContext
     connect_timeout: float
     command_timeout: float
+    final_reply_timeout: float
     local_hostname: str | None  # None: found once per pool (see ``ehlo_name``)
     allow_plaintext_auth: bool
     tls_advice: str = ""
@@ -83,6 +96,16 @@ class Transaction:
     pending: asyncio.Future[list[Reply]] | None = None
     """With PIPELINING: the reply to the final "." still to come (see :meth:`Connection.finish`);
     the session is free for the next message meanwhile."""
+
+
+@dataclass(slots=True)
+class Sent:
+    """How far a :meth:`Connection.send_pipelined` transaction got (read by its caller if it
+    gives up meanwhile)."""
+
+    dot_written: bool = False
+    released: bool = False  # the session went back to the pool, before the final reply
+    data_reply: int = 0  # the reply to DATA of a transaction refused before the data
 
 
 def _is_tls_failure(exc: BaseException) -> bool:
@@ -223,32 +246,11 @@ class Connection:
                 f"{size} bytes is over the server's SIZE limit of {limit}", InvalidReason.TOO_BIG
             )
 
-    async def transact(
-        self,
-        prepared: Prepared,
-        rcpt_to: list[str],
-        timeout: float,
-        *,
-        before_data: Callable[[], Awaitable[None]] | None = None,
-    ) -> Transaction:
-        """Run one transaction. Raises :class:`ConnectionLost` if the session breaks.
-
-        With PIPELINING, MAIL, every RCPT and DATA go out in one write, and their replies are
-        read in order. The reply to the final "." is not waited for here: the transaction comes
-        back ``pending``, and the next message's commands may follow its data at once (RFC 2920
-        lets message content lead a group), so that a busy session costs one round trip per
-        message, not ``3 + recipients``.
-
-        ``before_data`` is awaited after the server's 354 and before any byte of the message
-        is written. If it raises, the session is dropped (a transaction without its final "."
-        is discarded by the server) and the exception propagates.
-        """
+    def _commands(self, prepared: Prepared, rcpt_to: list[str]) -> list[bytes]:
+        """MAIL, RCPT for each of ``rcpt_to``, DATA; raises :class:`Unsendable` first if the
+        server cannot take the message."""
         size, utf8, eight_bit = prepared.size, prepared.utf8, prepared.eight_bit
         self.check(size, utf8, eight_bit)
-        stuffed = prepared.stuffed
-        wire = self._wire
-        self.dot_written = False
-        self.messages += 1
         params = b""
         if "size" in self._extensions:
             params += b" SIZE=%d" % size
@@ -259,6 +261,107 @@ class Connection:
         commands = [b"MAIL FROM:<%s>%s\r\n" % (prepared.env.mail_from.encode(), params)]
         commands += [b"RCPT TO:<%s>\r\n" % r.encode() for r in rcpt_to]
         commands.append(b"DATA\r\n")
+        return commands
+
+    async def send_pipelined(
+        self,
+        prepared: Prepared,
+        rcpt_to: list[str],
+        timeout: float,
+        final_timeout: float,
+        release: Callable[[Connection], bool],
+        progress: Sent,
+    ) -> Transaction:
+        """One whole transaction on a PIPELINING session, driven from the reads: the data goes
+        out from the read that brings the 354 (no task switch first), and ``release(self)`` is
+        called right after (it returns whether it took the session back). The data is held
+        until the next loop turn, after the task that release woke: the next message's
+        commands leave with it, in one send. The caller's task wakes once, with the reply to
+        the final "." (or the refusal before the data).
+
+        ``progress`` records how far it got (the caller reads it if it gives up meanwhile). A
+        refusal before the data has been RSET when this returns. Raises
+        :class:`ConnectionLost` if the session breaks (``after_dot`` once the data is written).
+        """
+        commands = self._commands(prepared, rcpt_to)
+        wire = self._wire
+        self.dot_written = False
+        self.messages += 1
+        done: asyncio.Future[Transaction] = asyncio.get_running_loop().create_future()
+
+        def on_end(replies: list[Reply]) -> None:
+            ((code, text),) = replies
+            done.set_result(self._ended(Transaction("end", code, text, accepted, refused)))
+
+        def on_commands(replies: list[Reply]) -> None:
+            tx = self._fold(rcpt_to, replies)
+            if tx is not None:  # refused before the data: the task resets the session
+                tx.pending = None
+                progress.data_reply = replies[-1][0] if len(replies) == len(commands) else 0
+                done.set_result(tx)
+                return
+            try:
+                wire.hold((prepared.stuffed, b".\r\n"))
+            except WireClosed as exc:
+                done.set_exception(exc)
+                return
+            progress.dot_written = self.dot_written = True
+            for rcpt, (c, m) in zip(rcpt_to, replies[1:-1], strict=False):
+                if c in (250, 251):
+                    accepted.append(rcpt)
+                else:
+                    refused.append((rcpt, c, m))
+            self.last_used = time.monotonic()
+            wire.expect_then(1, final_timeout, done, on_end)
+            # Released before the flush is scheduled: the task it wakes (the next message)
+            # writes its commands behind this data before the flush, in the same send.
+            progress.released = release(self)
+            wire.flush_soon()
+
+        accepted: list[str] = []
+        refused: list[tuple[str, int, str]] = []
+        try:
+            wire.write(b"".join(commands))
+            wire.expect_then(len(commands), timeout, done, on_commands)
+            tx = await done
+            if tx.stage != "end":
+                await self._reset(tx.code, timeout, data_open=progress.data_reply == 354)
+            return tx
+        except (WireClosed, TimeoutError, OSError) as exc:
+            self.abort()
+            raise ConnectionLost(_reason(exc), after_dot=progress.dot_written) from None
+
+    async def transact(
+        self,
+        prepared: Prepared,
+        rcpt_to: list[str],
+        timeout: float,
+        *,
+        final_timeout: float | None = None,
+        before_data: Callable[[], Awaitable[None]] | None = None,
+    ) -> Transaction:
+        """Run one transaction. Raises :class:`ConnectionLost` if the session breaks.
+
+        With PIPELINING, MAIL, every RCPT and DATA go out in one write, and their replies are
+        read in order. The reply to the final "." is not waited for here: the transaction comes
+        back ``pending``, and the next message's commands may follow its data at once (RFC 2920
+        lets message content lead a group), so that a busy session costs one round trip per
+        message, not ``3 + recipients``.
+
+        A large message is written under the transport's flow control: the data phase fails
+        (before its final ".", so the message may be retried) if for ``timeout`` seconds (at
+        most RFC 5321's 3 minutes) not one byte of it left; the wait for the final reply
+        (``final_timeout``, default ``timeout``) starts once the data has left.
+
+        ``before_data`` is awaited after the server's 354 and before any byte of the message
+        is written. If it raises, the session is dropped (a transaction without its final "."
+        is discarded by the server) and the exception propagates.
+        """
+        commands = self._commands(prepared, rcpt_to)
+        stuffed = prepared.stuffed
+        wire = self._wire
+        self.dot_written = False
+        self.messages += 1
         try:
             if self.pipelining:
                 wire.write(b"".join(commands))
@@ -289,10 +392,22 @@ class Connection:
                 raise
         try:
             # Body and final "." in one write (one syscall). It raises, writing nothing, if the
-            # connection is already gone: the message certainly did not go out then.
-            wire.writelines((stuffed, b".\r\n"), linger=self.pipelining)
+            # connection is already gone: the message certainly did not go out then. Only a
+            # small message lingers (to share a segment with the next message's commands).
+            wire.writelines(
+                (stuffed, b".\r\n"), linger=self.pipelining and len(stuffed) < HIGH_WATER
+            )
+            if wire.paused:  # a large message: until its bytes (and its ".") have left
+                try:
+                    await wire.drain(min(timeout, DATA_BLOCK_TIMEOUT))
+                except asyncio.CancelledError:
+                    if wire.owed:  # kept for a reply owed to the message ahead: it may leave
+                        self.dot_written = True
+                    else:  # dropped with the rest of it unsent: certainly not delivered
+                        self.abort()
+                    raise
             self.dot_written = True
-            pending = wire.expect(1, timeout)
+            pending = wire.expect(1, final_timeout or timeout)
             if not self.pipelining:
                 ((code, text),) = await pending
         except (WireClosed, TimeoutError, OSError) as exc:
@@ -374,6 +489,11 @@ class Connection:
             self.abort()
             return False
         return code == 250
+
+    @property
+    def holding(self) -> bool:
+        """Bytes written to the session wait for this loop turn's send (see ``Wire.hold``)."""
+        return self._wire.holding
 
     @property
     def closed(self) -> bool:

@@ -11,11 +11,13 @@ import asyncio
 import socket
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 __all__ = ["Reply", "Wire", "WireClosed"]
 
 MAX_REPLY = 64 * 1024  # bytes of an unfinished line
 MAX_LINES = 1000  # lines of one multi-line reply
+HIGH_WATER = 64 * 1024  # bytes buffered before the transport pauses us (flow control)
 
 
 class WireClosed(Exception):
@@ -23,7 +25,9 @@ class WireClosed(Exception):
 
 
 Reply = tuple[int, str]
-_Owed = tuple[list[Reply], int, "asyncio.Future[list[Reply]]", float, float]
+Then = Callable[[list[Reply]], None]
+# (received so far, how many, future, deadline, timeout, then): see ``expect``.
+_Owed = tuple[list[Reply], int, "asyncio.Future[Any]", float, float, Then | None]
 
 
 class Wire(asyncio.Protocol):
@@ -44,13 +48,18 @@ class Wire(asyncio.Protocol):
         self._buffer = bytearray()
         self._lines: list[bytes] = []  # the first lines of a multi-line reply
         self._replies: deque[Reply] = deque()  # arrived before anyone asked
-        # Replies asked for, in order: (received so far, how many, future, deadline, timeout).
+        # Replies asked for, in order (see ``_Owed``).
         self._owed: deque[_Owed] = deque()
         self._retired: Callable[[], None] | None = None  # see ``retire``
         self._closed: BaseException | None = None
         self._loop = asyncio.get_running_loop()
         self._watchdog: asyncio.TimerHandle | None = None
         self._out: list[bytes] | None = None  # held for one loop turn (see ``writelines``)
+        # Flow control: paused while the transport holds more than HIGH_WATER bytes, resumed
+        # once it holds none (low water 0: "resumed" means everything written has left).
+        self.paused = False
+        self._drain: asyncio.Future[None] | None = None
+        transport.set_write_buffer_limits(high=HIGH_WATER, low=0)
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -63,6 +72,38 @@ class Wire(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(WireClosed(f"connection lost: {exc}" if exc else "connection lost"))
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        waiter, self._drain = self._drain, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def drain(self, stall: float) -> None:
+        """Wait until what was written has left the transport (while it is ``paused``).
+
+        Raises :class:`WireClosed` if the connection goes, ``TimeoutError`` if for ``stall``
+        seconds not one byte left (the peer stopped reading): a slow upload may take as long
+        as it needs, a dead one fails in ``stall`` seconds."""
+        transport = self.transport
+        left = transport.get_write_buffer_size()
+        while self.paused:
+            if self._closed is not None:
+                raise WireClosed(str(self._closed))
+            self._drain = waiter = self._loop.create_future()
+            try:
+                async with asyncio.timeout(stall):
+                    await waiter
+            except TimeoutError:
+                now = transport.get_write_buffer_size()
+                if now >= left:
+                    raise TimeoutError(
+                        f"the server took no byte of the data in {stall:g} s"
+                    ) from None
+                left = now
 
     # -- replies ------------------------------------------------------------------------------
     def _parse(self) -> None:
@@ -100,20 +141,23 @@ class Wire(asyncio.Protocol):
         if not self._owed:
             self._replies.append(reply)
             return
-        group, count, future, _, _ = self._owed[0]
+        group, count, future, _, _, then = self._owed[0]
         group.append(reply)
         if len(group) != count:
             return
         self._owed.popleft()
         if not future.done():  # else its asker gave up: the replies are dropped
-            future.set_result(group)
+            if then is not None:
+                then(group)  # may write, and ask for more replies (behind those owed now)
+            else:
+                future.set_result(group)
         if self._owed:
             # The next group's clock starts now at the latest: its replies could not come
             # before the ones ahead of them.
-            g, c, f, deadline, timeout = self._owed[0]
+            g, c, f, deadline, timeout, t = self._owed[0]
             started = self._loop.time() + timeout
             if started > deadline:
-                self._owed[0] = (g, c, f, started, timeout)
+                self._owed[0] = (g, c, f, started, timeout, t)
         self._check_retired()
 
     def retire(self, then: Callable[[], None]) -> None:
@@ -146,10 +190,14 @@ class Wire(asyncio.Protocol):
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        for _, _, future, _, _ in owed:
+        for _, _, future, _, _, _ in owed:
             if not future.done():
                 future.set_exception(WireClosed(str(self._closed)))
                 future.exception()  # retrieved here: an asker who gave up must not warn
+        waiter, self._drain = self._drain, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(WireClosed(str(self._closed)))
+            waiter.exception()
         if not self.transport.is_closing():
             self.transport.abort()
         self._check_retired()
@@ -159,18 +207,43 @@ class Wire(asyncio.Protocol):
         after writing the commands they answer. If they do not all come within ``timeout``
         seconds, the session is out of step: it is dropped, and every future fails."""
         future: asyncio.Future[list[Reply]] = self._loop.create_future()
+        self._ask(count, timeout, future, None)
+        return future
+
+    def expect_then(
+        self, count: int, timeout: float, future: asyncio.Future[Any], then: Then
+    ) -> None:
+        """Like :meth:`expect`, but the replies go to ``then``, called at once from the read
+        that completes them (no loop turn between a reply and what it lets us write), unless
+        ``future`` is done by then (its asker gave up). ``then`` settles ``future`` itself,
+        now or later; if the session fails first, ``future`` gets the error."""
+        self._ask(count, timeout, future, then)
+
+    def _ask(
+        self, count: int, timeout: float, future: asyncio.Future[Any], then: Then | None
+    ) -> None:
         group: list[Reply] = []
         while self._replies and len(group) < count:
             group.append(self._replies.popleft())
         if len(group) == count:
-            future.set_result(group)
+            if then is not None:
+                then(group)
+            else:
+                future.set_result(group)
         elif self._closed is not None:
-            future.set_exception(WireClosed(str(self._closed)))
+            if not future.done():
+                future.set_exception(WireClosed(str(self._closed)))
         else:
-            self._owed.append((group, count, future, self._loop.time() + timeout, timeout))
-            if self._watchdog is None:
-                self._watchdog = self._loop.call_at(self._owed[0][3], self._check_deadline)
-        return future
+            self._owed.append((group, count, future, self._loop.time() + timeout, timeout, then))
+            # The timer moves lazily (when it fires) to a later deadline, but must move at once
+            # to an earlier one: a command's reply (command_timeout) after a final "." reply
+            # (final_reply_timeout, longer) whose timer is still set.
+            deadline = self._owed[0][3]
+            watchdog = self._watchdog
+            if watchdog is None or deadline < watchdog.when():
+                if watchdog is not None:
+                    watchdog.cancel()
+                self._watchdog = self._loop.call_at(deadline, self._check_deadline)
 
     async def replies(self, count: int, timeout: float) -> list[Reply]:
         """Wait for :meth:`expect`'s replies. Raises :class:`WireClosed` (``TimeoutError``
@@ -209,10 +282,35 @@ class Wire(asyncio.Protocol):
         else:
             self.transport.writelines(parts)
 
+    def hold(self, parts: tuple[bytes, ...]) -> None:
+        """Like :meth:`writelines`, but keep the bytes (with whatever is written next) until
+        :meth:`flush_soon`'s loop turn: then they leave in one send."""
+        self._check_open()
+        if self._out is not None:
+            self._out.extend(parts)
+        else:
+            self._out = list(parts)
+
+    @property
+    def holding(self) -> bool:
+        """Written bytes wait for a flush (:meth:`hold`, ``writelines(linger=True)``)."""
+        return self._out is not None
+
+    def flush_soon(self) -> None:
+        """Send what :meth:`hold` kept at the next loop turn, after the callbacks already due
+        (a task woken now writes its commands behind the held bytes first)."""
+        if self._out is not None:
+            self._loop.call_soon(self._flush)
+
     def _flush(self) -> None:
         out, self._out = self._out, None
         if out and self._closed is None and not self.transport.is_closing():
             self.transport.write(b"".join(out))
+
+    @property
+    def owed(self) -> bool:
+        """Someone still awaits a reply on this session."""
+        return bool(self._owed)
 
     @property
     def closed(self) -> bool:

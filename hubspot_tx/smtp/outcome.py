@@ -91,7 +91,12 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         code: the SMTP reply code that decided it (``None`` without a reply).
         reply: the server's reply text (or why there was none).
         accepted: the recipients the server accepted the message for.
-        refused: the recipients it refused for good, with their codes.
+        refused: the recipients it refused for good (5xx), with their codes.
+        unsent: recipients who certainly did not get it, though not refused for good: still
+            refused for now (4xx) when the retries ran out, or never tried because the message
+            was stopped (a fatal error, a cancellation); with the last reply (code 0: none).
+        in_doubt: recipients who may or may not have it: the connection was cut after the
+            final "." (category ``delivery_unknown``, or ``sent`` if others were accepted).
         attempts: SMTP transactions (or connection attempts) it took.
         index: its position in the input of ``send_many``.
         message_id: the Message-ID header, when present.
@@ -105,6 +110,8 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     reply: str = ""
     accepted: tuple[str, ...] = ()
     refused: tuple[RecipientRefusal, ...] = ()
+    unsent: tuple[RecipientRefusal, ...] = ()
+    in_doubt: tuple[str, ...] = ()
     attempts: int = 0
     index: int | None = None
     message_id: str | None = None
@@ -134,7 +141,7 @@ class RelaySummary(msgspec.Struct, kw_only=True):
         sent: outcomes ``sent``.
         failed: outcomes ``failed``, by category.
         retried: outcomes that needed more than one attempt.
-        partial: ``sent`` outcomes with some recipients refused.
+        partial: ``sent`` outcomes with some recipients refused, unsent or in doubt.
         started: ``time.monotonic()`` at the start.
         finished: ``time.monotonic()`` at the end (``None`` while running).
     """
@@ -161,7 +168,7 @@ class RelaySummary(msgspec.Struct, kw_only=True):
         """Count one outcome."""
         if outcome.ok:
             self.sent += 1
-            if outcome.refused:
+            if outcome.refused or outcome.unsent or outcome.in_doubt:
                 self.partial += 1
         else:
             category = outcome.category.value if outcome.category else "unknown"

@@ -16,10 +16,13 @@ from types import TracebackType
 from typing import Literal, Self
 
 from .. import _env
-from .._exceptions import InvalidMessageError, PoolClosedError, SmtpConnectError
+from .._exceptions import InvalidMessageError, PoolClosedError, SmtpConnectError, SmtpError
 from ._connection import (
+    FINAL_REPLY_TIMEOUT,
+    HIGH_WATER,
     Connection,
     ConnectionLost,
+    Sent,
     Settings,
     TlsMode,
     Transaction,
@@ -86,12 +89,20 @@ class SmtpPool:
         host: the server; default ``$HUBSPOT_SMTP_HOST``, else HubSpot's for ``region``.
         port: default ``$HUBSPOT_SMTP_PORT``, else 587 for ``starttls``, 465 for ``implicit``,
             25 for ``none`` (HubSpot also offers STARTTLS on 25).
-        credentials: the SMTP token id and password; default ``$HUBSPOT_SMTP_USER`` and
-            ``$HUBSPOT_SMTP_PASSWORD`` when set, else no AUTH.
+        credentials: the SMTP token id and password. When neither it nor ``host`` is given:
+            ``$HUBSPOT_SMTP_USER`` and ``$HUBSPOT_SMTP_PASSWORD`` if set (a login from the
+            environment never goes to a host named in code); else no AUTH.
         tls: ``"starttls"`` (required, never downgraded), ``"implicit"``, or ``"none"``.
         region: ``"na"`` (smtp.hubapi.com) or ``"eu"`` (smtp-eu1.hubapi.com).
         ssl_context: trust for TLS; default the system's store plus ``$HUBSPOT_CA_FILE`` when
             set, verified.
+        command_timeout: the wait for each reply before the data; while a large message is
+            uploaded, the longest the server may go without taking a byte of it (at most
+            RFC 5321's 3 minutes): a slow upload takes as long as it needs, a dead one fails
+            (before its final ".", so it is retried).
+        final_reply_timeout: the wait for the reply to the final ".", from when the data has
+            left (RFC 5321's 10 minutes by default). A message whose reply does not come in
+            time ends ``delivery_unknown``.
         allow_plaintext_auth: allow AUTH over an unencrypted session (never by default).
         local_hostname: the name to greet with (EHLO); default this host's FQDN, else its
             address literal (``[192.0.2.1]``), as RFC 5321 4.1.4 asks.
@@ -113,6 +124,7 @@ class SmtpPool:
         health_check_after: float = 5.0,
         connect_timeout: float = 15.0,
         command_timeout: float = 30.0,
+        final_reply_timeout: float = FINAL_REPLY_TIMEOUT,
         retry: SmtpRetry | None = None,
         allow_plaintext_auth: bool = False,
         local_hostname: str | None = None,
@@ -133,10 +145,15 @@ class SmtpPool:
             tls_advice=_env.tls_advice(ca_file, custom_context=ssl_context is not None),
             connect_timeout=connect_timeout,
             command_timeout=command_timeout,
+            final_reply_timeout=final_reply_timeout,
             local_hostname=local_hostname,
             allow_plaintext_auth=allow_plaintext_auth,
         )
-        self._credentials = credentials or _env.smtp_credentials()
+        if credentials is None and host is None:
+            # The login from the environment goes only to the server from the environment (or
+            # HubSpot's), never to a host named in code.
+            credentials = _env.smtp_credentials()
+        self._credentials = credentials
         self._generation = 0
         self.max_connections = max_connections
         self.max_messages_per_connection = max_messages_per_connection
@@ -178,19 +195,27 @@ class SmtpPool:
         """A ready session; the caller holds ``slot``.
 
         Sessions are closed while their slot is held, so that the server never sees more than
-        ``max_connections`` sessions, even while one is being replaced.
+        ``max_connections`` sessions, even while one is being replaced. The idle list is in
+        order of use: when the most recent session is stale, the older ones are too, and they
+        are dropped together, not probed (or QUIT) one after another at a timeout each.
         """
         loop = asyncio.get_running_loop()
         timeout = self.settings.command_timeout
-        while self._idle:
-            conn = self._idle.pop()  # the most recently used: the likeliest to be alive
+        idle = self._idle
+        while idle:
+            # First the session handed back earliest whose data still waits for its send:
+            # these commands then leave with that data, in one send. Else the most recently
+            # used, the likeliest to be alive.
+            conn = next((c for c in idle if c.holding), None) or idle[-1]
+            idle.remove(conn)
             idle_for = loop.time() - conn.last_used
             if not conn.reusable or conn.closed:  # e.g. a 421 or a lost reply while idle
                 conn.retire()
                 continue
             if conn.generation != self._generation or idle_for > self.idle_timeout:
-                await conn.close(timeout)
-                continue
+                older, self._idle = [conn, *self._idle], deque()  # older credentials or idler
+                await asyncio.gather(*(c.close(timeout) for c in older))
+                break
             if idle_for > self.health_check_after:
                 try:
                     alive = await conn.noop(timeout)
@@ -199,7 +224,10 @@ class SmtpPool:
                     raise
                 if not alive:
                     conn.abort()
-                    continue
+                    older, self._idle = list(self._idle), deque()  # idle longer still
+                    for stale in older:
+                        stale.retire()  # after any reply still owed on it
+                    break
             self._busy.add(conn)
             return conn
         if self.settings.local_hostname is None:
@@ -331,6 +359,12 @@ class SmtpPool:
                 if outcome is not None:
                     return self._report(outcome)
                 await asyncio.sleep(self.retry.backoff(result.attempts - 1))
+        except SmtpError as exc:
+            if not (exc.fatal and result.accepted):
+                raise
+            # Some recipients have it already: their outcome must say so (a resume or retry
+            # must never send it to them again). The error stops the next message instead.
+            return self._report(result.stopped(exc))
         except asyncio.CancelledError:
             # One exact outcome even now: the one decided before the cancellation reached us,
             # else what the transaction got to.
@@ -348,6 +382,7 @@ class SmtpPool:
         await self._slots.acquire()
         slot = _Slot(self._slots)
         conn: Connection | None = None
+        handed = False  # the slot and session went to ``_pipelined``, which gives them back
         try:
             if self._aborted:
                 result.attempts -= 1  # not attempted: the pool closed while it waited
@@ -355,10 +390,15 @@ class SmtpPool:
             conn = await self._checkout(slot)
             if before_mail is not None:
                 await before_mail()  # the session is ready and idle: nothing of it is sent yet
+            if conn.pipelining and before_data is None and len(prepared.stuffed) < HIGH_WATER:
+                # A small message on a PIPELINING session: driven from the reads.
+                session, conn, handed = conn, None, True
+                return await self._pipelined(session, prepared, result, slot)
             tx = await conn.transact(
                 prepared,
                 result.pending,
                 self.settings.command_timeout,
+                final_timeout=self.settings.final_reply_timeout,
                 before_data=before_data,
             )
         except SmtpConnectError as exc:
@@ -393,12 +433,13 @@ class SmtpPool:
             # while the session is checked in, or while its reply is awaited).
             result.dot_written = True
         finally:
-            try:
-                if conn is not None:
-                    await self._checkin(conn)
-            finally:
-                if not slot.handed_off:
-                    slot.release()
+            if not handed:
+                try:
+                    if conn is not None:
+                        await self._checkin(conn)
+                finally:
+                    if not slot.handed_off:
+                        slot.release()
         # PIPELINING: the next message's commands may already follow this one's data on the
         # session; this message's own reply arrives in the same round trip as theirs.
         try:
@@ -411,6 +452,73 @@ class SmtpPool:
         result.final = result.apply(tx)
         result.retry_category = FailureCategory.TEMPORARY_EXHAUSTED
         return result.final
+
+    async def _pipelined(
+        self, conn: Connection, prepared: Prepared, result: _Result, slot: _Slot
+    ) -> Outcome | None:
+        """One transaction on a PIPELINING session (``slot`` held, given back here).
+
+        The session goes back to the pool from the read that brings the 354, right after this
+        message's data is written (``_hand_back``): the next message's commands then leave in
+        the same send, and this task wakes once, for the final reply."""
+        sent = Sent()
+        try:
+            tx = await conn.send_pipelined(
+                prepared,
+                result.pending,
+                self.settings.command_timeout,
+                self.settings.final_reply_timeout,
+                lambda c: self._hand_back(c, slot),
+                sent,
+            )
+        except Unsendable as exc:  # nothing written: the session is as it was
+            if not self._hand_back(conn, slot):
+                await self._give_back_async(conn, slot)
+            result.last = (None, str(exc))
+            result.reason = exc.why
+            result.final = result.failed(FailureCategory.INVALID_MESSAGE)
+            return result.final
+        except ConnectionLost as exc:
+            if sent.released:
+                if conn in self._idle:  # dropped while idle: never hand it out again
+                    self._idle.remove(conn)
+            else:
+                self._discard(conn)
+                slot.release()
+            return self._lost(exc, result)
+        except BaseException:  # cancelled: what it got to decides the outcome
+            result.dot_written = sent.dot_written
+            if not sent.released:  # mid-transaction: the session is out of sync
+                self._retire(conn, slot)
+            raise
+        if not sent.released:
+            await self._give_back_async(conn, slot)
+        if tx.stage == "end":
+            result.dot_written = False  # answered: a retry after a 4xx starts from "not sent"
+        result.final = result.apply(tx)
+        result.retry_category = FailureCategory.TEMPORARY_EXHAUSTED
+        return result.final
+
+    def _hand_back(self, conn: Connection, slot: _Slot) -> bool:
+        """Give a session back to the pool at once (from a read callback) if it can carry
+        more, freeing its slot; else leave it to its task (closing it takes a round trip)."""
+        if not (
+            conn.reusable
+            and not self._closing
+            and conn.generation == self._generation
+            and conn.messages < self.max_messages_per_connection
+        ):
+            return False
+        self._busy.discard(conn)
+        self._idle.append(conn)
+        slot.release()
+        return True
+
+    async def _give_back_async(self, conn: Connection, slot: _Slot) -> None:
+        try:
+            await self._checkin(conn)
+        finally:
+            slot.release()
 
     @staticmethod
     def _lost(exc: ConnectionLost, result: _Result) -> Outcome | None:
@@ -529,6 +637,7 @@ class _Result:
         "attempts",
         "dot_written",
         "final",
+        "in_doubt",
         "index",
         "key",
         "last",
@@ -537,6 +646,7 @@ class _Result:
         "reason",
         "refused",
         "retry_category",
+        "unsent",
     )
 
     def __init__(
@@ -547,7 +657,9 @@ class _Result:
         self.index = index
         self.pending = pending
         self.accepted: list[str] = []
-        self.refused: list[RecipientRefusal] = []
+        self.refused: list[RecipientRefusal] = []  # for good (5xx)
+        self.unsent: list[RecipientRefusal] = []  # certainly not delivered, not for good
+        self.in_doubt: list[str] = []  # cut after the final "."
         self.attempts = 0
         self.last: tuple[int | None, str] = (None, "")
         self.final: Outcome | None = None  # decided, maybe not yet reported
@@ -564,6 +676,8 @@ class _Result:
             reply=self.last[1],
             accepted=tuple(self.accepted),
             refused=tuple(self.refused),
+            unsent=tuple(self.unsent),
+            in_doubt=tuple(self.in_doubt),
             attempts=self.attempts,
             index=self.index,
             message_id=self.message_id,
@@ -600,21 +714,26 @@ class _Result:
         return self._outcome(OutcomeStatus.FAILED, category)
 
     def exhausted(self) -> Outcome:
-        """Retries ran out: who is still pending is refused with the last reply."""
-        code, text = self.last
-        self.refused.extend(RecipientRefusal(r, code or 0, text) for r in self.pending)
-        return self._settle(self.retry_category)
+        """Retries ran out: who is still pending did not get it (``unsent``, last reply)."""
+        return self.failed(self.retry_category)
 
     def failed(self, category: FailureCategory) -> Outcome:
-        if self.accepted:
-            return self.exhausted()
-        return self._outcome(OutcomeStatus.FAILED, category)
+        """Stopped: who is still pending did not get it. ``sent`` if some recipient did."""
+        code, text = self.last
+        self.unsent.extend(RecipientRefusal(r, code or 0, text) for r in self.pending)
+        self.pending = []
+        return self._settle(category)
+
+    def stopped(self, exc: SmtpError) -> Outcome:
+        """A fatal error (credentials, TLS) stopped the retry of a partial delivery: the
+        recipients who have it stay ``accepted``; the others are ``unsent``."""
+        self.last = (exc.code, str(exc))
+        return self.failed(FailureCategory.AUTH)
 
     def unknown(self) -> Outcome:
         """Cut after the final '.': the pending recipients may or may not have it."""
-        if self.accepted:  # a partial delivery: name who is in doubt (code 0: no reply)
-            text = self.last[1]
-            self.refused.extend(RecipientRefusal(r, 0, text) for r in self.pending)
+        self.in_doubt.extend(self.pending)
+        self.pending = []
         return self._settle(FailureCategory.DELIVERY_UNKNOWN)
 
     def interrupted(self) -> Outcome:

@@ -1,0 +1,44 @@
+"""The README's FastAPI and pytest snippets are excerpts of the examples CI runs (line for line,
+in order), so the routes and fixtures it shows are the ones that work. (sybil runs every Python
+block of the README itself: see the root conftest.py.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+
+
+def _python_blocks(text: str) -> list[str]:
+    blocks = text.split("```python\n")[1:]
+    return [block.split("\n```", 1)[0] for block in blocks]
+
+
+def _is_excerpt(snippet: str, source: str) -> bool:
+    """Every non-blank line of ``snippet`` is a line of ``source``, in the same order."""
+    lines = iter(source.splitlines())
+    return all(
+        any(line == candidate for candidate in lines) for line in snippet.splitlines() if line
+    )
+
+
+@pytest.mark.parametrize(
+    ("marker", "example"),
+    [
+        ("@app.post(", "fastapi_app.py"),
+        ("hubspot_smtp_pool: SmtpPool", "test_with_the_pytest_plugin.py"),
+    ],
+)
+def test_readme_snippets_are_excerpts_of_the_examples(marker: str, example: str) -> None:
+    readme = (ROOT / "README.md").read_text()
+    (snippet,) = [block for block in _python_blocks(readme) if marker in block]
+    assert _is_excerpt(snippet, (ROOT / "examples" / example).read_text())
+
+
+def test_the_excerpt_check_notices_a_changed_route() -> None:
+    source = (ROOT / "examples" / "fastapi_app.py").read_text()
+    assert _is_excerpt('@app.post("/receipts")\n', source)
+    assert not _is_excerpt('@app.post("/receipt")\n', source)
+    assert not _is_excerpt('@app.post("/welcome")\n@app.post("/receipts")\n', source)
