@@ -318,3 +318,31 @@ async def test_a_queued_key_is_requeued_within_one_pass_despite_a_task_pending_u
         assert report.requeued == 0
     finally:
         await tasks.broker.shutdown()
+
+
+async def test_a_ledger_counter_that_went_back_refuses_begins_and_recover_settles_unknown(
+    ledger: Ledger,
+) -> None:
+    """A Redis that restarted from older data: the counter is below what a worker saw. No
+    begin may pass (a key ``sent`` in the lost writes is ``queued`` again); recover() makes
+    every unfinished key ``delivery_unknown`` (never resent) and moves the counter past."""
+    await ledger.submit([("a", b"a"), ("b", b"b"), ("c", b"c")])
+    token = (await ledger.claim("w1", ["a", "b"], lease=10))["a"].token
+    seen = await ledger.begin("w1", "a", token, lease=10)
+    assert seen == 1
+    await ledger.redis.set(ledger.seq_key, 0)  # the rollback, as the worker would see it
+    assert await ledger.begin("w1", "b", token, lease=10, min_seq=seen) == -1
+    assert (await ledger.info("b")) is not None
+    settled: list[str] = []
+    for _ in range(10):
+        batch = await ledger.recover(seen)
+        if not batch:
+            break
+        settled += batch
+    assert sorted(settled) == ["a", "b", "c"]
+    for key in settled:
+        info = await ledger.info(key)
+        assert info is not None
+        assert info.outcome is not None
+        assert info.outcome.category is FailureCategory.DELIVERY_UNKNOWN
+    assert await ledger.counter() > seen  # later begins pass again
