@@ -11,7 +11,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from hubspot_tx.sandbox import Sandbox
+from hubspot_tx.sandbox import Sandbox, _inspect
+from hubspot_tx.sandbox._state import StoredMessage
 from hubspot_tx.smtp import Envelope
 
 
@@ -177,3 +178,44 @@ async def test_an_envelope_address_not_utf8_is_refused_not_stored(
             assert r.status == 200
             assert (await r.json())["total"] == 0
     assert replies == [b"501", b"503", b"250", b"501"]
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+async def test_a_short_search_gives_the_loop_back_and_survives_deletions(
+    sb: Sandbox, monkeypatch: pytest.MonkeyPatch, order: str
+) -> None:
+    # Two letters have no trigram: the search looks at every message. At 10^5 messages that
+    # held the event loop ~180 ms a call (a relay with such an inbox search open stalled).
+    monkeypatch.setattr(_inspect, "CHUNK", 10)
+    for i in range(100):
+        subject = f"zq {i}" if i % 7 == 0 else f"order {i}"
+        _store(sb, f"Subject: {subject}\r\nMessage-ID: <{i}@x>\r\n\r\nx\r\n".encode())
+    index, looked = sb.state.index, [0]
+    real_get = index.get
+
+    def get(seq: int) -> StoredMessage | None:
+        looked[0] += 1
+        return real_get(seq)
+
+    monkeypatch.setattr(index, "get", get)
+    seen: list[int] = []
+
+    async def meanwhile() -> None:
+        for _ in range(10_000):  # bounded
+            seen.append(looked[0])
+            if 0 < looked[0] < 100 and len(sb.state.messages) == 100:
+                sb.state.delete_messages([m.seq for m in sb.state.messages[40:60]])
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(meanwhile())
+    try:
+        params = {"q": "ZQ", "limit": "1000", "order": order}
+        url = sb.inspection_url + "/messages"
+        async with aiohttp.ClientSession() as http, http.get(url, params=params) as r:
+            listed = [m["id"] for m in (await r.json())["results"]]
+    finally:
+        task.cancel()
+    assert any(0 < n < 100 for n in seen)  # other tasks ran during the search
+    expected = [m.seq for m in sb.state.messages if m.subject and "zq" in m.subject]
+    assert len(sb.state.messages) == 80
+    assert listed == (expected if order == "asc" else expected[::-1])

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple
 if TYPE_CHECKING:
     from ._state import StoredMessage
 
-__all__ = ["Headers", "MessageIndex", "clean_text", "read_headers", "search_text", "window"]
+__all__ = ["Headers", "MessageIndex", "chunks", "clean_text", "read_headers", "search_text"]
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _parser = BytesHeaderParser(policy=default)
@@ -252,12 +252,23 @@ class MessageIndex:
         return min(lists, key=len) if lists else None
 
 
-def window(
-    seqs: Sequence[int], after: int, before: int | None, newest_first: bool
-) -> Iterator[int]:
-    """The seqs of an ascending list within ``(after, before)``, in the order asked for."""
-    lo = bisect_right(seqs, after)
-    hi = len(seqs) if before is None else bisect_left(seqs, before)
-    if newest_first:
-        return (seqs[i] for i in range(hi - 1, lo - 1, -1))
-    return (seqs[i] for i in range(lo, hi))
+def chunks(
+    seqs: Sequence[int], after: int, before: int | None, newest_first: bool, size: int
+) -> Iterator[list[int]]:
+    """The seqs of an ascending list within ``(after, before)``, in the order asked for, ``size``
+    at a time. Each chunk is found again by bisection from the last seq given, so the caller
+    may give the event loop back between chunks: the list may lose seqs meanwhile, and seqs
+    appended past the window at the start are not walked."""
+    lo_seq = after
+    hi_seq = before if before is not None else (seqs[-1] + 1 if len(seqs) else after + 1)
+    while True:
+        lo, hi = bisect_right(seqs, lo_seq), bisect_left(seqs, hi_seq)
+        if lo >= hi:
+            return
+        if newest_first:
+            chunk = [seqs[i] for i in range(hi - 1, max(lo, hi - size) - 1, -1)]
+            hi_seq = chunk[-1]
+        else:
+            chunk = [seqs[i] for i in range(lo, min(hi, lo + size))]
+            lo_seq = chunk[-1]
+        yield chunk
