@@ -69,11 +69,39 @@ def hubspot_shared_sandbox(hubspot_sandbox_session: Sandbox) -> Sandbox:
     return hubspot_sandbox_session
 
 
+def _test_loop_scope(request: pytest.FixtureRequest) -> str | None:
+    """The scope of the loop the requesting test runs in (``None``: not an asyncio test)."""
+    marker = request.node.get_closest_marker("asyncio")
+    if marker is None:
+        return None
+    scope = marker.kwargs.get("loop_scope") or marker.kwargs.get("scope")
+    if scope is None:
+        try:
+            scope = request.config.getini("asyncio_default_test_loop_scope")
+        except ValueError:  # pytest-asyncio < 0.26: tests always run in the function's loop
+            scope = None
+    return str(scope or "function")
+
+
+def _check_loop(request: pytest.FixtureRequest) -> None:
+    # The sandbox is served on the function-scoped loop it starts in: a test running in a wider
+    # loop would wait on a server that never runs, until its timeout. Say so at once.
+    scope = _test_loop_scope(request)
+    if scope not in (None, "function"):
+        pytest.fail(
+            f"hubspot_sandbox runs in each test's own (function-scoped) event loop, and this "
+            f"test runs in a {scope}-scoped one: use hubspot_shared_sandbox (its own thread, "
+            f"any loop) or run the test with loop_scope='function'",
+            pytrace=False,
+        )
+
+
 if HAVE_PYTEST_ASYNCIO:
 
     @pytest_asyncio.fixture(loop_scope="function")
-    async def hubspot_sandbox() -> AsyncIterator[Sandbox]:
+    async def hubspot_sandbox(request: pytest.FixtureRequest) -> AsyncIterator[Sandbox]:
         """A running sandbox, fresh for each test, stopped after it."""
+        _check_loop(request)
         async with _sandbox_class()(rate_limit=None) as sandbox:
             yield sandbox
 
