@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDictProxy
 
+from . import _env
 from ._auth import AuthProvider
 from ._config import RetryPolicy, Timeout
 from ._exceptions import (
@@ -388,10 +389,13 @@ def _tls_failure(
 ) -> str:
     """What failed (host, port and OpenSSL's reason) and what to do about it."""
     certificate = getattr(exc, "certificate_error", None)
+    where = f"{exc.host}:{exc.port}"
     if certificate is not None:
         detail = getattr(certificate, "verify_message", None) or certificate
         reason = f"certificate verify failed: {detail}"
     else:
+        # Not the certificate (e.g. WRONG_VERSION_NUMBER: https:// at a plain-HTTP port): the
+        # CA advice would send the user the wrong way.
         reason = getattr(exc.os_error, "reason", None) or str(exc.os_error)
-    where = f"{exc.host}:{exc.port}"
+        advice = f"is {where} an HTTPS port? check ${_env.BASE_URL} / --base-url"
     return f"TLS with {where} failed: {reason}" + (f"; {advice}" if advice else "")

@@ -119,6 +119,34 @@ async def test_smtp_tls_failure_says_which_variable_to_set(
     assert sandbox.outbox() == []
 
 
+async def test_a_tls_failure_that_is_not_the_certificate_does_not_blame_the_ca(
+    sandbox: Sandbox, token: SmtpTokenWithPassword, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The right CA, the wrong port: https:// at the HTTP port, implicit TLS at the STARTTLS port
+    # (the export line's). The advice must point at the URL / port, not at $HUBSPOT_CA_FILE.
+    monkeypatch.setenv("HUBSPOT_CA_FILE", sandbox.ca_file)
+    http_port = sandbox.base_url.rsplit(":", 1)[1]
+    async with HubSpot(
+        sandbox.access_token, base_url=f"https://127.0.0.1:{http_port}", rate_limit=None
+    ) as hs:
+        with pytest.raises(APIConnectionError) as rest:
+            await hs.smtp_tokens.create(campaign_name="env")
+    monkeypatch.setenv("HUBSPOT_SMTP_HOST", sandbox.host)
+    monkeypatch.setenv("HUBSPOT_SMTP_PORT", str(sandbox.smtp_port))
+    monkeypatch.setenv("HUBSPOT_SMTP_USER", token.id)
+    monkeypatch.setenv("HUBSPOT_SMTP_PASSWORD", token.password.get_secret_value())
+    async with SmtpPool(tls="implicit", connect_timeout=5) as pool:
+        with pytest.raises(SmtpTLSError) as smtp:
+            await pool.send(_message("ada@example.org"))
+    for caught in (rest, smtp):
+        text = str(caught.value)
+        assert "certificate" not in text, text
+        assert "CA" not in text, text
+    assert "HUBSPOT_BASE_URL" in str(rest.value)
+    assert "HUBSPOT_SMTP_PORT" in str(smtp.value)
+    assert sandbox.outbox() == []
+
+
 def test_the_login_from_the_environment_never_goes_to_a_host_named_in_code(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
