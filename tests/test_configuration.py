@@ -86,6 +86,9 @@ async def test_a_wrong_ca_file_is_named(
     monkeypatch.setenv("HUBSPOT_CA_FILE", str(missing))
     with pytest.raises(ValueError, match=r"nope\.pem \(\$HUBSPOT_CA_FILE"):
         HubSpot(sandbox.access_token)
+    monkeypatch.setenv("HUBSPOT_CA_FILE", str(tmp_path))  # a folder exists: say what it is
+    with pytest.raises(ValueError, match=r"\(\$HUBSPOT_CA_FILE\) is a folder, not a PEM file"):
+        HubSpot(sandbox.access_token)
 
 
 async def test_smtp_pool_reads_host_port_login_and_ca(
