@@ -168,6 +168,14 @@ def test_a_bad_smtp_port_variable_is_a_clear_error(
         SmtpPool()
 
 
+def test_a_bad_base_url_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUBSPOT_BASE_URL", "api.hubapi.com")  # no scheme
+    with pytest.raises(ValueError, match=r"\$HUBSPOT_BASE_URL must start with https://"):
+        HubSpot("pat-x")
+    with pytest.raises(ValueError, match=r"^base_url must start with https://"):
+        HubSpot("pat-x", base_url="api.hubapi.com")
+
+
 def test_one_smtp_login_variable_without_the_other_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
