@@ -10,6 +10,8 @@ nothing).
 - ``hubspot_sandbox``: a running `Sandbox` (REST + SMTP on loopback,
   real TLS with its own CA), fresh for each test. ``hubspot_sandbox.outbox(recipient=...)``,
   ``.faults.smtp_drop("stored")``, ``.faults.rest_429(times=2, retry_after=0.1)``, ``.state`` ...
+  It runs in the test's own (function-scoped) event loop: a test in a wider loop
+  (``loop_scope="session"``) that asks for it fails at setup, naming ``hubspot_shared_sandbox``.
 - ``hubspot_client``: a `HubSpot` client of it (verified HTTPS).
 - ``hubspot_smtp_token``: an SMTP token created through its REST API.
 - ``hubspot_smtp_pool``: an `SmtpPool` logged in with that token (STARTTLS).
@@ -100,7 +102,8 @@ if HAVE_PYTEST_ASYNCIO:
 
     @pytest_asyncio.fixture(loop_scope="function")
     async def hubspot_sandbox(request: pytest.FixtureRequest) -> AsyncIterator[Sandbox]:
-        """A running sandbox, fresh for each test, stopped after it."""
+        """A running sandbox, fresh for each test, stopped after it; in the test's own
+        (function-scoped) loop: for a test in a wider loop, use ``hubspot_shared_sandbox``."""
         _check_loop(request)
         async with _sandbox_class()(rate_limit=None) as sandbox:
             yield sandbox
