@@ -287,8 +287,10 @@ class HTTPClient:
                 error.__cause__ = exc
                 retryable = False
             except aiohttp.ClientConnectorError as exc:
+                reason = exc.os_error.strerror or type(exc.os_error).__name__
                 error = APIConnectionError(
-                    f"cannot connect: {exc.os_error.strerror or type(exc.os_error).__name__}",
+                    f"cannot connect to {exc.host}:{exc.port}: {reason}; check the API root "
+                    f"(${_env.BASE_URL} / --base-url) and the network",
                     method=method,
                     path=path,
                 )
