@@ -131,3 +131,46 @@ async def test_an_obsolete_from_field_with_a_space_is_not_taken_for_an_mbox_line
         assert (await pool.send(message)).ok
     assert rec.received[0].mail_from == "ada@example.com"
     assert rec.received[0].data == message
+
+
+# -- where the header block ends ----------------------------------------------------------------
+# A line that is neither a header field nor a folded line ends the header block, for the
+# receiver's parser (the standard library's reads it so): what follows is body, however many
+# "Cc:" lines it holds. (A legacy .eml that lost its blank line, or a header "continued" by
+# an editor's wrapped line.)
+NO_BLANK_LINE = (
+    b"From: sender@example.com\r\nTo: ada@example.org\r\nSubject: wrapped\r\n"
+    b"hello there, see below\r\nCc: boss@example.org\r\nBcc: spy@example.org\r\n\r\nmore\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [NO_BLANK_LINE, NO_BLANK_LINE.replace(b"\r\n\r\nmore\r\n", b"\r\n")],
+    ids=["blank-line-later", "no-blank-line"],
+)
+async def test_body_lines_after_a_non_header_line_are_not_recipients(message: bytes) -> None:
+    async with (
+        recording_server() as (port, rec),
+        recorder_pool(port) as pool,
+    ):
+        outcome = await pool.send(message)
+    assert outcome.ok, outcome
+    (got,) = rec.received
+    parsed = email.message_from_bytes(got.data, policy=email.policy.default)
+    header_recipients = [
+        a.addr_spec for f in ("To", "Cc") if parsed[f] is not None for a in parsed[f].addresses
+    ]
+    assert got.rcpt_to == header_recipients == ["ada@example.org"]
+    assert got.data == message  # the body is the body: nothing of it removed
+
+
+async def test_a_message_beginning_with_a_blank_line_has_no_header_and_sends_nothing() -> None:
+    message = b"\r\nFrom: sender@example.com\r\nTo: ada@example.org\r\n\r\nbody\r\n"
+    async with (
+        recording_server() as (port, rec),
+        recorder_pool(port) as pool,
+    ):
+        outcome = await pool.send(message)
+    assert outcome.category is FailureCategory.INVALID_MESSAGE
+    assert rec.mail_commands == 0

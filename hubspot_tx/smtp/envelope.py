@@ -95,11 +95,30 @@ def crlf(data: bytes) -> bytes:
 
 
 def _split(data: bytes) -> tuple[bytes, bytes]:
-    """The header block (with the empty line that ends it) and the body of CRLF ``data``."""
+    """The header block (with the empty line that ends it) and the body of CRLF ``data``.
+
+    As a receiver's parser reads it: the block also ends at the first line that is neither a
+    header field nor a folded line (a message that lost its empty line): the "Cc:" lines
+    after such a line are body, not recipients."""
     end = data.find(b"\r\n\r\n")
-    if end < 0:
-        return data, b""
-    return data[: end + 4], data[end + 4 :]
+    if (  # the common case
+        end >= 0
+        and _FIELD_START.match(data) is not None
+        and _NOT_A_FIELD.search(data, 0, end + 1) is None
+    ):
+        return data[: end + 4], data[end + 4 :]
+    end = _HEADER_LINES.match(data).end()  # type: ignore[union-attr]  # matches "" at least
+    if data.startswith(b"\r\n", end):
+        end += 2
+    return data[:end], data[end:]
+
+
+# A header field's first line (RFC 5322 2.2; obsolete syntax allows blanks before the colon),
+# or a folded line.
+_FIELD_OR_FOLD = rb"(?:[\x21-\x39\x3b-\x7e]+[ \t]*:|[ \t])"
+_FIELD_START = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
+_NOT_A_FIELD = re.compile(rb"\n(?!" + _FIELD_OR_FOLD + rb")")
+_HEADER_LINES = re.compile(rb"(?:" + _FIELD_OR_FOLD + rb"[^\r\n]*(?:\r\n|\Z))*")
 
 
 def _normalised(data: bytes) -> bytes:
@@ -258,7 +277,10 @@ def prepare_for_wire(message: MessageInput, *, key: str | None = None) -> Prepar
         data = _normalised(bytes(message))
         head, _ = _split(data)
         if not head.strip():
-            raise InvalidMessageError("empty message", reason=Why.NOT_A_MESSAGE)
+            raise InvalidMessageError(
+                "empty message, or one that does not begin with a header field",
+                reason=Why.NOT_A_MESSAGE,
+            )
         headers = _scan_headers(head)
         if "bcc" in headers:
             data, head = _without_bcc(data, head)
