@@ -174,3 +174,31 @@ async def test_a_message_beginning_with_a_blank_line_has_no_header_and_sends_not
         outcome = await pool.send(message)
     assert outcome.category is FailureCategory.INVALID_MESSAGE
     assert rec.mail_commands == 0
+
+
+# -- Resent-Bcc ---------------------------------------------------------------------------------
+# RFC 5322 3.6.6: Resent-Bcc hides its addresses as Bcc does; smtplib.send_message removes it
+# too. A forwarded message that carries one must not show it to the To/Cc recipients.
+RESENT = (
+    b"Resent-From: desk@example.com\r\nResent-Date: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+    b"Resent-Bcc: hidden@example.net,\r\n  other-hidden@example.net\r\n"
+    b"From: sender@example.com\r\nTo: ada@example.org\r\nSubject: fwd\r\n\r\nbody\r\n"
+)
+
+
+@pytest.mark.parametrize("kind", ["bytes", "email-message"])
+async def test_a_resent_bcc_field_is_never_sent(kind: str) -> None:
+    message = (
+        RESENT if kind == "bytes" else email.message_from_bytes(RESENT, policy=email.policy.default)
+    )
+    async with (
+        recording_server() as (port, rec),
+        recorder_pool(port) as pool,
+    ):
+        assert (await pool.send(message)).ok
+    (got,) = rec.received
+    assert b"hidden@" not in got.data
+    parsed = email.message_from_bytes(got.data, policy=email.policy.default)
+    assert parsed["Resent-Bcc"] is None
+    assert parsed["Resent-From"] == "desk@example.com"
+    assert got.rcpt_to == ["ada@example.org"]

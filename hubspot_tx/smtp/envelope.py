@@ -37,7 +37,8 @@ __all__ = [
     "strip_bcc",
 ]
 
-_BCC_FIELD = re.compile(rb"(?im)^bcc[ \t]*:.*(?:\r?\n[ \t].*)*(?:\r?\n|$)")
+# Bcc, and Resent-Bcc (RFC 5322 3.6.6: as hidden; smtplib.send_message removes both).
+_BCC_FIELD = re.compile(rb"(?im)^(?:resent-)?bcc[ \t]*:.*(?:\r?\n[ \t].*)*(?:\r?\n|$)")
 # CR* LF (CRLF, LF, and the CR CR LF of a CRLF file converted again), or a bare CR.
 _LINE_ENDINGS = re.compile(rb"\r*\n|\r")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
@@ -131,7 +132,8 @@ def _normalised(data: bytes) -> bytes:
 
 
 def strip_bcc(data: bytes) -> bytes:
-    """``data`` without its ``Bcc`` header field(s), folded lines included (CRLF endings)."""
+    """``data`` without its ``Bcc`` (and ``Resent-Bcc``) header field(s), folded lines
+    included (CRLF endings)."""
     return _without_bcc(crlf(data), None)[0]
 
 
@@ -165,7 +167,7 @@ class _Fields(dict[str, list[str]]):
 
 
 _WANTED_FIELD = re.compile(
-    rb"(?im)^(from|sender|to|cc|bcc|message-id)[ \t]*:([^\n]*(?:\n[ \t][^\n]*)*)"
+    rb"(?im)^(from|sender|to|cc|bcc|resent-bcc|message-id)[ \t]*:([^\n]*(?:\n[ \t][^\n]*)*)"
 )
 
 
@@ -282,7 +284,7 @@ def prepare_for_wire(message: MessageInput, *, key: str | None = None) -> Prepar
                 reason=Why.NOT_A_MESSAGE,
             )
         headers = _scan_headers(head)
-        if "bcc" in headers:
+        if "bcc" in headers or "resent-bcc" in headers:
             data, head = _without_bcc(data, head)
     else:
         raise TypeError(
