@@ -121,3 +121,19 @@ def test_a_message_id_is_added_exactly_when_the_parser_sees_none(raw: bytes) -> 
         parsed = message_from_bytes(out.replace(b"\r\r\n", b"\r\n"), policy=policy.compat32)
         assert parsed["Message-ID"] == added
         assert parsed.get_payload() == reference.get_payload()
+
+
+def test_an_eml_file_with_an_mbox_from_line_is_one_message(tmp_path: Path) -> None:
+    # Some clients save a single message with its mbox "From " line: a .eml file is one
+    # message (as in a folder of .eml files), not an mbox cut at its body's "From " lines.
+    raw = (
+        b"From sender@example.com Mon Jan  1 00:00:00 2024\nFrom: sender@example.com\n"
+        b"To: ada@example.org\nSubject: hi\n\nHello,\n\nFrom the team, thanks.\nBye\n"
+    )
+    path = tmp_path / "Saved.EML"
+    path.write_bytes(raw)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "saved.eml").write_bytes(raw)
+    assert [m for _, m in read_messages(str(path))] == [raw]
+    assert [m for _, m in read_messages(str(folder))] == [raw]

@@ -75,6 +75,10 @@ def describe(source: str) -> str:
             )
         return "eml-folder"
     if path.is_file():
+        if path.name.lower().endswith(".eml"):
+            # One message, as in a folder of .eml files, even saved with its mbox "From "
+            # line: its body's "From " lines are not escaped as an mbox's are.
+            return "eml"
         with path.open("rb") as file:
             return "mbox" if file.read(len(_MBOX)) == _MBOX else "eml"
     raise ValueError(f"{source}: no such file or directory")
