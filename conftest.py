@@ -5,7 +5,8 @@ The blocks run in order, in one namespace per document, against real servers on 
 sandbox (its access token is the README's ``"pat-..."``), a throwaway ``redis-server`` and a
 distributed-relay worker, with the ``HUBSPOT_*`` variables set as the sandbox's ``export`` line
 sets them. Top-level ``await`` / ``async with`` run on one event loop per document. The names a
-block takes from "your code" (``token``, ``ledger``, ``read_eml_files()`` ...) are defined below.
+block takes from "your code" (``hs``, ``token``, ``ledger``, ``read_eml_files()`` ...) are defined
+below, and set again before each block.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import contextlib
 import inspect
 import os
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
@@ -79,13 +81,14 @@ def evaluate(example: Example) -> None:
 
 @contextlib.asynccontextmanager
 async def _servers(namespace: dict[str, Any]) -> AsyncIterator[None]:
-    from hubspot_tx import SmtpCredentials
+    from hubspot_tx import HubSpot, SmtpCredentials
     from hubspot_tx.distributed import Worker, WorkerSettings, redis_server
     from hubspot_tx.sandbox import Sandbox
 
     async with (
         Sandbox(access_token=ACCESS_TOKEN, pending_seconds=0.1, processing_seconds=0.2) as sb,
         redis_server() as redis,
+        contextlib.AsyncExitStack() as stack,
     ):
         async with sb.client(https=True) as hs:
             token = await hs.smtp_tokens.create(campaign_name="Receipts")
@@ -105,6 +108,8 @@ async def _servers(namespace: dict[str, Any]) -> AsyncIterator[None]:
         async with sb.smtp_pool(SmtpCredentials.from_token(token)) as pool:
             await pool.send(first)
         client_id, client_secret, refresh_token = sb.state.register_oauth_app()
+        hs = await stack.enter_async_context(HubSpot())  # configured by the variables above
+        end = datetime.now(UTC)
 
         async def messages_from_anywhere() -> AsyncIterator[bytes]:
             for i in range(1, 6):
@@ -115,6 +120,10 @@ async def _servers(namespace: dict[str, Any]) -> AsyncIterator[None]:
 
         namespace["_yours"] = dict(
             sandbox=sb,
+            hs=hs,
+            email_id=1001,  # an email the sandbox knows
+            start=end - timedelta(days=1),
+            end=end,
             token=token,
             relayed_ids=[_message_id(first)],
             CLIENT_ID=client_id,

@@ -96,7 +96,7 @@ def render(data: dict[str, Any]) -> str:
         "",
         *targets_table(data),
         "",
-        "## Other targets (issue 8: REST, decode, footprint)",
+        "## Other targets (REST, decode, footprint, sandbox inbox; from the runs named below)",
         "",
         *targets_table(data, OTHER_TARGETS, ("asyncio",)),
         "",
@@ -112,7 +112,11 @@ def render(data: dict[str, Any]) -> str:
         if "error" in comp:
             out += ["**Failed:**", "", "```", comp["error"].strip(), "```"]
             continue
+        if "ran" in comp:  # kept from an earlier run when only some comparisons were rerun
+            out.append(f"- From an earlier run: {comp['ran']}")
         out += [f"- {note}" for note in comp.get("notes", [])]
+        if "date" in comp and comp["date"] != meta["date"]:
+            out.append(f"- Run on its own (`run_all.py --only {comp['id']}`), {comp['date']} UTC")
         out.append(f"- Wall time of this comparison: {comp['wall_seconds']:.0f} s")
         for t in comp["tables"]:
             out += ["", f"### {t['title']}", ""]

@@ -4,6 +4,9 @@
     python benchmarks/run_all.py [--quick] [--only A,C] [--loops asyncio,uvloop]
 
 Each comparison runs in its own subprocess (its own CPU accounting and memory), bounded by a
+timeout; a failing one is recorded with its error and the others still run. With ``--only``,
+the comparisons run replace theirs in the existing results.json (each carries its date) and the
+others are kept.
 timeout; a failing one is recorded with its error and the others still run. The SMTP
 comparisons (A-C) run on asyncio, then again on uvloop (the targets are decided on asyncio; the
 uvloop figures are shown beside them).
@@ -28,7 +31,7 @@ import render
 from _common import Json, sbin
 
 HERE = Path(__file__).parent
-# id, script, timeout in seconds (full mode; quick mode gets a fifth, at least 120 s)
+# id, script, timeout in seconds (full mode; quick mode gets half, at least 400 s)
 COMPARISONS = [
     ("A", "bench_smtp_sink.py", 600),
     ("B", "bench_starttls.py", 300),
@@ -36,6 +39,7 @@ COMPARISONS = [
     ("D", "bench_rest.py", 600),
     ("E", "bench_decode.py", 300),
     ("F", "bench_footprint.py", 1000),
+    ("G", "bench_inbox.py", 900),
 ]
 ON_UVLOOP = {"A", "B", "C"}
 PACKAGES = [
@@ -113,6 +117,7 @@ def run_one(cid: str, script: str, timeout: float, quick: bool, loop: str = "asy
             return {"id": cid, "title": script, "loop": loop, "error": error}
         result: Json = json.loads(Path(tmp.name).read_text())
         result["wall_seconds"] = wall
+        result["date"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")
         result["loop"] = loop
         return result
 
@@ -132,7 +137,7 @@ def main() -> None:
     comparisons = []
     for cid, script, timeout in COMPARISONS:
         if only is None or cid in only:
-            limit = max(120, timeout / 5) if args.quick else timeout
+            limit = max(400, timeout / 2) if args.quick else timeout  # a loaded machine
             for loop in loops if cid in ON_UVLOOP else ["asyncio"]:
                 comparisons.append(run_one(cid, script, limit, args.quick, loop))
     unavailable = []
@@ -153,7 +158,14 @@ def main() -> None:
         "comparisons": comparisons,
         "unavailable": unavailable,
     }
-    (HERE / "results.json").write_text(json.dumps(data, indent=1) + "\n")
+    previous = HERE / "results.json"
+    if only is not None and previous.exists():  # keep the comparisons not run this time
+        kept: Json = json.loads(previous.read_text())
+        ran = {c["id"] for c in comparisons}
+        merged = [c for c in kept["comparisons"] if c["id"] not in ran] + comparisons
+        kept["comparisons"] = sorted(merged, key=lambda c: str(c["id"]))
+        data = kept
+    previous.write_text(json.dumps(data, indent=1) + "\n")
     render.main()
     print(f"total wall time {data['meta']['wall_seconds']:.0f} s", file=sys.stderr)
 

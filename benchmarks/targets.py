@@ -106,6 +106,20 @@ def _best_sdk_cpu_ratio(d: Json) -> float:
     return float(theirs / ours)
 
 
+def _plain_last(cid: str, table: str, name: str) -> Callable[[Json], float]:
+    """The last column (a ratio) of the row called ``name`` in a plain table."""
+
+    def figure(d: Json) -> float:
+        for t in _comparison(d, cid)["tables"]:
+            if t["kind"] == "plain" and t["title"].startswith(table):
+                for row in t["rows"]:
+                    if row[0] == name:
+                        return float(row[-1])
+        raise Missing(f"{cid}/{table}/{name}")
+
+    return figure
+
+
 A_SOURCE = "Postfix smtp-source -s 10 -d (C)"
 A_SMTPLIB = "smtplib.SMTP.sendmail, 1 persistent connection (thread)"
 A_SDK_1 = "hubspot_tx SmtpPool, 1 connection"
@@ -153,6 +167,12 @@ OTHER_TARGETS = [
     Target('F. hubspot-tx --help / python -c "import hubspot_tx" (whole processes)', "<= 0.5x",
            lambda d: _plain(d, "F", STARTUP, "hubspot-tx --help")
            / _plain(d, "F", STARTUP, 'python -c "import hubspot_tx"')),
+    Target("G. relay into the sandbox: inbox search open / nothing open", ">= 0.9x",
+           speed("G", "relay, inbox search open", "relay, nothing open")),
+    Target("G. inbox search (500 rows): time per call, 10^5 stored / 10^4", "<= 2x",
+           _plain_last("G", "Per-call time", "inbox: search, 500 rows")),
+    Target("G. inbox newest 500: time per call, 10^5 stored / 10^4", "<= 2x",
+           _plain_last("G", "Per-call time", "inbox: newest 500")),
 ]  # fmt: skip
 
 

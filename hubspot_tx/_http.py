@@ -113,6 +113,11 @@ def _status_error(
         message = f"HTTP {status} with a body that is not HubSpot's error JSON"
     else:
         message = body.message or f"HTTP {status}"
+        scopes = sorted(
+            {s for e in body.errors for s in (e.context or {}).get("requiredGranularScopes", ())}
+        )
+        if scopes:  # a 403 MISSING_SCOPES: say which, so the fix is obvious
+            message += f" Required scopes (any one): {', '.join(scopes)}."
         common.update(
             category=body.category or body.error_type,
             sub_category=body.sub_category,
@@ -335,7 +340,9 @@ class HTTPClient:
                     duration * 1000,
                     attempt,
                 )
-                if status < 400 or (attempt > 1 and status in ok_on_retry):
+                # Only a 2xx is an answer: a 3xx (HubSpot sends none; a proxy or a wrong
+                # base_url might) is an APIError, never a body to decode.
+                if 200 <= status < 300 or (attempt > 1 and status in ok_on_retry):
                     return Response(status, resp.headers, content, attempt)
                 error = _status_error(status, headers, content, method, path)
                 if status == 401 and not reauthorized:

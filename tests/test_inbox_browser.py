@@ -219,6 +219,68 @@ async def test_html_renders_bold_but_its_scripts_never_run(sb: Sandbox, page: Pa
     await expect(page.locator("#attachments")).to_contain_text("application/pdf")
 
 
+async def test_an_attachment_downloads_with_its_bytes(sb: Sandbox, page: Page) -> None:
+    await relay(sb, [html_message(4)])
+    await page.goto("/#/messages/1")
+    async with page.expect_download() as info:
+        await page.get_by_role("link", name="receipt-4.pdf").click()
+    download = await info.value
+    assert download.suggested_filename == "receipt-4.pdf"
+    path = await download.path()
+    assert await asyncio.to_thread(Path(path).read_bytes) == b"%PDF-1.4 receipt"
+
+
+async def test_delete_one_message_then_all(sb: Sandbox, page: Page) -> None:
+    await relay(sb, (make_message(i) for i in range(3)))
+    questions: list[str] = []
+
+    async def accept(dialog: Dialog) -> None:
+        questions.append(dialog.message)
+        await dialog.accept()
+
+    page.on("dialog", accept)
+    await page.goto("/#/messages/2")
+    await expect(page.locator("#subject")).to_have_text("message 1")
+    await page.get_by_role("button", name="Delete").click()
+    await expect(page).to_have_url(f"{sb.base_url}/#/")
+    await expect(page.locator("#message-count")).to_have_text("2")
+    assert [m.seq for m in sb.outbox()] == [1, 3]
+
+    await page.get_by_role("button", name="Delete all").click()
+    await expect(page.locator("#message-count")).to_have_text("0")
+    assert sb.outbox() == []
+    assert questions == ["Delete this message?", "Delete every message in the sandbox?"]
+
+
+async def test_a_dismissed_delete_deletes_nothing(sb: Sandbox, page: Page) -> None:
+    await relay(sb, [make_message(1)])
+
+    async def dismiss(dialog: Dialog) -> None:
+        await dialog.dismiss()
+
+    page.on("dialog", dismiss)
+    await page.goto("/")
+    await expect(page.locator("#message-count")).to_have_text("1")
+    await page.get_by_role("button", name="Delete all").click()
+    await asyncio.sleep(0.3)  # time for a DELETE that should not be sent
+    assert len(sb.outbox()) == 1
+
+
+async def test_the_api_link_shows_a_readable_reference(sb: Sandbox, page: Page) -> None:
+    await page.goto("/")
+    await page.get_by_role("link", name="API", exact=True).click()
+    await expect(page).to_have_url(f"{sb.base_url}/#/api")
+    await expect(page.locator("nav a[aria-current='page']")).to_have_text("API")
+    api = page.locator("#api")
+    await expect(api).to_contain_text("List messages accepted over SMTP")
+    await expect(api).to_contain_text("One attachment, as a download")
+    await expect(api.get_by_role("link", name="/_sandbox/v1/messages", exact=True)).to_be_visible()
+    assert (
+        await page.get_by_role("link", name="its OpenAPI document (JSON)").get_attribute("href")
+        == "/_sandbox/openapi.json"
+    )
+
+
 async def test_single_sends_show_their_timeline(sb: Sandbox, page: Page) -> None:
     async with sb.client() as hs:
         await hs.single_send.send(email_id=12345678, to="ada@example.org")

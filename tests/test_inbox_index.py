@@ -186,10 +186,21 @@ header_values = st.one_of(
         ]
     ),
 )
+# Near the fast path's edges: plain ASCII with the characters that push a value off it.
+plain = st.text(st.sampled_from(list('Aa z.,"()<>@;:\\_-=?1')), max_size=30)
+mailbox = st.builds(
+    "{} <{}@{}>".format,
+    st.from_regex(r"[A-Za-z0-9_ .-]{0,12}", fullmatch=True),
+    st.from_regex(r"[A-Za-z0-9_.+-]{1,8}", fullmatch=True),
+    st.from_regex(r"[a-z0-9.-]{1,10}", fullmatch=True),
+)
+bare = st.from_regex(r"[A-Za-z0-9_.+-]{1,8}@[a-z0-9.-]{1,10}", fullmatch=True)
+address_lists = st.lists(st.one_of(mailbox, bare), min_size=1, max_size=3).map(", ".join)
+header_values = st.one_of(header_values, plain, mailbox, bare, address_lists)
 line_ends = st.sampled_from([b"\r\n", b"\n", b"\r", b"\r\r\n"])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     subject=header_values,
     sender=header_values,
@@ -305,3 +316,62 @@ async def test_counts_by_token_and_campaign_follow_deletions(sb: Sandbox) -> Non
             campaigns = (await r.json())["results"]
     assert listed["messages"] == 2
     assert [c["messages"] for c in campaigns if c["campaignId"] == token.email_campaign_id] == [2]
+
+
+async def test_an_attachment_is_served_as_a_download_never_rendered(sb: Sandbox) -> None:
+    m = EmailMessage()
+    m["Subject"] = "with files"
+    m["Message-ID"] = "<files@x>"
+    m.set_content("see attached\n")
+    m.add_attachment(b"%PDF-1.4 r\x00\xff", maintype="application", subtype="pdf",
+                     filename="reçu 1.pdf")  # fmt: skip
+    m.add_attachment("<script>alert(1)</script>", subtype="html", filename="evil.html")
+    stored = _seed(sb, m.as_bytes(), ("a@x.org",), "s@x.org")
+    base = f"{sb.inspection_url}/messages/{stored.seq}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(base) as r:
+            listed = (await r.json())["attachments"]
+        assert [(a["filename"], a["size"]) for a in listed] == [
+            ("reçu 1.pdf", 12),
+            ("evil.html", len("<script>alert(1)</script>\n")),
+        ]
+        async with http.get(sb.base_url + listed[0]["url"]) as r:
+            assert r.status == 200
+            assert r.content_type == "application/pdf"
+            assert (
+                r.headers["Content-Disposition"] == "attachment; filename*=UTF-8''re%C3%A7u%201.pdf"
+            )
+            assert await r.read() == b"%PDF-1.4 r\x00\xff"
+        async with http.get(sb.base_url + listed[1]["url"]) as r:
+            assert r.headers["Content-Disposition"].startswith("attachment;")
+            assert r.headers["Content-Security-Policy"].startswith("sandbox;")
+            assert r.headers["X-Content-Type-Options"] == "nosniff"
+        for bad in ("2", "-1", "x"):
+            async with http.get(f"{base}/attachments/{bad}") as r:
+                assert r.status == 404
+
+
+async def test_events_listing_looks_at_about_a_page(
+    sb: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_inspect, "COUNT_BUDGET", 20)
+    for i in range(200):
+        rcpt = ("bounce@x.org",) if i % 4 == 0 else ("ada@x.org",)
+        _seed(sb, _mail(f"s{i}", rcpt[0], f"<{i}@e>"), rcpt, "s@x")
+    now = sb.state.clock()
+    sb.state.clock = lambda: now + 60
+    url = sb.inspection_url + "/events"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url, params={"limit": "10"}) as r:
+            everything = await r.json()
+        async with http.get(url, params={"type": "BOUNCE", "limit": "10"}) as r:
+            bounces = await r.json()
+        async with http.get(url, params={"messageId": "<8@e>"}) as r:
+            one = await r.json()
+    assert (everything["total"], everything["totalExact"]) == (600, True)
+    assert len(everything["results"]) == 10
+    assert [e["type"] for e in bounces["results"]] == ["BOUNCE"] * 10
+    assert not bounces["totalExact"]
+    assert 25 <= bounces["total"] <= 100  # about the 50 there are
+    assert [e["type"] for e in one["results"]] == ["PROCESSED", "SENT", "BOUNCE"]
+    assert (one["total"], one["totalExact"]) == (3, True)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, overload
+from urllib.parse import quote
 
 import msgspec
 from aiohttp import web
@@ -32,6 +34,8 @@ from ._views import (
     SmtpFaultRequest,
     Stats,
     TokenList,
+    attachment_bytes,
+    attachments_of,
     chaos_view,
     event_view,
     fault_view,
@@ -292,6 +296,23 @@ async def html_message(request: web.Request) -> web.Response:
     return web.Response(text=html, content_type="text/html", headers=_HTML_HEADERS)
 
 
+async def attachment(request: web.Request) -> web.Response:
+    """One attachment's bytes, always as a download: whatever its declared type, it never
+    renders on the inbox's origin (``Content-Disposition: attachment``, a CSP sandbox)."""
+    m = _stored(request)
+    parts = attachments_of(m.message)
+    try:
+        part = parts[int(request.match_info["n"])]
+    except (ValueError, IndexError):
+        raise web.HTTPNotFound(text=f"message {m.seq} has no such attachment") from None
+    name = part.get_filename() or f"attachment-{request.match_info['n']}"
+    disposition = "attachment; filename*=UTF-8''" + quote(name, safe="")
+    headers = {**_HTML_HEADERS, "Content-Disposition": disposition}
+    return web.Response(
+        body=attachment_bytes(part), content_type=part.get_content_type(), headers=headers
+    )
+
+
 async def delete_message(request: web.Request) -> web.Response:
     m = _stored(request)
     request.app[STATE_KEY].delete_messages([m.seq])
@@ -303,32 +324,73 @@ async def delete_messages(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def _filtered_events(request: web.Request, state: SandboxState) -> Iterator[SandboxEvent]:
+def _event_matcher(request: web.Request) -> Callable[[SandboxEvent], bool] | None:
+    """The events filter asked for (``None``: no filter)."""
     q = request.query
     wanted = {
-        "email_campaign_id": q.get("campaignId"),
-        "type": q.get("type"),
-        "smtp_id": q.get("messageId"),
-        "send_id": q.get("sendId"),
+        k: v
+        for k, v in (
+            ("email_campaign_id", q.get("campaignId")),
+            ("type", q.get("type")),
+            ("smtp_id", q.get("messageId")),
+            ("send_id", q.get("sendId")),
+        )
+        if v is not None
     }
     recipient = (q.get("recipient") or "").lower() or None
-    for e in state.visible_events():
+    if not wanted and recipient is None:
+        return None
+
+    def match(e: SandboxEvent) -> bool:
         if recipient is not None and e.recipient.lower() != recipient:
-            continue
-        if all(v is None or getattr(e, k) == v for k, v in wanted.items()):
-            yield e
+            return False
+        return all(getattr(e, k) == v for k, v in wanted.items())
+
+    return match
 
 
 async def list_events(request: web.Request) -> web.Response:
-    """Email events whose time has come, oldest first, filtered."""
+    """Email events whose time has come, oldest first, filtered (like ``/messages``: about a
+    page of events is looked at; past the budget a filtered ``total`` is an estimate)."""
     state = request.app[STATE_KEY]
     try:
         limit = _limit(request, MAX_LIMIT)
     except _BadQuery as exc:
         return _bad(str(exc))
-    found = list(_filtered_events(request, state))
+    message_id = request.query.get("messageId")
+    source: Iterable[SandboxEvent]
+    if message_id is None:
+        size = state.visible_count()
+        source = state.iter_visible(size)
+    else:  # one message's few events, from its index
+        source = state.message_events(message_id)
+        size = len(source)
+    match = _event_matcher(request)
+    if match is None:
+        return json_response(
+            EventList(
+                total=size,
+                total_exact=True,
+                results=[event_view(e) for e in itertools.islice(source, limit)],
+            )
+        )
+    page: list[SandboxEvent] = []
+    matched = checked = 0
+    for e in source:
+        checked += 1
+        if checked % CHUNK == 0:
+            await asyncio.sleep(0)
+        if not match(e):
+            continue
+        matched += 1
+        if len(page) < limit:
+            page.append(e)
+        elif checked > limit + COUNT_BUDGET:
+            break
+    exact = checked >= size
+    total = matched if exact else max(matched, round(matched / checked * size))
     return json_response(
-        EventList(total=len(found), results=[event_view(e) for e in found[:limit]])
+        EventList(total=total, total_exact=exact, results=[event_view(e) for e in page])
     )
 
 
@@ -336,11 +398,7 @@ async def list_campaigns(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     tokens = {t.email_campaign_id: t.campaign_name for t in state.tokens.values()}
     names = {c: e.name for e in state.emails for c in e.campaign_ids} | tokens
-    counts: dict[str, dict[str, int]] = {}
-    for e in state.visible_events():
-        if e.email_campaign_id is not None:
-            per_type = counts.setdefault(e.email_campaign_id, {})
-            per_type[e.type] = per_type.get(e.type, 0) + 1
+    counts = state.campaign_event_counts()
     messages = {c: n for (kind, c), n in state.index.counts.items() if kind == "campaign" and n}
     ids = sorted(set(tokens) | set(counts) | set(messages), key=lambda c: (len(c), c))
     results = [
@@ -474,6 +532,7 @@ def routes() -> list[web.RouteDef]:
         web.delete(p + "/messages/{id}", delete_message),
         web.get(p + "/messages/{id}/raw", raw_message),
         web.get(p + "/messages/{id}/html", html_message),
+        web.get(p + "/messages/{id}/attachments/{n:\\d+}", attachment),
         web.get(p + "/events", list_events),
         web.get(p + "/campaigns", list_campaigns),
         web.get(p + "/single-sends", list_sends),

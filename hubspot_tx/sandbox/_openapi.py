@@ -134,6 +134,16 @@ def _operations() -> dict[str, dict[str, Any]]:
                 "200": {"description": "HTML", "content": {html: {"schema": {"type": "string"}}}},
                 **_MISSING}),
         },
+        "/messages/{id}/attachments/{n}": {
+            "parameters": [_ID, {"name": "n", "in": "path", "required": True,
+                                 "description": "its place among the attachments, from 0",
+                                 "schema": {"type": "integer"}}],
+            "get": op("One attachment, as a download (transfer encoding undone)", {
+                "200": {"description": "Its bytes, with its declared type",
+                        "content": {"application/octet-stream": {"schema": {
+                            "type": "string", "format": "binary"}}}},
+                "404": {"description": "No such message or attachment"}}),
+        },
         "/events": {
             "get": op("Email events whose time has come", {**_ok("EventList", "Events"), **_BAD},
                       parameters=[

@@ -9,7 +9,7 @@ import ssl
 import warnings
 from typing import Any, cast
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, TLSSetupException
 
 from ._faults import Faults, SmtpFault
 from ._limits import SmtpLimits
@@ -41,6 +41,7 @@ class _HideAuthExchange(logging.Filter):
         return record.msg not in self._templates
 
 
+_log = logging.getLogger("hubspot_tx.sandbox")
 _aiosmtpd_log = logging.getLogger("mail.log")
 if not any(isinstance(f, _HideAuthExchange) for f in _aiosmtpd_log.filters):
     _aiosmtpd_log.addFilter(_HideAuthExchange())
@@ -216,6 +217,18 @@ class SandboxSMTP(SMTP):
             await super().smtp_NOOP(arg)
         elif status:
             await self.push(status)
+
+    async def handle_exception(self, error: Exception) -> str:
+        # A client that gives up on STARTTLS (an untrusted CA, a reset, garbage) is the
+        # client's business: one line, no traceback (aiosmtpd logs one at ERROR, then closes).
+        if isinstance(error, TLSSetupException):
+            peer = self.session.peer if self.session is not None else None
+            cause = error.__cause__
+            reason = f"{type(cause).__name__}: {cause}" if cause is not None else "aborted"
+            _log.info("%r STARTTLS handshake failed (%s)", peer, reason.rstrip(": "))
+            return "421 4.7.0 TLS handshake failed"  # never sent: the connection is closed
+        result: str = await super().handle_exception(error)
+        return result
 
     def drop(self) -> None:
         """Cut the connection without a reply."""

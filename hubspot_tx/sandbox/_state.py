@@ -154,6 +154,14 @@ class SandboxEvent:
     drop_reason: str | None = None
 
 
+def _event_order(e: SandboxEvent) -> tuple[float, int]:
+    return (e.created, e.seq)
+
+
+def _created(e: SandboxEvent) -> float:
+    return e.created
+
+
 class SandboxState:
     """Tokens, single-sends and their statuses.
 
@@ -192,6 +200,9 @@ class SandboxState:
         self.events: list[SandboxEvent] = []
         self.index = MessageIndex()
         self.events_by_message: dict[str, list[SandboxEvent]] = {}  # by ``smtp_id``
+        self._timeline: list[SandboxEvent] = []  # by (created, seq): visible = a prefix
+        # campaign -> event type -> creation times, sorted: visible counts by bisection
+        self._event_times: dict[str, dict[str, list[float]]] = {}
         self.event_step = 0.05  # seconds between one message's successive events
         self.smtp_sessions_open = 0
         self.smtp_sessions_peak = 0
@@ -201,6 +212,7 @@ class SandboxState:
         self.oauth_apps: dict[str, str] = {}
         self.refresh_tokens: dict[str, str] = {}
         self.access_tokens: dict[str, float] = {}
+        self.oauth_scopes: dict[str, frozenset[str]] = {}  # client id / access token -> scopes
         self.oauth_access_ttl = 1800.0
         self.oauth_refreshes = 0
         self.store = store
@@ -212,9 +224,29 @@ class SandboxState:
         """Rebuild the message and event indexes from :attr:`messages` and :attr:`events`."""
         self.index.rebuild(self.messages)
         self.events_by_message.clear()
+        self._event_times.clear()
+        self._timeline.clear()
         for e in self.events:
-            if e.smtp_id is not None:
-                self.events_by_message.setdefault(e.smtp_id, []).append(e)
+            self._index_event(e)
+
+    def _index_event(self, e: SandboxEvent) -> None:
+        # Events come nearly in time order (a message's plan starts now): inserted near the end.
+        bisect.insort(self._timeline, e, key=_event_order)
+        if e.smtp_id is not None:
+            self.events_by_message.setdefault(e.smtp_id, []).append(e)
+        if e.email_campaign_id is not None:
+            per_type = self._event_times.setdefault(e.email_campaign_id, {})
+            bisect.insort(per_type.setdefault(e.type, []), e.created)  # at the end, mostly
+
+    def campaign_event_counts(self) -> dict[str, dict[str, int]]:
+        """Visible events by campaign and type (a bisection each, not a pass over events)."""
+        now = self.clock()
+        counts: dict[str, dict[str, int]] = {}
+        for campaign, per_type in self._event_times.items():
+            seen = {kind: n for kind, times in per_type.items() if (n := bisect.bisect(times, now))}
+            if seen:
+                counts[campaign] = seen
+        return counts
 
     # -- change notification and reset ----------------------------------------------------------
     def changed(self) -> None:
@@ -250,6 +282,8 @@ class SandboxState:
         self.emails.reset()
         self.index.clear()
         self.events_by_message.clear()
+        self._event_times.clear()
+        self._timeline.clear()
         self.smtp_sessions_peak = self.smtp_sessions_open
         self.smtp_sessions_total = self.smtp_sessions_open
         if self.store is not None:
@@ -294,13 +328,17 @@ class SandboxState:
         return sorted(found, key=lambda e: (e.created, e.seq))
 
     # -- OAuth --------------------------------------------------------------------------------
-    def register_oauth_app(self) -> tuple[str, str, str]:
-        """A new app installation: (client id, client secret, refresh token)."""
+    def register_oauth_app(
+        self, scopes: Iterable[str] = ("transactional-email",)
+    ) -> tuple[str, str, str]:
+        """A new app installation granted ``scopes``: (client id, client secret, refresh
+        token)."""
         client_id = str(uuid.uuid4())
         secret = secrets.token_urlsafe(24)
         refresh = f"na1-{secrets.token_hex(16)}"
         self.oauth_apps[client_id] = secret
         self.refresh_tokens[refresh] = client_id
+        self.oauth_scopes[client_id] = frozenset(scopes)
         return client_id, secret, refresh
 
     def refresh_oauth(
@@ -316,6 +354,7 @@ class SandboxState:
             return "BAD_REFRESH_TOKEN"
         token = f"oauth-{secrets.token_hex(20)}"
         self.access_tokens[token] = self.clock() + self.oauth_access_ttl
+        self.oauth_scopes[token] = self.oauth_scopes.get(client_id, frozenset())
         self.oauth_refreshes += 1
         return token, self.oauth_access_ttl
 
@@ -440,17 +479,22 @@ class SandboxState:
                 drop_reason=drop_reason if kind == "DROPPED" else None,
             )
             self.events.append(event)
-            if smtp_id is not None:
-                self.events_by_message.setdefault(smtp_id, []).append(event)
+            self._index_event(event)
             if kind == "SENT":
                 sent_by = (event.id, created)
 
     def visible_events(self) -> list[SandboxEvent]:
-        """Events whose time has come, oldest first."""
-        now = self.clock()
-        return sorted(
-            (e for e in self.events if e.created <= now), key=lambda e: (e.created, e.seq)
-        )
+        """Events whose time has come, oldest first (a prefix of the kept order: no sort)."""
+        return self._timeline[: self.visible_count()]
+
+    def visible_count(self) -> int:
+        """How many events have come due."""
+        return bisect.bisect_right(self._timeline, self.clock(), key=_created)
+
+    def iter_visible(self, count: int) -> Iterator[SandboxEvent]:
+        """The first ``count`` events in time order, without copying them (an event comes in
+        after those already due, so a long walk is not disturbed by new ones)."""
+        return itertools.islice(self._timeline, count)
 
     def outbox(
         self,

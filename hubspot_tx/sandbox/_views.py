@@ -6,6 +6,8 @@ sandbox serves is generated from them, so the two cannot drift apart.
 
 from __future__ import annotations
 
+import email
+import email.policy
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -37,6 +39,8 @@ __all__ = [
     "TimelineEntry",
     "TokenList",
     "TokenView",
+    "attachment_bytes",
+    "attachments_of",
     "chaos_view",
     "event_view",
     "fault_view",
@@ -86,6 +90,8 @@ class Attachment(_View):
     filename: str | None
     content_type: str
     size: int
+    url: str
+    """Where to download it (``/_sandbox/v1/messages/{id}/attachments/{n}``)."""
 
 
 class EventView(_View):
@@ -130,6 +136,8 @@ class MessageList(_View):
 
 class EventList(_View):
     total: int
+    """Events matching the filters: exact when ``totalExact``, else an estimate."""
+    total_exact: bool
     results: list[EventView]
 
 
@@ -311,6 +319,27 @@ def _content(part: EmailMessage) -> str:
     return content if isinstance(content, str) else content.decode("utf-8", "replace")
 
 
+def _header_list(data: bytes, parsed: EmailMessage) -> list[tuple[str, str]]:
+    try:
+        return [(k, str(v)) for k, v in parsed.items()]
+    except Exception:
+        raw = email.message_from_bytes(data, policy=email.policy.compat32)
+        return [(k, str(v)) for k, v in raw.items()]
+
+
+def attachments_of(parsed: EmailMessage) -> list[EmailMessage]:
+    """The message's attachments, in order (their index is their number in URLs)."""
+    return [p for p in parsed.iter_attachments() if isinstance(p, EmailMessage)]
+
+
+def attachment_bytes(part: EmailMessage) -> bytes:
+    """An attachment's content, transfer encoding undone (an attached message as bytes)."""
+    payload = part.get_payload(decode=True)
+    if isinstance(payload, bytes):
+        return payload
+    return part.as_bytes() if part.is_multipart() else b""
+
+
 def message_detail(m: StoredMessage, status: str, events: Iterable[SandboxEvent]) -> MessageDetail:
     parsed = m.message
     summary = message_summary(m, status)
@@ -320,14 +349,14 @@ def message_detail(m: StoredMessage, status: str, events: Iterable[SandboxEvent]
         Attachment(
             filename=part.get_filename(),
             content_type=part.get_content_type(),
-            size=len(part.get_payload(decode=True) or b""),
+            size=len(attachment_bytes(part)),
+            url=f"/_sandbox/v1/messages/{m.seq}/attachments/{n}",
         )
-        for part in parsed.iter_attachments()
-        if isinstance(part, EmailMessage)
+        for n, part in enumerate(attachments_of(parsed))
     ]
     return MessageDetail(
         **{f: getattr(summary, f) for f in summary.__struct_fields__},
-        headers=[(k, str(v)) for k, v in parsed.items()],
+        headers=_header_list(m.data, parsed),
         text=None if not isinstance(text, EmailMessage) else _content(text),
         html=None if not isinstance(html, EmailMessage) else _content(html),
         attachments=attachments,

@@ -39,6 +39,14 @@ async function api(path, signal, as = "json") {
   return as === "text" ? response.text() : response.json();
 }
 
+/** DELETE on the inspection API, after the user said yes. */
+async function remove(path, question) {
+  if (!window.confirm(question)) return false;
+  const response = await fetch(API + path, { method: "DELETE" });
+  if (!response.ok && response.status !== 404) throw new Error(`${response.status} deleting ${path}`);
+  return true;
+}
+
 function query(params) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined && v !== "") q.set(k, v);
@@ -122,13 +130,21 @@ function inbox(view) {
     placeholder: "subject, sender, recipient or Message-ID", autocomplete: "off" });
   const count = h("strong", { id: "message-count" }, "…");
   const tbody = h("tbody", {});
-  const state = { total: 0, newest: 0, generation: null, lastSync: 0 };
+  const state = { total: 0, totalExact: true, newest: 0, generation: null, lastSync: 0 };
+  const deleteAll = h("button", { id: "delete-all", type: "button", class: "danger", onclick: async () => {
+    try {
+      await remove("/messages", "Delete every message in the sandbox?"); // the live loop shows it
+    } catch (error) {
+      connection(`offline: ${error.message}`, true);
+    }
+  } }, "Delete all");
   view.root.replaceChildren(
     h("h2", {}, "Inbox"),
     h("div", { class: "toolbar", role: "search" },
       h("label", { for: "q" }, "Search"), search,
       h("p", { class: "count" }, count, " messages",
-        h("span", { class: "note", id: "rows-note" }))),
+        h("span", { class: "note", id: "rows-note" })),
+      deleteAll),
     h("table", { id: "messages" },
       h("caption", {}, "Messages accepted over SMTP, newest first"),
       h("thead", {}, h("tr", {}, COLUMNS.map((t) => h("th", { scope: "col" }, t)))),
@@ -146,7 +162,8 @@ function inbox(view) {
   }
 
   function showCount() {
-    count.textContent = String(state.total);
+    // Past a page the server may estimate a search's total (it never scans every message).
+    count.textContent = (state.totalExact ? "" : "about ") + String(state.total);
     const shown = tbody.querySelectorAll("tr[data-id]").length;
     document.getElementById("rows-note").textContent =
       state.total > shown ? ` (the newest ${shown} shown)` : "";
@@ -163,7 +180,8 @@ function inbox(view) {
       tr.querySelector(".status-cell").replaceChildren(status(m.status));
       return tr;
     }));
-    Object.assign(state, { total: page.total, generation: page.generation, lastSync: Date.now() });
+    Object.assign(state, { total: page.total, totalExact: page.totalExact,
+      generation: page.generation, lastSync: Date.now() });
     state.newest = Math.max(state.newest, page.results[0]?.id ?? 0);
     showCount();
   }
@@ -240,12 +258,21 @@ const EVENT_COLUMNS = ["Time", "Type", "Recipient", "Drop reason", "Message-ID /
 async function message(view, id) {
   const m = await api(`/messages/${id}`, view.signal);
   const raw = h("pre", { id: "raw", class: "mono" }, "loading…");
+  const del = h("button", { id: "delete", type: "button", class: "danger", onclick: async () => {
+    try {
+      if (await remove(`/messages/${Number(m.id)}`, "Delete this message?")) location.hash = "#/";
+    } catch (error) {
+      view.root.prepend(h("p", { class: "error", role: "alert" }, error.message));
+    }
+  } }, "Delete");
   view.root.replaceChildren(
-    h("p", {}, h("a", { href: "#/" }, "← Inbox")),
+    h("p", { class: "toolbar" }, h("a", { href: "#/" }, "← Inbox"), del),
     h("h2", { id: "subject" }, m.subject ?? "(no subject)"),
     summary([
       ["From", m.from], ["To", m.to.join(", ")], ["Envelope", `${m.mailFrom} → ${m.rcptTo.join(", ")}`],
-      ["Received", time(m.receivedAt)], ["Message-ID", m.messageId], ["Size", `${m.size} bytes`],
+      ["Received", time(m.receivedAt)],
+      ["Message-ID", m.messageIdAssigned ? `${m.messageId} (assigned by the sandbox: the message had none)` : m.messageId],
+      ["Size", `${m.size} bytes`],
       ["Token", m.tokenId], ["Campaign", m.campaignId], ["Status", status(m.status)],
       ["Arrival", m.arrival > 1 ? `duplicate #${m.arrival}` : "first"],
     ]),
@@ -257,7 +284,8 @@ async function message(view, id) {
     section("Text", m.text === null ? h("p", { class: "empty" }, "No text part.") : h("pre", { id: "text" }, m.text)),
     section("Attachments", m.attachments.length
       ? h("ul", { id: "attachments" }, m.attachments.map((a) =>
-        h("li", {}, a.filename ?? "(unnamed)", ` — ${a.contentType}, ${a.size} bytes`)))
+        h("li", {}, h("a", { href: a.url, download: a.filename ?? "" }, a.filename ?? "(unnamed)"),
+          ` — ${a.contentType}, ${a.size} bytes`)))
       : h("p", { class: "empty" }, "None.")),
     section("Events", table("Email events for this message", EVENT_COLUMNS, eventRows(m.events), "None yet.")),
     section("Headers", table("Headers, in order", ["Name", "Value"],
@@ -307,10 +335,43 @@ function campaign(view, id) {
     const list = await api(`/events?${query({ campaignId: id })}`, view.signal);
     view.root.replaceChildren(h("p", {}, h("a", { href: "#/campaigns" }, "← Campaigns")),
       h("h2", {}, `Campaign ${id}`),
-      h("p", { class: "count" }, h("strong", { id: "event-count" }, list.total), " events"),
+      h("p", { class: "count" }, h("strong", { id: "event-count" }, (list.totalExact ? "" : "about ") + list.total), " events"),
       table("Its events, oldest first", EVENT_COLUMNS, eventRows(list.results), "No events yet."));
     return false;
   });
+}
+
+// -- the inspection API, readable ------------------------------------------------------------
+const METHODS = ["get", "post", "put", "delete"];
+
+async function apiReference(view) {
+  const doc = await fetch("/_sandbox/openapi.json", { signal: view.signal }).then((r) => r.json());
+  const groups = new Map(); // tag -> operations, in the document's order
+  for (const [path, item] of Object.entries(doc.paths ?? {})) {
+    for (const method of METHODS.filter((m) => item[m])) {
+      const op = item[method];
+      const tag = op.tags?.[0] ?? "Other";
+      if (!groups.has(tag)) groups.set(tag, []);
+      groups.get(tag).push({ path, method, op, params: [...(item.parameters ?? []), ...(op.parameters ?? [])] });
+    }
+  }
+  const tags = new Map((doc.tags ?? []).map((t) => [t.name, t.description ?? ""]));
+  view.root.replaceChildren(
+    h("h2", {}, doc.info?.title ?? "API"),
+    h("p", {}, "The REST API the sandbox emulates and its inspection API (no token needed), from ",
+      h("a", { href: "/_sandbox/openapi.json", download: "openapi.json" }, "its OpenAPI document (JSON)"), "."),
+    h("div", { id: "api" }, [...groups.entries()].reverse().map(([tag, operations]) => h("section", {},
+      h("h3", {}, tag), h("p", { class: "note" }, tags.get(tag) ?? ""),
+      operations.map(({ path, method, op, params }) => h("section", { class: "operation" },
+        // A GET without path parameters can be opened as is: link it.
+        h("h4", {}, h("span", { class: `method method-${method}` }, method.toUpperCase()), " ",
+          h("code", {}, method === "get" && !path.includes("{") ? h("a", { href: path }, path) : path)),
+        h("p", {}, op.summary ?? ""),
+        params.length ? table("Parameters", ["Name", "In", "Description"],
+          params.map((p) => h("tr", {}, h("td", { class: "mono" }, p.name ?? ""), h("td", {}, p.in ?? ""),
+            h("td", {}, p.description ?? ""))), "") : null,
+        h("p", { class: "note" }, "Responses: ",
+          Object.entries(op.responses ?? {}).map(([code, r]) => `${code} ${r.description ?? ""}`).join("; "))))))));
 }
 
 // -- routing ---------------------------------------------------------------------------------
@@ -329,7 +390,7 @@ function route() {
   } catch {
     parts = []; // a malformed hash: the inbox
   }
-  const section = parts[0] === "single-sends" || parts[0] === "campaigns" ? parts[0] : "inbox";
+  const section = ["single-sends", "campaigns", "api"].includes(parts[0]) ? parts[0] : "inbox";
   for (const a of document.querySelectorAll("nav a[data-section]")) {
     if (a.dataset.section === section) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
@@ -339,6 +400,7 @@ function route() {
   else if (parts[0] === "single-sends") shown = singleSends(view);
   else if (parts[0] === "campaigns" && parts[1]) shown = campaign(view, parts[1]);
   else if (parts[0] === "campaigns") shown = campaigns(view);
+  else if (parts[0] === "api") shown = apiReference(view);
   else shown = inbox(view);
   Promise.resolve(shown).catch((error) => {
     if (controller.signal.aborted) return;
