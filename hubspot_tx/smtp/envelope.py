@@ -150,8 +150,19 @@ def _addresses(values: Iterable[object]) -> list[str]:
             if address and " " not in address:
                 found.append(address)
                 continue
+        if "=?" in text:  # encoded words: a raw comma in one (as some clients write) is no
+            # separator for the receiver's parser; email.utils would split the address there
+            try:
+                header = _HEADER_FACTORY("to", text)
+                found.extend(a.addr_spec for a in header.addresses if a.username)
+                continue
+            except Exception:  # noqa: S110  # unparsable: the general parser decides
+                pass
         found.extend(addr for _, addr in getaddresses([text]) if addr)
     return found
+
+
+_HEADER_FACTORY = email.policy.default.header_factory
 
 
 class _Fields(dict[str, list[str]]):
