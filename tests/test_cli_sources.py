@@ -137,3 +137,23 @@ def test_an_eml_file_with_an_mbox_from_line_is_one_message(tmp_path: Path) -> No
     (folder / "saved.eml").write_bytes(raw)
     assert [m for _, m in read_messages(str(path))] == [raw]
     assert [m for _, m in read_messages(str(folder))] == [raw]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"From: a@shop.example\r\nTo: b@example.org\r\nhello there\r\nmore\r\n\r\nbody\r\n",
+        b"From: a@shop.example\nTo: b@example.org\nhello there\nMessage-ID: <body@y>\n\nbody\n",
+    ],
+    ids=["blank-line-later", "id-after-the-header-ended"],
+)
+def test_a_header_that_lost_its_blank_line_gets_the_id_in_the_header(raw: bytes) -> None:
+    # The header ends at its first line that is not a field (as the receiver's parser reads
+    # it): the id goes there, not into the body, and an id below that line does not count.
+    reference = message_from_bytes(raw, policy=policy.compat32)
+    assert reference["Message-ID"] is None
+    out, added = ensure_message_id(raw, "sha256:" + "00" * 16 + ":0")
+    assert added is not None
+    parsed = message_from_bytes(out, policy=policy.compat32)
+    assert parsed["Message-ID"] == added
+    assert parsed.get_payload() == reference.get_payload()
