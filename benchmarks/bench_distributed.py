@@ -8,7 +8,13 @@ Redis work per message comes from ``INFO commandstats`` before and after:
 client commands (taskiq's XADD per batch, XREADGROUP, XAUTOCLAIM, XACK, the reader's XREAD,
 DEL), ``cmds/msg`` counts every command Redis ran, those inside scripts included.
 
+Each worker count runs against two Redis set-ups, in the same run: ``none`` (no persistence:
+what the relay ran on before issue 18, now refused unless ``--allow-unsafe-redis``) and
+``aof-always`` (``appendonly yes`` + ``appendfsync always``, the AOF in ``--aof-dir``, which
+must be on the kind of disk Redis is deployed on: every write waits for its fsync).
+
     python benchmarks/bench_distributed.py [--messages 4000] [--workers 1 2 4]
+        [--redis none aof-always] [--aof-dir DIR]
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import asyncio
 import os
 import signal
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -35,10 +42,20 @@ async def commandstats(redis: Any) -> dict[str, int]:
     return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
 
 
-async def run(redis_url: str, n: int, messages: int, options: list[str]) -> dict[str, float]:
+async def run(
+    redis_url: str,
+    n: int,
+    messages: int,
+    options: list[str],
+    unsafe: bool,
+    log_path: str | None = None,
+) -> dict[str, float]:
     namespace = f"bench{n}"
+    if unsafe:
+        options = [*options, "--allow-unsafe-redis"]
     argv = ["--redis-url", redis_url, "--namespace", namespace, "--processes", str(n)]
     argv += ["--connections", "10", *options]
+    log = open(os.devnull if log_path is None else log_path, "ab")  # noqa: ASYNC230, SIM115
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -46,11 +63,13 @@ async def run(redis_url: str, n: int, messages: int, options: list[str]) -> dict
         "worker",
         *argv,
         env={k: v for k, v in os.environ.items() if not k.startswith("HUBSPOT_SMTP")},
-        stderr=asyncio.subprocess.DEVNULL,
+        stderr=log,
     )
     redis: Any = Redis.from_url(redis_url)
     try:
-        async with DistributedRelay(redis_url, namespace=namespace) as relay:
+        async with DistributedRelay(
+            redis_url, namespace=namespace, allow_unsafe_redis=unsafe
+        ) as relay:
             async with asyncio.timeout(30):  # every worker up (its heartbeat key)
                 while len(await redis.keys(relay.ledger.worker_prefix + "*")) < n:  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
@@ -85,30 +104,45 @@ async def run(redis_url: str, n: int, messages: int, options: list[str]) -> dict
         except TimeoutError:
             proc.kill()
             await proc.wait()
+        log.close()
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=4000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument(
+        "--redis", nargs="+", choices=["none", "aof-always"], default=["none", "aof-always"]
+    )
+    parser.add_argument("--aof-dir", default=None, help="where the AOF lives (default: $TMPDIR)")
+    parser.add_argument("--worker-log", default=None, help="append the workers' stderr here")
     args = parser.parse_args()
     rows = []
-    async with redis_server() as server, smtp_sink() as port:
+    async with smtp_sink() as port:
         options = ["--host", "127.0.0.1", "--port", str(port), "--tls", "none"]
-        for n in args.workers:
-            rows.append(await run(server.url, n, args.messages, options))
+        for mode in args.redis:
+            durable = mode == "aof-always"
+            with tempfile.TemporaryDirectory(dir=args.aof_dir) as workdir:
+                async with redis_server(durable=durable, workdir=workdir) as server:
+                    for n in args.workers:
+                        row = await run(
+                            server.url, n, args.messages, options, not durable, args.worker_log
+                        )
+                        rows.append({**row, "mode": mode})
     print(
         f"distributed relay: {args.messages} messages of ~2 KB to Postfix smtp-sink "
-        "(plaintext), 10 connections per worker, one redis-server"
+        "(plaintext), 10 connections per worker, one redis-server "
+        f"(AOF in {args.aof_dir or tempfile.gettempdir()})"
     )
     print(
-        f"{'workers':>7}  {'msgs/s':>8}  {'speed-up':>8}  {'lua/msg':>7}  {'rtt/msg':>7}  "
-        f"{'cmds/msg':>8}"
+        f"{'redis':>10}  {'workers':>7}  {'msgs/s':>8}  {'vs none':>8}  {'lua/msg':>7}  "
+        f"{'rtt/msg':>7}  {'cmds/msg':>8}"
     )
-    base = rows[0]["rate"]
+    base = {r["workers"]: r["rate"] for r in rows if r["mode"] == "none"}
     for r in rows:
+        ratio = r["rate"] / base[r["workers"]] if r["workers"] in base else float("nan")
         print(
-            f"{r['workers']:>7.0f}  {r['rate']:>8.0f}  {r['rate'] / base:>7.2f}x  "
+            f"{r['mode']:>10}  {r['workers']:>7.0f}  {r['rate']:>8.0f}  {ratio:>7.2f}x  "
             f"{r['lua']:>7.2f}  {r['rtt']:>7.2f}  {r['cmds']:>8.1f}"
         )
 

@@ -37,7 +37,7 @@ STATUS_JSON = (
     '"requestedAt":"2026-01-15T10:00:00.000Z",'
     '"eventId":{"id":"e-1","created":"2026-01-15T10:00:00.000Z"}}'
 )
-PREFIXES = r"/marketing/(v3/transactional|transactional/2026-03)"
+PREFIXES = r"/marketing/(v3/transactional|transactional/2026-0[39])"
 NGINX_CONF = """
 worker_processes 1;
 daemon off;

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACCESS_TOKEN",
+    "ALLOW_UNSAFE_REDIS",
     "BASE_URL",
     "CA_FILE",
     "REDIS_URL",
@@ -41,6 +42,7 @@ SMTP_PORT = "HUBSPOT_SMTP_PORT"
 SMTP_USER = "HUBSPOT_SMTP_USER"
 SMTP_PASSWORD = "HUBSPOT_SMTP_PASSWORD"
 REDIS_URL = "HUBSPOT_TX_REDIS_URL"
+ALLOW_UNSAFE_REDIS = "HUBSPOT_TX_ALLOW_UNSAFE_REDIS"
 
 VARIABLES: dict[str, str] = {
     ACCESS_TOKEN: "private-app access token: HubSpot(), the CLI (or --access-token)",
@@ -51,6 +53,7 @@ VARIABLES: dict[str, str] = {
     SMTP_HOST: "SMTP host (default smtp.hubapi.com, smtp-eu1.hubapi.com with --region eu)",
     SMTP_PORT: "SMTP port (default 587, 465 with --tls implicit)",
     REDIS_URL: "Redis of the distributed relay (default redis://127.0.0.1:6379/0)",
+    ALLOW_UNSAFE_REDIS: "1: run the distributed relay on a Redis that can lose writes (may resend)",
 }
 """Every variable hubspot-tx reads, with what it means (shown by ``hubspot-tx --help``)."""
 
@@ -75,6 +78,8 @@ def ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
     if path is None:
         return context
     origin = f"${CA_FILE}" if ca_file is None else "ca_file"
+    if os.path.isdir(path):
+        raise ValueError(f"CA file {path} ({origin}) is a folder, not a PEM file")
     if not os.path.isfile(path):
         raise ValueError(f"CA file {path} ({origin}) does not exist")
     try:

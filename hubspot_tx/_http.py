@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDictProxy
 
+from . import _env
 from ._auth import AuthProvider
 from ._config import RetryPolicy, Timeout
 from ._exceptions import (
@@ -115,6 +116,11 @@ def _status_error(
         message = f"HTTP {status} with a body that is not HubSpot's error JSON"
     else:
         message = body.message or f"HTTP {status}"
+        scopes = sorted(
+            {s for e in body.errors for s in (e.context or {}).get("requiredGranularScopes", ())}
+        )
+        if scopes:  # a 403 MISSING_SCOPES: say which, so the fix is obvious
+            message += f" Required scopes (any one): {', '.join(scopes)}."
         common.update(
             category=body.category or body.error_type,
             sub_category=body.sub_category,
@@ -283,8 +289,10 @@ class HTTPClient:
                 error.__cause__ = exc
                 retryable = False
             except aiohttp.ClientConnectorError as exc:
+                reason = exc.os_error.strerror or type(exc.os_error).__name__
                 error = APIConnectionError(
-                    f"cannot connect: {exc.os_error.strerror or type(exc.os_error).__name__}",
+                    f"cannot connect to {exc.host}:{exc.port}: {reason}; check the API root "
+                    f"(${_env.BASE_URL} / --base-url) and the network",
                     method=method,
                     path=path,
                 )
@@ -337,9 +345,9 @@ class HTTPClient:
                     duration * 1000,
                     attempt,
                 )
-                # A 3xx is no success: redirects are not followed (they could take the bearer
-                # token elsewhere), and a publish or delete answered by one was not done.
-                if status < 300 or (attempt > 1 and status in ok_on_retry):
+                # Only a 2xx is an answer: a 3xx (HubSpot sends none; a proxy or a wrong
+                # base_url might) is an APIError, never a body to decode.
+                if 200 <= status < 300 or (attempt > 1 and status in ok_on_retry):
                     return Response(status, resp.headers, content, attempt)
                 error = _status_error(status, headers, content, method, path)
                 if status == 401 and not reauthorized:
@@ -392,10 +400,13 @@ def _tls_failure(
 ) -> str:
     """What failed (host, port and OpenSSL's reason) and what to do about it."""
     certificate = getattr(exc, "certificate_error", None)
+    where = f"{exc.host}:{exc.port}"
     if certificate is not None:
         detail = getattr(certificate, "verify_message", None) or certificate
         reason = f"certificate verify failed: {detail}"
     else:
+        # Not the certificate (e.g. WRONG_VERSION_NUMBER: https:// at a plain-HTTP port): the
+        # CA advice would send the user the wrong way.
         reason = getattr(exc.os_error, "reason", None) or str(exc.os_error)
-    where = f"{exc.host}:{exc.port}"
+        advice = f"is {where} an HTTPS port? check ${_env.BASE_URL} / --base-url"
     return f"TLS with {where} failed: {reason}" + (f"; {advice}" if advice else "")

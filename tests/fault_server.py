@@ -35,9 +35,14 @@ class FaultServer:
     chaos: float = 0.0  # probability of a random fault on a transaction not in ``plan``
     seed: int = 0
     keep: bool = True  # store accepted messages (False: only count them, for long soaks)
+    data_timeout: float | None = None  # seconds the body may keep the server waiting (421)
+    auth: bool = False  # advertise AUTH PLAIN (any credentials accepted)
+    auth_454: int = 0  # answer this many AUTH commands 454 (temporary failure) first
     store: list[tuple[str, tuple[str, ...], bytes]] = field(default_factory=list)
     accepted: int = 0
     transactions: int = 0
+    data_timeouts: int = 0
+    auth_attempts: int = 0
     port: int = 0
     _server: asyncio.AbstractServer | None = None
 
@@ -96,6 +101,8 @@ class FaultServer:
                 say("250-fault-server")
                 if self.pipelining:
                     say("250-PIPELINING")
+                if self.auth:
+                    say("250-AUTH PLAIN")
                 say("250 SIZE 10485760")
             elif verb == "MAIL":
                 self.transactions += 1
@@ -130,7 +137,13 @@ class FaultServer:
                 await writer.drain()
                 body = bytearray()
                 while True:
-                    chunk = await reader.readline()
+                    try:
+                        chunk = await asyncio.wait_for(reader.readline(), self.data_timeout)
+                    except TimeoutError:
+                        self.data_timeouts += 1
+                        say("421 4.4.2 timeout waiting for data")
+                        await writer.drain()
+                        return
                     if not chunk:
                         return
                     if chunk == b".\r\n":
@@ -159,6 +172,13 @@ class FaultServer:
                 say("250 OK")
             elif verb == "NOOP":
                 say("250 OK")
+            elif verb == "AUTH" and self.auth:
+                self.auth_attempts += 1
+                if self.auth_454 > 0:
+                    self.auth_454 -= 1
+                    say("454 4.7.0 Temporary authentication failure")
+                else:
+                    say("235 2.7.0 Authentication successful")
             elif verb == "QUIT":
                 say("221 bye")
                 await writer.drain()

@@ -75,15 +75,22 @@ async def workers(
 
 
 async def _sending(relay: DistributedRelay) -> dict[str, str]:
-    """Keys now ``sending``, with their owner."""
+    """Keys now ``sending``, with their owner, in two round trips.
+
+    It used to ask for each leased key in turn (some 600 claimed keys, three commands each):
+    on a loaded machine that took longer than the 8 s the server holds the message, which
+    then was no longer ``sending`` when looked at again (the test's flake, not the relay's).
+    """
     ledger = relay.ledger
-    entries: Any = await ledger.redis.zrange(ledger.leases_key, 0, -1)
-    held = [k.decode() for k in entries]
+    redis: Any = ledger.redis
+    keys = [k.decode() for k in await redis.zrange(ledger.leases_key, 0, -1)]
+    pipe = redis.pipeline(transaction=False)
+    for key in keys:
+        pipe.hmget(ledger.prefix + key, ["s", "o"])
     out = {}
-    for key in held:
-        info = await ledger.info(key)
-        if info is not None and info.state is KeyState.SENDING and info.owner:
-            out[key] = info.owner
+    for key, (state, owner) in zip(keys, await pipe.execute(), strict=True):
+        if state == KeyState.SENDING.value.encode() and owner:
+            out[key] = owner.decode()
     return out
 
 
@@ -140,6 +147,7 @@ async def test_kill_9_in_data_leaves_one_result_per_key_and_no_duplicate(
                 [await ledger.redis.hexists(ledger.prefix + k, "b") for k in submission.keys]
             )
         code = proc.returncode
+    supervisor_log = log.read_text()
 
     outcomes = Counter(r.outcome.category.value if r.outcome.category else "sent" for r in results)
     keys = Counter(r.key for r in results)
@@ -159,4 +167,6 @@ async def test_kill_9_in_data_leaves_one_result_per_key_and_no_duplicate(
     assert 1 <= unknown <= len(in_data)
     assert outcomes["sent"] + unknown == MESSAGES
     assert {r.key for r in results if r.outcome.ok} <= set(arrivals)  # each "sent" arrived
-    assert code == 128 + signal.SIGKILL  # the supervisor reports its killed worker
+    # The supervisor reported its killed worker and started another in its place.
+    assert f"process {victim} exited -9; restarting it" in supervisor_log, supervisor_log
+    assert code == 0, supervisor_log

@@ -72,7 +72,7 @@ async def test_a_worker_that_loses_a_lease_and_reclaims_the_key_sends_it_once(
         assert ledger is not None
         renew = ledger.renew
 
-        async def renew_nothing(owner: str, held: Any, lease: float, **kw: Any) -> int:
+        async def renew_nothing(owner: str, held: Any, lease: float, **kw: Any) -> tuple[int, int]:
             return await renew(owner, [], lease, **kw)  # the heartbeat lives, leases lapse
 
         ledger.renew = renew_nothing  # type: ignore[method-assign]
@@ -108,7 +108,7 @@ async def test_a_heartbeat_that_cannot_renew_stops_the_worker_before_it_begins_a
             while slow_354.hits == 0:  # noqa: ASYNC110 - polling the fault's counter
                 await asyncio.sleep(0.01)
 
-        async def readonly(*args: Any, **kwargs: Any) -> int:
+        async def readonly(*args: Any, **kwargs: Any) -> tuple[int, int]:
             raise ResponseError("READONLY You can't write against a read only replica.")
 
         ledger.renew = readonly  # type: ignore[method-assign]
@@ -133,7 +133,7 @@ async def test_a_key_whose_release_fails_is_not_renewed_forever(
         begin, release = ledger.begin, ledger.release
         failures = {"begin": 1, "release": 1}
 
-        async def failing_begin(*args: Any, **kwargs: Any) -> bool:
+        async def failing_begin(*args: Any, **kwargs: Any) -> int:
             if failures["begin"]:
                 failures["begin"] -= 1
                 raise RedisConnectionError("simulated outage")

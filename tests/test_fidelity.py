@@ -597,3 +597,26 @@ async def test_the_sandbox_accepts_and_refuses_as_its_served_schema_says(path: s
         )
     assert code == 0, out[-4000:]
     assert "generated" in out
+
+
+# -- scopes ---------------------------------------------------------------------------------
+async def test_an_oauth_token_without_the_scope_gets_hubspots_403() -> None:
+    from hubspot_tx import PermissionDeniedError
+
+    async with Sandbox() as sb:
+        auth = sb.oauth(scopes=["content"])
+        async with sb.client(auth=auth, retry=FAST_RETRY) as hs:
+            with pytest.raises(PermissionDeniedError) as caught:
+                await hs.smtp_tokens.list()
+            with pytest.raises(PermissionDeniedError):
+                await hs.single_send.send(email_id=1001, to="a@example.org")
+        err = caught.value
+        assert err.status == 403
+        assert err.category == "MISSING_SCOPES"
+        assert "transactional-email" in str(err)
+        assert err.errors[0].context == {"requiredGranularScopes": ["transactional-email"]}
+        marketing = sb.oauth(scopes=["marketing-email"])
+        async with sb.client(auth=marketing, retry=FAST_RETRY) as hs:
+            await hs.single_send.send_v4(email_id=1001, to="a@example.org")  # either scope
+            with pytest.raises(PermissionDeniedError):
+                await hs.single_send.send(email_id=1001, to="a@example.org")

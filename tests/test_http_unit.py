@@ -124,6 +124,17 @@ async def test_status_maps_to_typed_error(
     assert err.path == "/marketing/transactional/2026-03/smtp-tokens"
 
 
+@pytest.mark.parametrize("status", [301, 302, 304, 307])
+async def test_a_redirect_is_an_error_not_a_body(
+    server: Scripted, hs: HubSpot, status: int
+) -> None:
+    server.reply(status, payload={"results": []})
+    with pytest.raises(APIError) as info:
+        await hs.smtp_tokens.list()
+    assert info.value.status == status
+    assert len(server.requests) == 1  # not followed, not retried
+
+
 async def test_non_json_error_body_keeps_the_status(server: Scripted, hs: HubSpot) -> None:
     for _ in range(3):
         server.reply(502, body="<html>Bad gateway</html>")

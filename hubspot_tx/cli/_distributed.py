@@ -117,6 +117,12 @@ def add_worker_parser(sub: Any) -> None:
         "--allow-plaintext-auth", action="store_true", help="AUTH without TLS (tests only)"
     )
     worker.add_argument("--verbose", "-v", action="store_true", help="log reconcile passes")
+    worker.add_argument(
+        "--allow-unsafe-redis",
+        action="store_true",
+        help="run on a Redis that can lose acknowledged writes (not AOF + appendfsync always; "
+        "or $HUBSPOT_TX_ALLOW_UNSAFE_REDIS=1): messages may then be sent twice",
+    )
 
 
 def add_distributed_options(relay: argparse.ArgumentParser) -> None:
@@ -129,7 +135,16 @@ def add_distributed_options(relay: argparse.ArgumentParser) -> None:
     group.add_argument("--namespace", default="default", help="the workers' namespace")
     group.add_argument("--no-wait", action="store_true", help="submit only; do not follow")
     group.add_argument(
-        "--timeout", type=float, default=None, help="seconds to wait for the results"
+        "--timeout",
+        type=_positive,
+        default=3600.0,
+        help="seconds to wait for the results (default 3600)",
+    )
+    group.add_argument(
+        "--allow-unsafe-redis",
+        action="store_true",
+        help="submit to a Redis that can lose acknowledged writes (not AOF + appendfsync "
+        "always; or $HUBSPOT_TX_ALLOW_UNSAFE_REDIS=1): messages may then be sent twice",
     )
 
 
@@ -161,15 +176,28 @@ def _child_argv(args: argparse.Namespace) -> list[str]:
             argv += [f"--{name.replace('_', '-')}", str(value)]
     if args.allow_plaintext_auth:
         argv.append("--allow-plaintext-auth")
+    if args.allow_unsafe_redis:
+        argv.append("--allow-unsafe-redis")
     if args.verbose:
         argv.append("--verbose")
     return argv  # never the password: it goes in the environment
 
 
+RESTART_BACKOFF = (1.0, 60.0)
+"""The first and the longest wait before a dead worker process is started again."""
+
+
 async def _supervise(args: argparse.Namespace) -> int:
-    """Start ``--processes`` workers; forward SIGTERM / SIGINT; wait for all of them."""
+    """Start ``--processes`` workers; restart one that dies (with backoff); forward SIGTERM /
+    SIGINT; wait for all of them.
+
+    A process that exits 0 (stopped), with a usage error or with refused credentials is not
+    restarted: it would only fail again.
+    """
     import asyncio
     import signal
+
+    from ._main import EXIT_AUTH, EXIT_USAGE
 
     env = dict(os.environ)
     if args.smtp_password:
@@ -182,17 +210,51 @@ async def _supervise(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
 
     def forward() -> None:
+        stopping.set()
         for child in children:
             if child.returncode is None:
                 child.send_signal(signal.SIGTERM)
 
-    loop = asyncio.get_running_loop()
+    async def keep(slot: int) -> int:
+        first, longest = RESTART_BACKOFF
+        delay = first
+        while True:
+            child = children[slot]
+            started = loop.time()
+            code = await child.wait()
+            if stopping.is_set() and code == -signal.SIGTERM:
+                return 0  # stopped as asked before it could install its handler (just started)
+            if stopping.is_set() or code in (0, EXIT_USAGE, EXIT_AUTH):
+                return code
+            if loop.time() - started > longest:
+                delay = first  # it had been running well: not a crash loop
+            print(
+                f"hubspot-tx worker: process {child.pid} exited {code}; "
+                f"restarting it in {delay:g} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            try:
+                await asyncio.wait_for(stopping.wait(), delay)
+                return code
+            except TimeoutError:
+                pass
+            delay = min(longest, delay * 2)
+            children[slot] = await asyncio.create_subprocess_exec(*argv, env=env)
+            print(
+                f"hubspot-tx worker: process {children[slot].pid} started",
+                file=sys.stderr,
+                flush=True,
+            )
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, forward)
     try:
-        codes = await asyncio.gather(*(child.wait() for child in children))
+        codes = await asyncio.gather(*(keep(slot) for slot in range(len(children))))
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -222,6 +284,8 @@ async def run_worker(args: argparse.Namespace) -> int:
         raise ValueError("--processes must be at least 1")
     if args.processes > 1:
         return await _supervise(args)
+    from redis.exceptions import RedisError
+
     from ..distributed import Worker, WorkerSettings
     from ..smtp import SmtpCredentials
     from ._main import EXIT_AUTH, EXIT_UNREACHABLE
@@ -252,6 +316,7 @@ async def run_worker(args: argparse.Namespace) -> int:
         lease=args.lease,
         reconcile_every=args.reconcile_every or None,
         requeue_after=args.requeue_after,
+        allow_unsafe_redis=args.allow_unsafe_redis,
     )
     worker = Worker(settings)
     stop = asyncio.Event()
@@ -273,6 +338,8 @@ async def run_worker(args: argparse.Namespace) -> int:
         watchdog.add_done_callback(lambda _: stop.set())
     try:
         await worker.run(stop)
+    except RedisError as exc:
+        return _redis_failure(exc)
     finally:
         if watchdog is not None:
             watchdog.cancel()
@@ -291,6 +358,19 @@ async def run_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _redis_failure(exc: Exception) -> int:
+    """One line for a Redis that cannot be reached or answered an error (never its URL: it
+    may hold a password)."""
+    from ._main import EXIT_UNREACHABLE
+
+    print(
+        f"hubspot-tx: error: Redis failed ({type(exc).__name__}: {exc}); check --redis-url / "
+        f"${_env.REDIS_URL} and that Redis is running",
+        file=sys.stderr,
+    )
+    return EXIT_UNREACHABLE
+
+
 # -- relay --distributed ------------------------------------------------------------------------
 def _record(result: DistributedResult) -> dict[str, object]:
     from ._output import outcome_record
@@ -300,6 +380,22 @@ def _record(result: DistributedResult) -> dict[str, object]:
 
 async def run_distributed_relay(args: argparse.Namespace) -> int:
     """``hubspot-tx relay --distributed``: submit the sources, then follow their results."""
+    from redis.exceptions import RedisError
+
+    try:
+        return await _relay_distributed(args)
+    except RedisError as exc:
+        return _redis_failure(exc)
+    except TimeoutError as exc:
+        print(
+            f"hubspot-tx: error: {exc}; the workers may be stopped: rerun with the same "
+            "sources (nothing is sent twice) or raise --timeout",
+            file=sys.stderr,
+        )
+        return 1
+
+
+async def _relay_distributed(args: argparse.Namespace) -> int:
     from ..distributed import DistributedRelay
     from ._output import Progress, table
     from ._sources import describe, read_messages
@@ -314,7 +410,9 @@ async def run_distributed_relay(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     counts: Counter[str] = Counter()
-    async with DistributedRelay(_redis_url(args), namespace=args.namespace) as relay:
+    async with DistributedRelay(
+        _redis_url(args), namespace=args.namespace, allow_unsafe_redis=args.allow_unsafe_redis
+    ) as relay:
         submission = await relay.submit(items())
         print(
             f"submitted {len(submission.keys)} message(s): {submission.new} new, "

@@ -17,20 +17,25 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from ._broker import Tasks, make_broker
+from ._client import ALLOW_UNSAFE_VARIABLE, DEFAULT_REDIS_TIMEOUT, Durability, UnsafeRedisError
 from ._ledger import DEFAULT_RETENTION, Claim, ExpiryReport, KeyInfo, KeyState, Ledger
 from ._limiter import RateLimiter
 from ._producer import DEFAULT_REDIS_URL, DistributedRelay, Submission
 from ._reconcile import ReconcileReport, reconcile
 from ._redis_server import RedisServer, redis_server
-from ._results import DistributedResult, read_results
+from ._results import DEFAULT_RESULTS_TIMEOUT, DistributedResult, read_results
 from ._worker import Worker, WorkerSettings
 
 __all__ = [
+    "ALLOW_UNSAFE_VARIABLE",
+    "DEFAULT_REDIS_TIMEOUT",
     "DEFAULT_REDIS_URL",
+    "DEFAULT_RESULTS_TIMEOUT",
     "DEFAULT_RETENTION",
     "Claim",
     "DistributedRelay",
     "DistributedResult",
+    "Durability",
     "ExpiryReport",
     "KeyInfo",
     "KeyState",
@@ -40,6 +45,7 @@ __all__ = [
     "RedisServer",
     "Submission",
     "Tasks",
+    "UnsafeRedisError",
     "Worker",
     "WorkerSettings",
     "make_broker",

@@ -14,11 +14,13 @@ trimmed (no ``MAXLEN``), which keeps delivery at least once.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from taskiq import AsyncTaskiqDecoratedTask
 from taskiq_redis import RedisStreamBroker
 
@@ -26,6 +28,8 @@ __all__ = ["GROUP", "RECONCILE_TASK", "SEND_TASK", "Tasks", "make_broker"]
 
 SEND_TASK = "hubspot_tx.distributed.send_batch"
 RECONCILE_TASK = "hubspot_tx.distributed.reconcile"
+logger = logging.getLogger("hubspot_tx.distributed")
+
 GROUP = "hstx-workers"
 """The consumer group of the task stream (its consumers are named after their worker)."""
 
@@ -43,11 +47,16 @@ class _StreamBroker(RedisStreamBroker):
 
     def _ack_generator(self, id: str, queue_name: str) -> Callable[[], Awaitable[None]]:
         async def _ack() -> None:
-            async with Redis(connection_pool=self.connection_pool) as redis:
-                pipe = redis.pipeline(transaction=True)
-                pipe.xack(queue_name, self.consumer_group_name, id)
-                pipe.xdel(queue_name, id)
-                await pipe.execute()
+            try:
+                async with Redis(connection_pool=self.connection_pool) as redis:
+                    pipe = redis.pipeline(transaction=True)
+                    pipe.xack(queue_name, self.consumer_group_name, id)
+                    pipe.xdel(queue_name, id)
+                    await pipe.execute()
+            except RedisError as exc:
+                # The task stays pending under this live worker: reconcile no longer waits
+                # for it (see _reconcile), and its keys were settled by the task itself.
+                logger.warning("cannot acknowledge task %s: %s: %s", id, type(exc).__name__, exc)
 
         return _ack
 

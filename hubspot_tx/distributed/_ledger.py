@@ -163,31 +163,48 @@ end
 return out
 """
 
-# KEYS: queued, leases. ARGV: prefix, owner, lease_ms, token, keys...
-# -> key, body, key, body ... (every key claimed now gets the token)
+# KEYS: queued, leases, results. ARGV: prefix, owner, lease_ms, token, max_claims,
+# retention_ms, keys...
+# -> key, body, key, body ... (every key claimed now gets the token). A queued key already
+#    claimed ``max_claims`` times (each claim ended without a result: released after an error,
+#    or its worker died) is not claimed again: it ends failed (``cancelled``).
 _CLAIM = """
 local now = now_ms()
 local expiry = now + tonumber(ARGV[3])
 local out = {}
-for i = 5, #ARGV do
+for i = 7, #ARGV do
   local k = ARGV[i]
   local h = ARGV[1] .. k
-  if redis.call('HGET', h, 's') == 'queued' then
-    redis.call('HSET', h, 's', 'claimed', 'o', ARGV[2], 'l', expiry, 't', ARGV[4])
-    redis.call('HINCRBY', h, 'c', 1)
-    redis.call('ZREM', KEYS[1], k)
-    redis.call('ZADD', KEYS[2], expiry, k)
-    out[#out + 1] = k
-    out[#out + 1] = redis.call('HGET', h, 'b')
+  local f = redis.call('HMGET', h, 's', 'c')
+  if f[1] == 'queued' then
+    if tonumber(f[2] or '0') >= tonumber(ARGV[5]) then
+      local json = cjson.encode({key = k, status = 'failed', category = 'cancelled',
+        reply = "not sent: claimed " .. f[2] .. " times without a result (errors or lost "
+          .. "workers before the server's 354)"})
+      finalize(h, k, 'failed', json, now, tonumber(ARGV[6]), KEYS[1], KEYS[2], KEYS[3])
+    else
+      redis.call('HSET', h, 's', 'claimed', 'o', ARGV[2], 'l', expiry, 't', ARGV[4])
+      redis.call('HINCRBY', h, 'c', 1)
+      redis.call('ZREM', KEYS[1], k)
+      redis.call('ZADD', KEYS[2], expiry, k)
+      out[#out + 1] = k
+      out[#out + 1] = redis.call('HGET', h, 'b')
+    end
   end
 end
 return out
 """
 
-# KEYS: leases. ARGV: prefix, owner, token, lease_ms, key.
-# -> 1 if the key is (now) ``sending`` under this claim; 0 if the claim is not current, or
-#    its lease ran out (even if not yet reconciled: its holder could not renew it).
+# KEYS: leases, seq. ARGV: prefix, owner, token, lease_ms, key, min_seq.
+# -> the ledger counter after this begin (> 0) if the key is (now) ``sending`` under this
+#    claim; 0 if the claim is not current, or its lease ran out (even if not yet reconciled:
+#    its holder could not renew it); -1 if the ledger counter is below ``min_seq``, the highest
+#    value the caller saw: Redis went back to older data, and nothing may begin.
 _BEGIN = """
+local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
+if cur < tonumber(ARGV[6]) then
+  return -1
+end
 local h = ARGV[1] .. ARGV[5]
 local f = redis.call('HMGET', h, 's', 'o', 't', 'l')
 if f[2] ~= ARGV[2] or f[3] ~= ARGV[3] or (f[1] ~= 'claimed' and f[1] ~= 'sending') then
@@ -200,7 +217,7 @@ end
 local expiry = now + tonumber(ARGV[4])
 redis.call('HSET', h, 's', 'sending', 'l', expiry)
 redis.call('ZADD', KEYS[1], expiry, ARGV[5])
-return 1
+return redis.call('INCR', KEYS[2])
 """
 
 # KEYS: queued, leases, results. ARGV: prefix, owner, token, key, status, json, retention_ms.
@@ -216,8 +233,8 @@ return finalize(h, ARGV[4], ARGV[5], ARGV[6], now_ms(), tonumber(ARGV[7]),
                 KEYS[1], KEYS[2], KEYS[3])
 """
 
-# KEYS: leases, heartbeat. ARGV: prefix, owner, lease_ms, heartbeat value, key, token, ...
-# -> how many keys were renewed. Also (re)sets the owner's heartbeat key for the lease.
+# KEYS: leases, heartbeat, seq. ARGV: prefix, owner, lease_ms, heartbeat value, key, token, ...
+# -> {how many keys were renewed, the ledger counter}. Also (re)sets the owner's heartbeat.
 _RENEW = """
 local expiry = now_ms() + tonumber(ARGV[3])
 redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
@@ -231,23 +248,26 @@ for i = 5, #ARGV, 2 do
     n = n + 1
   end
 end
-return n
+return {n, tonumber(redis.call('GET', KEYS[3]) or '0')}
 """
 
-# KEYS: queued, leases. ARGV: prefix, owner, key, token, ...
+# KEYS: queued, leases. ARGV: prefix, owner, refund, key, token, ...
 # -> the keys put back to ``queued``. Only ``claimed`` keys of these claims: a ``sending`` one
-#    may have reached the server.
+#    may have reached the server. The claim counter goes back only with ``refund`` = 1 (a
+#    stopping worker hands keys over); a release after an error counts as an attempt.
 _RELEASE = """
 local now = now_ms()
 local out = {}
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   local k = ARGV[i]
   local h = ARGV[1] .. k
   local f = redis.call('HMGET', h, 's', 'o', 't')
   if f[1] == 'claimed' and f[2] == ARGV[2] and f[3] == ARGV[i + 1] then
     redis.call('HSET', h, 's', 'queued', 'q', now)
     redis.call('HDEL', h, 'o', 'l', 't')
-    redis.call('HINCRBY', h, 'c', -1)
+    if ARGV[3] == '1' then
+      redis.call('HINCRBY', h, 'c', -1)
+    end
     redis.call('ZREM', KEYS[2], k)
     redis.call('ZADD', KEYS[1], now, k)
     out[#out + 1] = k
@@ -303,6 +323,33 @@ end
 return keys
 """
 
+# KEYS: queued, leases, results, seq. ARGV: prefix, retention_ms, limit, new_seq.
+# -> the keys made final ``delivery_unknown``: every key not final. Redis went back to older
+#    data: any of them may have been sent after that data was written. The counter is set to
+#    ``new_seq`` (past what any worker saw) once nothing is left, so that recovery ends.
+_RECOVER = """
+local now = now_ms()
+local out = {}
+local function settle(k)
+  local h = ARGV[1] .. k
+  local s = redis.call('HGET', h, 's')
+  if s == 'queued' or s == 'claimed' or s == 'sending' then
+    local json = cjson.encode({key = k, status = 'failed', category = 'delivery_unknown',
+      reply = "Redis restarted with older data (it lost acknowledged writes): the message "
+        .. "may have been sent before; not resent"})
+    finalize(h, k, 'failed', json, now, tonumber(ARGV[2]), KEYS[1], KEYS[2], KEYS[3])
+    out[#out + 1] = k
+  end
+end
+for _, k in ipairs(redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[3]) - 1)) do settle(k) end
+for _, k in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)) do settle(k) end
+if #out == 0 then
+  local cur = tonumber(redis.call('GET', KEYS[4]) or '0')
+  if cur < tonumber(ARGV[4]) then redis.call('SET', KEYS[4], ARGV[4]) end
+end
+return out
+"""
+
 _OUTCOME = msgspec.json.Decoder(Outcome)
 _ENCODE = msgspec.json.Encoder()
 
@@ -343,6 +390,7 @@ class Ledger:
         self.tasks_key = base + "tasks"  #: the task stream of the taskiq broker
         self.limiter_key = base + "limit"  #: the shared rate limiter's state
         self.worker_prefix = base + "w:"  #: + owner: a live worker's heartbeat
+        self.seq_key = base + "seq"  #: the ledger counter: +1 per begin, never lowered
         reg = redis.register_script
         self._submit = reg(_COMMON + _SUBMIT)
         self._claim = reg(_COMMON + _CLAIM)
@@ -352,6 +400,7 @@ class Ledger:
         self._release = reg(_COMMON + _RELEASE)
         self._expire = reg(_COMMON + _EXPIRE)
         self._stale = reg(_COMMON + _STALE)
+        self._recover = reg(_COMMON + _RECOVER)
 
     async def submit(self, items: Sequence[tuple[str, bytes]]) -> list[KeyState | None]:
         """Store ``(key, body)`` pairs not yet in the ledger, as ``queued``, in one call.
@@ -368,27 +417,58 @@ class Ledger:
         states = await self._submit(keys=[self.queued_key], args=argv)
         return [None if _str(s) == "new" else KeyState(_str(s)) for s in states]
 
-    async def claim(self, owner: str, keys: Iterable[str], lease: float) -> dict[str, Claim]:
+    async def claim(
+        self,
+        owner: str,
+        keys: Iterable[str],
+        lease: float,
+        *,
+        max_claims: int = DEFAULT_MAX_CLAIMS,
+    ) -> dict[str, Claim]:
         """Claim the ``queued`` keys among ``keys`` for ``owner``: ``{key: Claim}`` of those.
 
         The claims of one call share one fresh random token (a key is claimed at most once
-        per call, so each claim of a key still has its own).
+        per call, so each claim of a key still has its own). A key already claimed
+        ``max_claims`` times without a result ends failed (``cancelled``) instead.
         """
         token = secrets.token_hex(8)
-        args: list[_Arg] = [self.prefix, owner, int(lease * 1000), token, *keys]
-        if len(args) == 4:
+        head: list[_Arg] = [self.prefix, owner, int(lease * 1000), token, max_claims]
+        args: list[_Arg] = [*head, self.retention_ms, *keys]
+        if len(args) == len(head) + 1:
             return {}
-        flat = await self._claim(keys=[self.queued_key, self.leases_key], args=args)
+        keys_ = [self.queued_key, self.leases_key, self.results_key]
+        flat = await self._claim(keys=keys_, args=args)
         return {_str(flat[i]): Claim(bytes(flat[i + 1]), token) for i in range(0, len(flat), 2)}
 
-    async def begin(self, owner: str, key: str, token: str, lease: float) -> bool:
+    async def begin(
+        self, owner: str, key: str, token: str, lease: float, *, min_seq: int = 0
+    ) -> int:
         """Mark ``key`` ``sending`` (the message may reach the server from now on).
 
-        True if ``owner`` holds it under the claim ``token`` and its lease has not run out;
-        False otherwise (never send it then).
+        Returns the ledger counter after it (> 0) if ``owner`` holds it under the claim
+        ``token`` and its lease has not run out; 0 otherwise (never send it then); -1 when the
+        counter is below ``min_seq`` (the highest the caller saw): Redis went back to older
+        data, nothing may begin until :meth:`recover` has run.
         """
-        args: list[_Arg] = [self.prefix, owner, token, int(lease * 1000), key]
-        return bool(await self._begin(keys=[self.leases_key], args=args))
+        args: list[_Arg] = [self.prefix, owner, token, int(lease * 1000), key, min_seq]
+        return int(await self._begin(keys=[self.leases_key, self.seq_key], args=args))
+
+    async def counter(self) -> int:
+        """The ledger counter (+1 per begin; never lowered except by a Redis rollback)."""
+        value = await self.redis.get(self.seq_key)
+        return 0 if value is None else int(value)
+
+    async def recover(self, seen: int, *, limit: int = 1000) -> list[str]:
+        """After Redis went back to older data: every key not final ends ``delivery_unknown``
+        (any may have been sent after the data Redis restarted from), never sent again.
+
+        ``seen`` is the highest counter a worker saw; once nothing is left, the counter is set
+        past it. Returns the keys settled now (call again until it returns none).
+        """
+        new_seq = seen + 1_000_000_000
+        args: list[_Arg] = [self.prefix, self.retention_ms, limit, new_seq]
+        keys = [self.queued_key, self.leases_key, self.results_key, self.seq_key]
+        return [_str(k) for k in await self._recover(keys=keys, args=args)]
 
     async def finish(self, owner: str, key: str, token: str, outcome: Outcome) -> str | None:
         """Record the final outcome of a key ``owner`` holds under ``token``, once: the
@@ -415,22 +495,29 @@ class Ledger:
         lease: float,
         *,
         heartbeat: str = "",
-    ) -> int:
+    ) -> tuple[int, int]:
         """Extend the lease of the ``(key, token)`` claims ``owner`` holds, and its heartbeat
-        key; how many claims were still current."""
+        key: how many claims were still current, and the ledger counter."""
         args: list[_Arg] = [self.prefix, owner, int(lease * 1000), heartbeat or owner]
         for key, token in held:
             args += [key, token]
-        keys_ = [self.leases_key, self.worker_prefix + owner]
-        return int(await self._renew(keys=keys_, args=args))
+        keys_ = [self.leases_key, self.worker_prefix + owner, self.seq_key]
+        renewed, seq = await self._renew(keys=keys_, args=args)
+        return int(renewed), int(seq)
 
-    async def release(self, owner: str, held: Iterable[tuple[str, str]]) -> list[str]:
+    async def release(
+        self, owner: str, held: Iterable[tuple[str, str]], *, refund: bool = False
+    ) -> list[str]:
         """Put ``owner``'s ``claimed`` ``(key, token)`` claims back to ``queued`` (never
-        ``sending`` ones): the keys released."""
-        args: list[str] = [self.prefix, owner]
+        ``sending`` ones): the keys released.
+
+        The release counts as one of the key's ``max_claims`` attempts unless ``refund``
+        (a worker that is stopping hands its keys over: no attempt was made).
+        """
+        args: list[str] = [self.prefix, owner, "1" if refund else "0"]
         for key, token in held:
             args += [key, token]
-        if len(args) == 2:
+        if len(args) == 3:
             return []
         out = await self._release(keys=[self.queued_key, self.leases_key], args=args)
         return [_str(k) for k in out]

@@ -11,15 +11,14 @@ from email.message import Message
 from types import TracebackType
 from typing import Any, Self
 
-from redis.asyncio import Redis
-
 from .. import _env
 from .._exceptions import InvalidMessageError
 from ..smtp import Envelope, prepare
 from ._broker import Tasks, make_broker
+from ._client import DEFAULT_REDIS_TIMEOUT, check_durability, connect, timeout_options
 from ._ledger import DEFAULT_RETENTION, KeyInfo, KeyState, Ledger
 from ._reconcile import ReconcileReport, reconcile
-from ._results import DistributedResult, read_results
+from ._results import DEFAULT_RESULTS_TIMEOUT, DistributedResult, read_results
 
 __all__ = ["DEFAULT_REDIS_URL", "DistributedRelay", "Submission"]
 
@@ -90,6 +89,13 @@ class DistributedRelay:
         retention: seconds a final key and its result are kept; resubmitting a key within
             them returns its state and sends nothing.
         batch_size: keys per task.
+        redis_timeout: seconds any one Redis call may take.
+        allow_unsafe_redis: submit to a Redis that can lose acknowledged writes (not AOF with
+            ``appendfsync always``; also ``$HUBSPOT_TX_ALLOW_UNSAFE_REDIS=1``): messages can
+            then be sent twice (see the README).
+
+    Raises:
+        UnsafeRedisError: (when it starts) Redis can lose acknowledged writes, not allowed.
     """
 
     def __init__(
@@ -99,20 +105,26 @@ class DistributedRelay:
         namespace: str = "default",
         retention: float = DEFAULT_RETENTION,
         batch_size: int = 100,
+        redis_timeout: float = DEFAULT_REDIS_TIMEOUT,
+        allow_unsafe_redis: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         redis_url = redis_url or _env.get(_env.REDIS_URL) or DEFAULT_REDIS_URL
         self.redis_url = redis_url
         self.batch_size = batch_size
-        redis: Any = Redis.from_url(redis_url)
+        self.allow_unsafe_redis = allow_unsafe_redis
+        redis: Any = connect(redis_url, redis_timeout)
         self._redis = redis
         self.ledger = Ledger(redis, namespace, retention=retention)
-        self._tasks: Tasks = make_broker(redis_url, self.ledger.tasks_key)
+        self._tasks: Tasks = make_broker(
+            redis_url, self.ledger.tasks_key, **timeout_options(redis_timeout)
+        )
         self._started = False
 
     async def _start(self) -> Tasks:
         if not self._started:
+            await check_durability(self._redis, allow_unsafe=self.allow_unsafe_redis)
             await self._tasks.broker.startup()  # creates the stream and the workers' group
             self._started = True
         return self._tasks
@@ -172,9 +184,15 @@ class DistributedRelay:
         keys: Collection[str] | None = None,
         since: str = "0",
         block: float = 1.0,
-        timeout: float | None = None,
+        timeout: float | None = DEFAULT_RESULTS_TIMEOUT,
     ) -> AsyncIterator[DistributedResult]:
-        """Results from the stream (see :func:`~hubspot_tx.distributed.read_results`)."""
+        """Results from the stream (see :func:`~hubspot_tx.distributed.read_results`).
+
+        Raises:
+            TimeoutError: ``timeout`` seconds (an hour by default) passed before every key of
+                ``keys`` was final. ``None`` waits without end: only for a follower without
+                ``keys``.
+        """
         return read_results(self.ledger, keys=keys, since=since, block=block, timeout=timeout)
 
     async def reconcile(self, **options: Any) -> ReconcileReport:

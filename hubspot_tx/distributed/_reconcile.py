@@ -7,9 +7,14 @@ Run periodically by every worker (and on demand: ``DistributedRelay.reconcile()`
    never reached the server); ``sending`` ones end ``delivery_unknown`` (never resent).
 2. Tasks a dead worker had taken from the stream (taskiq-redis only reclaims them after an
    idle timeout, and only when some worker reads the stream again): they are put back on it.
-3. Keys ``queued`` with no task that could still carry them (nothing pending or unread in
-   the stream for a few seconds, e.g. a producer died between storing and kicking), or for
-   longer than ``requeue_after``: they get a new task (a duplicate task is harmless).
+3. Keys ``queued`` for longer than ``grace`` when no task could still carry them, or for
+   longer than ``requeue_after`` in any case: they get a new task (a duplicate task is
+   harmless). No task can carry them when nothing in the stream is unread and every task
+   taken was taken more than ``grace`` ago: a worker claims all of a task's keys as it starts
+   it, so a key still ``queued`` is not in a task that started. This covers a producer that
+   died between storing and kicking, a key released while Redis was unreachable (its new task
+   was lost), and a task left pending under a live worker because its acknowledgement was
+   lost (it would otherwise hold every queued key back for ``requeue_after``).
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ for i = 3, #ARGV do
 end
 return n
 """
+
+_PENDING_SCAN = 1000
+"""Pending tasks looked at to decide whether the stream is idle (more: it is not)."""
 
 _ROUNDS = 10
 """Rounds of 1000 keys per step of one pass: a larger backlog waits for the next pass."""
@@ -109,8 +117,9 @@ async def _rescue_dead_consumers(ledger: Ledger, dead_after: float) -> int:
     return rescued
 
 
-async def _stream_idle(ledger: Ledger) -> bool:
-    """True when the task stream has nothing unread and nothing unacknowledged."""
+async def _stream_idle(ledger: Ledger, grace: float) -> bool:
+    """True when no task in the stream can still carry a ``queued`` key: nothing unread, and
+    every task taken was taken at least ``grace`` seconds ago (it has claimed its keys)."""
     redis: Any = ledger.redis
     try:
         groups = await redis.xinfo_groups(ledger.tasks_key)
@@ -120,7 +129,17 @@ async def _stream_idle(ledger: Ledger) -> bool:
         name = group["name"]
         if (name.decode() if isinstance(name, bytes) else name) == GROUP:
             lag = group.get("lag")
-            return int(group["pending"]) == 0 and lag is not None and int(lag) == 0
+            if lag is None or int(lag) != 0:
+                return False
+            if int(group["pending"]) == 0:
+                return True
+            pending = await redis.xpending_range(
+                ledger.tasks_key, GROUP, min="-", max="+", count=_PENDING_SCAN
+            )
+            if len(pending) >= _PENDING_SCAN:
+                return False  # too many to tell: requeue_after decides
+            young = [p for p in pending if int(p["time_since_delivered"]) < grace * 1000]
+            return not young
     return True
 
 
@@ -167,7 +186,7 @@ async def reconcile(
         if len(expiry.retry) + len(expiry.unknown) + len(expiry.abandoned) < 1000:
             break
     rescued = await _rescue_dead_consumers(ledger, dead_after)
-    older_than = grace if await _stream_idle(ledger) else requeue_after
+    older_than = grace if await _stream_idle(ledger, grace) else requeue_after
     requeued = 0
     for _ in range(_ROUNDS):
         stale = await ledger.stale_queued(older_than)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import socket
 import tempfile
@@ -51,11 +52,34 @@ async def _ping(host: str, port: int) -> bool:
             await writer.wait_closed()
 
 
+def _memory_dir() -> str | None:
+    """``/dev/shm`` when it is a writable directory: an AOF there survives the Redis process
+    (what the tests kill), and fsync costs nothing on a shared test machine."""
+    shm = "/dev/shm"  # noqa: S108 - a private TemporaryDirectory is made inside it
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
 @contextlib.asynccontextmanager
 async def redis_server(
-    host: str = "127.0.0.1", *, executable: str | None = None, timeout: float = 10.0
+    host: str = "127.0.0.1",
+    *,
+    durable: bool = True,
+    port: int | None = None,
+    workdir: str | None = None,
+    executable: str | None = None,
+    timeout: float = 10.0,
 ) -> AsyncIterator[RedisServer]:
-    """Start ``redis-server`` on a free port of ``host`` (no persistence), stop it on exit.
+    """Start ``redis-server`` on ``host``, stop it on exit.
+
+    Args:
+        host: the address to listen on.
+        durable: AOF with ``appendfsync always`` (what the ledger needs); else no persistence
+            at all (refused by workers and producers unless allowed explicitly).
+        port: the port (default: a free one).
+        workdir: its directory (the AOF lives there; default: a temporary one, removed, in
+            ``/dev/shm`` where it exists: a process crash keeps the AOF, fsync costs nothing;
+            give a directory on disk to measure what ``appendfsync always`` costs there).
+            Start it again on the same ``port`` and ``workdir`` to restart it with its data.
 
     Raises:
         FileNotFoundError: no ``redis-server`` on ``PATH`` (``apt-get install redis-server``).
@@ -66,21 +90,23 @@ async def redis_server(
         raise FileNotFoundError(
             "redis-server is not on PATH: install it (apt-get install redis-server)"
         )
-    with tempfile.TemporaryDirectory(prefix="hstx-redis-") as workdir:
-        for _ in range(3):  # a free port may be taken before redis binds it: try another
-            port = _free_port(host)
+    persistence = ["--appendonly", "yes", "--appendfsync", "always"] if durable else []
+    with tempfile.TemporaryDirectory(prefix="hstx-redis-", dir=_memory_dir()) as tmp:
+        for _ in range(1 if port else 3):  # a free port may be taken before redis binds it
+            listen = port or _free_port(host)
             proc = await asyncio.create_subprocess_exec(
                 path,
                 "--bind",
                 host,
                 "--port",
-                str(port),
+                str(listen),
                 "--save",
                 "",
                 "--appendonly",
                 "no",
+                *persistence,
                 "--dir",
-                workdir,
+                workdir or tmp,
                 "--protected-mode",
                 "no",
                 stdout=asyncio.subprocess.DEVNULL,
@@ -90,21 +116,22 @@ async def redis_server(
                 loop = asyncio.get_running_loop()
                 deadline = loop.time() + timeout
                 while proc.returncode is None and loop.time() < deadline:
-                    if await _ping(host, port):
+                    if await _ping(host, listen):
                         break
                     await asyncio.sleep(0.02)
                 if proc.returncode is not None:
                     continue  # exited: most likely the port; try another
                 if loop.time() >= deadline:
                     raise RuntimeError(f"redis-server did not answer within {timeout} s")
-                yield RedisServer(host, port, proc.pid)
+                yield RedisServer(host, listen, proc.pid)
                 return
             finally:
                 if proc.returncode is None:
-                    proc.terminate()
+                    with contextlib.suppress(ProcessLookupError):  # killed by the caller
+                        proc.terminate()
                     try:
                         await asyncio.wait_for(proc.wait(), timeout)
                     except TimeoutError:
                         proc.kill()
                         await proc.wait()
-        raise RuntimeError("redis-server did not start (three ports tried)")
+        raise RuntimeError(f"redis-server did not start on {host} (port {port or 'any'})")

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Collection
 from typing import Any
 
 import msgspec
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ..smtp import Outcome
+from ._client import MAX_BLOCK
 from ._ledger import Ledger, _str
 
-__all__ = ["DistributedResult", "read_results"]
+__all__ = ["DEFAULT_RESULTS_TIMEOUT", "DistributedResult", "read_results"]
+
+DEFAULT_RESULTS_TIMEOUT = 3600.0
+"""Seconds reading results waits for every key by default (then ``TimeoutError``)."""
 
 _OUTCOME = msgspec.json.Decoder(Outcome)
 
@@ -36,7 +42,7 @@ async def read_results(
     keys: Collection[str] | None = None,
     since: str = "0",
     block: float = 1.0,
-    timeout: float | None = None,
+    timeout: float | None = DEFAULT_RESULTS_TIMEOUT,
     count: int = 500,
 ) -> AsyncIterator[DistributedResult]:
     """Yield results from the stream, oldest first, from after ``since``.
@@ -50,6 +56,8 @@ async def read_results(
         LookupError: a key of ``keys`` is not in the ledger (never submitted, or past its
             retention): it would never get a result.
     """
+    if not 0 < block <= MAX_BLOCK:
+        raise ValueError(f"block must be in (0, {MAX_BLOCK}] s (below the Redis call timeout)")
     redis: Any = ledger.redis
     remaining = set(keys) if keys is not None else None
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -63,9 +71,15 @@ async def read_results(
                     return
                 raise TimeoutError(f"{len(remaining)} key(s) not final after {timeout} s")
             wait = min(block, left)
-        reply = await redis.xread(
-            {ledger.results_key: since}, count=count, block=max(1, int(wait * 1000))
-        )
+        try:
+            reply = await redis.xread(
+                {ledger.results_key: since}, count=count, block=max(1, int(wait * 1000))
+            )
+        except RedisConnectionError:
+            # Redis restarting or failing over: the results wait in the stream; try again
+            # until the deadline (which raises TimeoutError).
+            await asyncio.sleep(min(1.0, wait))
+            continue
         entries = reply[0][1] if reply else []
         for entry_id, fields in entries:
             since = _str(entry_id)

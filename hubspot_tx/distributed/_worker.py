@@ -1,9 +1,10 @@
 """A worker process: takes batches of keys from the task stream and sends them, exactly once.
 
-For each key of a batch: claim it (compare-and-set), open the SMTP transaction, and after the
-server's 354, before any byte of the message, wait for the shared rate limit and mark it
-``sending``; then record its one outcome. One :class:`SmtpPool` per process serves every task.
-The SMTP password comes from the process's own configuration, never from Redis or a task.
+For each key of a batch: claim it (compare-and-set), wait for the shared rate limit (before
+MAIL, so that no session waits inside DATA), open the SMTP transaction, and after the server's
+354, before any byte of the message, mark it ``sending``; then record its one outcome. One
+:class:`SmtpPool` per process serves every task. The SMTP password comes from the process's
+own configuration, never from Redis or a task.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from typing import Any, Literal
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AsyncBroker
 from taskiq.receiver import Receiver
 
-from .._exceptions import SmtpError, SmtpTLSError
+from .._exceptions import SmtpAuthError, SmtpError, SmtpTLSError
 from ..smtp import (
     FailureCategory,
     Outcome,
@@ -35,6 +37,7 @@ from ..smtp import (
     TlsMode,
 )
 from ._broker import Tasks, make_broker
+from ._client import DEFAULT_REDIS_TIMEOUT, check_durability, connect, durability, timeout_options
 from ._ledger import DEFAULT_MAX_CLAIMS, DEFAULT_RETENTION, Claim, Ledger
 from ._limiter import RateLimiter
 from ._reconcile import WORKER_PREFIX, ReconcileReport, reconcile
@@ -67,6 +70,11 @@ class WorkerSettings:
         task_idle_timeout: taskiq-redis's reclaim of unacknowledged tasks.
         retry: SMTP retries (only when the server certainly did not accept the message).
         shutdown_timeout: seconds to let messages in flight finish on SIGTERM.
+        redis_timeout: seconds any one Redis call may take.
+        allow_unsafe_redis: run on a Redis that can lose acknowledged writes (not AOF with
+            ``appendfsync always``): messages can then be sent twice (see the README).
+        max_attempts: sends of one key that raise an unexpected error (a bug, a message the
+            SDK cannot handle) before it ends failed with that error.
     """
 
     redis_url: str
@@ -91,10 +99,23 @@ class WorkerSettings:
     task_idle_timeout: float = 600.0
     retry: SmtpRetry = field(default_factory=SmtpRetry)
     shutdown_timeout: float = 30.0
+    redis_timeout: float = DEFAULT_REDIS_TIMEOUT
+    allow_unsafe_redis: bool = False
+    max_attempts: int = 3
 
 
 class _LeaseLost(Exception):
     """The key is no longer this worker's: never write the message."""
+
+
+class _NotNow(Exception):
+    """The key cannot begin now (Redis unreachable, or the ledger being recovered): hand it
+    back, not counted as an attempt."""
+
+
+def _temporary_auth(exc: SmtpError) -> bool:
+    """A 4xx reply to AUTH (454: the server cannot check credentials now): retried, not fatal."""
+    return isinstance(exc, SmtpAuthError) and exc.code is not None and 400 <= exc.code < 500
 
 
 class Worker:
@@ -137,6 +158,13 @@ class Worker:
         self.unreachable = False
         self._fatal_event = asyncio.Event()
         self.sent = 0
+        # Redis restart / rollback detection: the server's run id and the highest ledger
+        # counter this process saw; begins wait on ``_verified`` while either is being checked.
+        self._run_id: str | None = None
+        self._seen = 0
+        self._verified = asyncio.Event()
+        self._verified.set()
+        self._recovering: asyncio.Task[None] | None = None
 
     # -- tasks --------------------------------------------------------------------------------
     async def send_batch(self, keys: list[str]) -> int:
@@ -148,18 +176,21 @@ class Worker:
         self._batches += 1
         self._idle.clear()
         claims: dict[str, Claim] = {}
+        failed: set[str] = set()  # raised: their release counts as an attempt
         try:
-            claims = await ledger.claim(self.owner, keys, self.settings.lease)
+            s = self.settings
+            claims = await ledger.claim(self.owner, keys, s.lease, max_claims=s.max_claims)
             mine = {(k, c.token) for k, c in claims.items()}
             self._held.update(mine)
             done = await asyncio.gather(
                 *(self._send_one(k, c) for k, c in claims.items()), return_exceptions=True
             )
-            for item in done:
+            for key, item in zip(claims, done, strict=True):
                 if isinstance(item, BaseException):
                     # Its key is released below if it never began, else its lease runs out
                     # and reconcile settles it (never a second send).
                     logger.error("a message of the batch failed: %r", item)
+                    failed.add(key)
             return sum(item for item in done if item is True)
         finally:
             # Not finished (stopping, error): release what never began, and stop renewing
@@ -168,7 +199,12 @@ class Worker:
             left = [(k, c.token) for k, c in claims.items() if (k, c.token) in self._held]
             if left:
                 try:
-                    released = await ledger.release(self.owner, left)
+                    released = await ledger.release(
+                        self.owner, [h for h in left if h[0] not in failed], refund=True
+                    )
+                    released += await ledger.release(
+                        self.owner, [h for h in left if h[0] in failed]
+                    )
                     if released:
                         await tasks.kick(released, self.settings.batch_size)
                 except Exception as exc:
@@ -183,45 +219,117 @@ class Worker:
         ledger, _ = self._ready()
         if self._pool is None:
             raise RuntimeError("the worker is not running")
-        lease = self.settings.lease
+        pool = self._pool
+        s = self.settings
         async with self._slots:
             if self._stopping:
                 return False  # released by the batch
             begun = False
             limiter = self._limiter
 
+            async def before_mail() -> None:
+                # Paced before MAIL: a session never waits inside DATA (where a server's
+                # DATA timeout would turn the wait into a failure and a retry).
+                if not self._verified.is_set():
+                    try:
+                        async with asyncio.timeout(s.lease):
+                            await self._verified.wait()
+                    except TimeoutError:
+                        raise _NotNow(key) from None
+                if limiter is not None:
+                    try:
+                        await limiter.acquire()
+                    except RedisError as exc:
+                        raise _NotNow(key) from exc
+
             async def before_data() -> None:
                 nonlocal begun
                 if self.unreachable:
                     raise _LeaseLost(key)  # our leases may be reconciled elsewhere already
-                # Paced here, after the 354: the rate is the rate messages reach the server,
-                # not blurred by connection set-up (TLS, AUTH) or MAIL/RCPT round trips.
-                if limiter is not None:
-                    await limiter.acquire()
-                if not await ledger.begin(self.owner, key, claim.token, lease):
+                if not self._verified.is_set():
+                    raise _NotNow(key)
+                try:
+                    seq = await ledger.begin(
+                        self.owner, key, claim.token, s.lease, min_seq=self._seen
+                    )
+                except RedisError as exc:
+                    raise _NotNow(key) from exc
+                if seq < 0:
+                    self._suspect("the ledger counter went back")
+                    raise _NotNow(key)
+                if seq == 0:
                     raise _LeaseLost(key)
+                self._seen = max(self._seen, seq)
                 begun = True
 
-            try:
-                outcome = await self._pool.send(claim.body, key=key, before_data=before_data)
-            except _LeaseLost:
-                # Reconciled (or about to be): not this claim's any more.
-                self._held.discard((key, claim.token))
-                logger.warning("lost the lease of %s before its data: not sent by this worker", key)
-                return False
-            except SmtpError as exc:
-                if not exc.fatal:
-                    raise
-                self._fatal(exc)
-                category = (
-                    FailureCategory.TLS if isinstance(exc, SmtpTLSError) else FailureCategory.AUTH
-                )
-                if not begun:
-                    return False  # released by the batch, for a worker that can log in
-                outcome = Outcome(
-                    key=key, status=OutcomeStatus.FAILED, category=category, reply=str(exc)
-                )
-            if outcome.category is FailureCategory.CANCELLED and not begun:
+            attempts = 0
+            temporary_auth = 0
+            gave_up = False
+            while True:
+                attempts += 1
+                try:
+                    outcome = await pool.send(
+                        claim.body, key=key, before_data=before_data, before_mail=before_mail
+                    )
+                    break
+                except _LeaseLost:
+                    # Reconciled (or about to be): not this claim's any more.
+                    self._held.discard((key, claim.token))
+                    logger.warning("lost the lease of %s before its data: not sent here", key)
+                    return False
+                except _NotNow:
+                    if begun:  # begin was recorded, then Redis failed: the lease settles it
+                        self._held.discard((key, claim.token))
+                    return False  # released by the batch (not an attempt)
+                except SmtpError as exc:
+                    if _temporary_auth(exc) and temporary_auth < 4 and not self._stopping:
+                        # 454: the server cannot check credentials now; not the token's fault.
+                        temporary_auth += 1
+                        attempts -= 1
+                        logger.warning("temporary AUTH failure, retrying: %s", exc)
+                        await asyncio.sleep(min(30.0, 0.5 * 2**temporary_auth))
+                        continue
+                    if _temporary_auth(exc):
+                        return False  # released by the batch, for later
+                    if not exc.fatal:
+                        raise
+                    self._fatal(exc)
+                    category = (
+                        FailureCategory.TLS
+                        if isinstance(exc, SmtpTLSError)
+                        else FailureCategory.AUTH
+                    )
+                    if not begun:
+                        return False  # released by the batch, for a worker that can log in
+                    outcome = Outcome(
+                        key=key, status=OutcomeStatus.FAILED, category=category, reply=str(exc)
+                    )
+                    break
+                except Exception as exc:
+                    # Anything unexpected (a bug, a message the SDK cannot handle): a bounded
+                    # number of attempts, then a final result that says why; never a requeue
+                    # loop. After the 354 it may have been sent: never again.
+                    reason = f"{type(exc).__name__}: {exc}"
+                    if begun:
+                        outcome = Outcome(
+                            key=key,
+                            status=OutcomeStatus.FAILED,
+                            category=FailureCategory.DELIVERY_UNKNOWN,
+                            reply=f"an error after the server's 354 ({reason}): not resent",
+                        )
+                        break
+                    if attempts >= s.max_attempts:
+                        gave_up = True
+                        outcome = Outcome(
+                            key=key,
+                            status=OutcomeStatus.FAILED,
+                            category=FailureCategory.CANCELLED,
+                            reply=f"not sent: {reason} ({attempts} attempts)",
+                        )
+                        break
+                    logger.warning("sending %s raised %s; attempt %d", key, reason, attempts)
+                    await asyncio.sleep(0.2 * 2**attempts)
+            if outcome.category is FailureCategory.CANCELLED and not begun and not gave_up:
                 return False  # the pool closed first: released by the batch
             await self._finish(key, claim.token, outcome)
             return True
@@ -244,6 +352,48 @@ class Worker:
             logger.warning("%s was reconciled before its outcome (%s) was recorded", key, outcome)
         else:
             self.sent += outcome.ok
+
+    def _suspect(self, reason: str) -> None:
+        """Redis may have restarted or gone back to older data: begin nothing until the
+        ledger is checked (and recovered, reconciled)."""
+        self._verified.clear()
+        if self._recovering is None or self._recovering.done():
+            logger.warning("%s: checking the ledger before anything begins", reason)
+            self._recovering = asyncio.create_task(self._verify())
+
+    async def _verify(self) -> None:
+        """Check the ledger counter against the highest this process saw; if it went back,
+        every key not final ends ``delivery_unknown`` (any may have been sent); then one
+        reconcile pass; then begins resume."""
+        ledger, _ = self._ready()
+        redis: Any = ledger.redis
+        for attempt in range(1_000_000):  # until it works, or the worker stops
+            try:
+                run_id = (await durability(redis)).run_id
+                seq = await ledger.counter()
+                if seq < self._seen:
+                    logger.error(
+                        "Redis went back to older data (ledger counter %d, this worker saw "
+                        "%d): every unfinished key ends delivery_unknown, none is resent",
+                        seq,
+                        self._seen,
+                    )
+                    settled = 0
+                    for _ in range(10_000):
+                        batch = await ledger.recover(self._seen)
+                        if not batch:
+                            break
+                        settled += len(batch)
+                    logger.error("%d key(s) settled as delivery_unknown", settled)
+                    seq = await ledger.counter()
+                await self._reconcile()
+                self._run_id = run_id
+                self._seen = max(self._seen, seq)
+                self._verified.set()
+                return
+            except Exception as exc:
+                logger.warning("cannot check the ledger yet: %s: %s", type(exc).__name__, exc)
+                await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
 
     def _fatal(self, exc: SmtpError) -> None:
         if self.fatal is None:
@@ -288,11 +438,21 @@ class Worker:
         last_ok = loop.time()
         while True:
             try:
+                # What this process had seen before the renewal was sent: a begin answered
+                # meanwhile (another connection) may have raised the counter after it ran.
+                seen = self._seen
                 async with asyncio.timeout(lease / 3):  # a hung call is a failed renewal
-                    await ledger.renew(
+                    _, seq = await ledger.renew(
                         self.owner, list(self._held), lease, heartbeat=self._identity
                     )
+                    run_id = (await durability(ledger.redis)).run_id
                 last_ok = loop.time()
+                if seq < seen:
+                    self._suspect(f"the ledger counter went back ({seq} < {seen})")
+                elif run_id != self._run_id and self._verified.is_set():
+                    self._suspect("Redis restarted or failed over (its run id changed)")
+                else:
+                    self._seen = max(self._seen, seq)
             except Exception as exc:
                 # The class and Redis's reply only: no traceback, no connection details.
                 logger.warning("heartbeat failed: %s: %s", type(exc).__name__, exc)
@@ -343,15 +503,25 @@ class Worker:
         ``shutdown_timeout``), claimed ones not started go back to the queue.
         """
         s = self.settings
-        redis: Any = Redis.from_url(s.redis_url)
+        redis: Any = connect(s.redis_url, s.redis_timeout)
         self._redis = redis
         self._ledger = Ledger(redis, s.namespace, retention=s.retention)
+        try:
+            found = await check_durability(redis, allow_unsafe=s.allow_unsafe_redis)
+            self._run_id = found.run_id
+            self._seen = await self._ledger.counter()
+        except BaseException:
+            await redis.aclose()
+            raise
+        if not found.safe:
+            logger.warning("%s: messages may be sent twice (allowed explicitly)", found.problem())
         self._tasks = make_broker(
             s.redis_url,
             self._ledger.tasks_key,
             handler=self,
             consumer_name=self.owner,
             idle_timeout=s.task_idle_timeout,
+            **timeout_options(s.redis_timeout),
         )
         if s.rate is not None:
             self._limiter = RateLimiter(redis, self._ledger.limiter_key, rate=s.rate, burst=s.burst)
@@ -401,6 +571,8 @@ class Worker:
             # The heartbeat renews our claims until the pool has drained: a message still in
             # DATA must not have its lease lapse (and end delivery_unknown) meanwhile.
             others = [task for task in background if task is not heartbeat]
+            if self._recovering is not None:
+                others.append(self._recovering)
             for task in others:
                 task.cancel()
             await asyncio.gather(*others, return_exceptions=True)
@@ -411,7 +583,7 @@ class Worker:
                 await asyncio.gather(heartbeat, return_exceptions=True)
             with contextlib.suppress(Exception):
                 held = list(self._held)
-                released = await self._ledger.release(self.owner, held)
+                released = await self._ledger.release(self.owner, held, refund=True)
                 if released:
                     await self._tasks.kick(released, s.batch_size)
                 await redis.delete(self._ledger.worker_prefix + self.owner)

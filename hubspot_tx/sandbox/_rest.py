@@ -133,6 +133,39 @@ async def _hubspot_errors(request: web.Request, handler: Handler) -> web.StreamR
         )
 
 
+# Scopes HubSpot's spec collection requires of an OAuth token, per path (any one of a set).
+_TRANSACTIONAL = frozenset({"transactional-email"})
+_SEND = frozenset({"transactional-email", "marketing-email"})
+SCOPES: dict[str, frozenset[str]] = {}
+for _v in API_VERSIONS.values():
+    SCOPES[_v.smtp_tokens] = SCOPES[_v.single_send] = _TRANSACTIONAL
+    SCOPES[_v.send_statuses] = _TRANSACTIONAL
+    SCOPES[_v.marketing_single_send] = _SEND
+
+
+def _required_scopes(path: str) -> frozenset[str] | None:
+    for prefix, scopes in SCOPES.items():
+        if path == prefix or path.startswith(prefix + "/"):
+            return scopes
+    return None
+
+
+def _missing_scopes(scopes: frozenset[str]) -> web.Response:
+    """HubSpot's 403 for an OAuth token without the scope a path needs."""
+    return error_response(
+        403,
+        "MISSING_SCOPES",
+        "This app hasn't been granted all required scopes to make this call.",
+        errors=[
+            {
+                "message": "One or more of the following scopes are required.",
+                "context": {"requiredGranularScopes": sorted(scopes)},
+            }
+        ],
+        links={"scopes": "https://developers.hubspot.com/scopes"},
+    )
+
+
 def _is_oauth(request: web.Request) -> bool:
     """False when the request carries the sandbox's private-app token."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -150,8 +183,12 @@ async def _bearer_auth(request: web.Request, handler: Handler) -> web.StreamResp
     scheme, _, token = header.partition(" ")
     if not _is_oauth(request):
         return await handler(request)
-    state = request.app[STATE_KEY].access_token_state(token) if scheme.lower() == "bearer" else ""
+    sandbox = request.app[STATE_KEY]
+    state = sandbox.access_token_state(token) if scheme.lower() == "bearer" else ""
     if state == "valid":
+        needed = _required_scopes(request.path)
+        if needed is not None and not needed & sandbox.oauth_scopes.get(token, frozenset()):
+            return _missing_scopes(needed)
         return await handler(request)
     if state == "expired":
         return error_response(

@@ -313,10 +313,12 @@ class Sandbox:
             **kwargs,
         )
 
-    def oauth(self, **kwargs: Any) -> OAuth:
-        """Register an OAuth app installation and return a provider for it (``kwargs`` go to
-        :class:`OAuth`); pass it to :meth:`client` as ``auth``."""
-        client_id, secret, refresh = self.state.register_oauth_app()
+    def oauth(self, *, scopes: Iterable[str] = ("transactional-email",), **kwargs: Any) -> OAuth:
+        """Register an OAuth app installation granted ``scopes`` and return a provider for it
+        (``kwargs`` go to :class:`OAuth`); pass it to :meth:`client` as ``auth``. Without
+        ``transactional-email`` the transactional paths answer HubSpot's 403
+        ``MISSING_SCOPES``."""
+        client_id, secret, refresh = self.state.register_oauth_app(scopes)
         return OAuth(client_id=client_id, client_secret=secret, refresh_token=refresh, **kwargs)
 
     async def start(self) -> None:

@@ -212,6 +212,7 @@ class SandboxState:
         self.oauth_apps: dict[str, str] = {}
         self.refresh_tokens: dict[str, str] = {}
         self.access_tokens: dict[str, float] = {}
+        self.oauth_scopes: dict[str, frozenset[str]] = {}  # client id / access token -> scopes
         self.oauth_access_ttl = 1800.0
         self.oauth_refreshes = 0
         self.store = store
@@ -327,13 +328,17 @@ class SandboxState:
         return sorted(found, key=lambda e: (e.created, e.seq))
 
     # -- OAuth --------------------------------------------------------------------------------
-    def register_oauth_app(self) -> tuple[str, str, str]:
-        """A new app installation: (client id, client secret, refresh token)."""
+    def register_oauth_app(
+        self, scopes: Iterable[str] = ("transactional-email",)
+    ) -> tuple[str, str, str]:
+        """A new app installation granted ``scopes``: (client id, client secret, refresh
+        token)."""
         client_id = str(uuid.uuid4())
         secret = secrets.token_urlsafe(24)
         refresh = f"na1-{secrets.token_hex(16)}"
         self.oauth_apps[client_id] = secret
         self.refresh_tokens[refresh] = client_id
+        self.oauth_scopes[client_id] = frozenset(scopes)
         return client_id, secret, refresh
 
     def refresh_oauth(
@@ -349,6 +354,7 @@ class SandboxState:
             return "BAD_REFRESH_TOKEN"
         token = f"oauth-{secrets.token_hex(20)}"
         self.access_tokens[token] = self.clock() + self.oauth_access_ttl
+        self.oauth_scopes[token] = self.oauth_scopes.get(client_id, frozenset())
         self.oauth_refreshes += 1
         return token, self.oauth_access_ttl
 

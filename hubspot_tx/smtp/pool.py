@@ -270,6 +270,7 @@ class SmtpPool:
         *,
         key: str | None = None,
         before_data: Callable[[], Awaitable[None]] | None = None,
+        before_mail: Callable[[], Awaitable[None]] | None = None,
     ) -> Outcome:
         """Send one message and return its outcome (never raising for a refused message).
 
@@ -277,12 +278,17 @@ class SmtpPool:
         before any byte of the message is written (e.g. to record, before the message may reach
         the server, that it may have). If it raises, the session is dropped, nothing of the
         message was written in that transaction, and the exception propagates (no outcome).
+        ``before_mail``, if given, is awaited in every transaction once its session is ready,
+        before MAIL (e.g. to pace messages as they start, never inside DATA); if it raises,
+        nothing of the transaction was sent, the session is kept, and the exception propagates.
 
         Raises:
             SmtpAuthError, SmtpTLSError, InsecureAuthError: fatal, nothing was sent.
             PoolClosedError: the pool is closed or closing.
         """
-        return await self._send(message, key=key, index=None, before_data=before_data)
+        return await self._send(
+            message, key=key, index=None, before_data=before_data, before_mail=before_mail
+        )
 
     async def _send(
         self,
@@ -292,6 +298,7 @@ class SmtpPool:
         index: int | None,
         relayed: bool = False,
         before_data: Callable[[], Awaitable[None]] | None = None,
+        before_mail: Callable[[], Awaitable[None]] | None = None,
     ) -> Outcome:
         # A relay's messages were taken before the pool began closing: they may still go
         # out while it drains; new callers may not.
@@ -300,7 +307,9 @@ class SmtpPool:
         self._in_flight += 1
         self._drained.clear()
         try:
-            return await self._deliver(message, key=key, index=index, before_data=before_data)
+            return await self._deliver(
+                message, key=key, index=index, before_data=before_data, before_mail=before_mail
+            )
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:
@@ -313,6 +322,7 @@ class SmtpPool:
         key: str | None,
         index: int | None,
         before_data: Callable[[], Awaitable[None]] | None = None,
+        before_mail: Callable[[], Awaitable[None]] | None = None,
     ) -> Outcome:
         try:
             prepared = prepare_for_wire(message, key=key)
@@ -340,7 +350,7 @@ class SmtpPool:
         try:
             while True:
                 result.attempts += 1
-                outcome = await self._attempt(prepared, result, before_data)
+                outcome = await self._attempt(prepared, result, before_data, before_mail)
                 if outcome is None and self._aborted:
                     result.last = (None, "not sent: the pool was closed before a retry")
                     outcome = result.failed(FailureCategory.CANCELLED)
@@ -366,6 +376,7 @@ class SmtpPool:
         prepared: Prepared,
         result: _Result,
         before_data: Callable[[], Awaitable[None]] | None = None,
+        before_mail: Callable[[], Awaitable[None]] | None = None,
     ) -> Outcome | None:
         """One transaction: the final outcome, or ``None`` when it may be retried."""
         await self._slots.acquire()
@@ -377,6 +388,8 @@ class SmtpPool:
                 result.attempts -= 1  # not attempted: the pool closed while it waited
                 return None
             conn = await self._checkout(slot)
+            if before_mail is not None:
+                await before_mail()  # the session is ready and idle: nothing of it is sent yet
             if conn.pipelining and before_data is None and len(prepared.stuffed) < HIGH_WATER:
                 # A small message on a PIPELINING session: driven from the reads.
                 session, conn, handed = conn, None, True
