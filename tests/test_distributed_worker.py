@@ -253,3 +253,10 @@ async def test_requeue_after_must_be_positive(redis_srv: RedisServer) -> None:
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2
     assert b"--requeue-after: must be greater than 0" in err
+
+
+def test_worker_settings_repr_hides_the_redis_url() -> None:
+    """A Redis URL may carry Redis's password: never in a repr (logs, tracebacks)."""
+    settings = WorkerSettings(redis_url="redis://:hunter2-secret@127.0.0.1:6390/0")
+    assert "hunter2-secret" not in repr(settings)
+    assert "hunter2-secret" not in repr(Worker(settings))

@@ -77,7 +77,7 @@ class WorkerSettings:
             SDK cannot handle) before it ends failed with that error.
     """
 
-    redis_url: str
+    redis_url: str = field(repr=False)  # may hold Redis's password
     namespace: str = "default"
     host: str | None = None
     port: int | None = None
