@@ -90,7 +90,8 @@ class HubSpot:
         auth = access_token if isinstance(access_token, AuthProvider) else StaticToken(access_token)
         self.base_url = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
         if not self.base_url.startswith(("https://", "http://")):
-            raise ValueError(f"base_url must start with https:// or http://, got {self.base_url!r}")
+            origin = "base_url" if base_url else f"${BASE_URL_ENV}"
+            raise ValueError(f"{origin} must start with https:// or http://, got {self.base_url!r}")
         if api_version not in API_VERSIONS:
             raise ValueError(f"api_version must be one of {sorted(API_VERSIONS)}")
         paths = API_VERSIONS[api_version]

@@ -78,6 +78,8 @@ def ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
     if path is None:
         return context
     origin = f"${CA_FILE}" if ca_file is None else "ca_file"
+    if os.path.isdir(path):
+        raise ValueError(f"CA file {path} ({origin}) is a folder, not a PEM file")
     if not os.path.isfile(path):
         raise ValueError(f"CA file {path} ({origin}) does not exist")
     try:

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDictProxy
 
+from . import _env
 from ._auth import AuthProvider
 from ._config import RetryPolicy, Timeout
 from ._exceptions import (
@@ -286,8 +287,10 @@ class HTTPClient:
                 error.__cause__ = exc
                 retryable = False
             except aiohttp.ClientConnectorError as exc:
+                reason = exc.os_error.strerror or type(exc.os_error).__name__
                 error = APIConnectionError(
-                    f"cannot connect: {exc.os_error.strerror or type(exc.os_error).__name__}",
+                    f"cannot connect to {exc.host}:{exc.port}: {reason}; check the API root "
+                    f"(${_env.BASE_URL} / --base-url) and the network",
                     method=method,
                     path=path,
                 )
@@ -395,10 +398,13 @@ def _tls_failure(
 ) -> str:
     """What failed (host, port and OpenSSL's reason) and what to do about it."""
     certificate = getattr(exc, "certificate_error", None)
+    where = f"{exc.host}:{exc.port}"
     if certificate is not None:
         detail = getattr(certificate, "verify_message", None) or certificate
         reason = f"certificate verify failed: {detail}"
     else:
+        # Not the certificate (e.g. WRONG_VERSION_NUMBER: https:// at a plain-HTTP port): the
+        # CA advice would send the user the wrong way.
         reason = getattr(exc.os_error, "reason", None) or str(exc.os_error)
-    where = f"{exc.host}:{exc.port}"
+        advice = f"is {where} an HTTPS port? check ${_env.BASE_URL} / --base-url"
     return f"TLS with {where} failed: {reason}" + (f"; {advice}" if advice else "")

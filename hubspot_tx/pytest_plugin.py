@@ -10,6 +10,8 @@ nothing).
 - ``hubspot_sandbox``: a running `Sandbox` (REST + SMTP on loopback,
   real TLS with its own CA), fresh for each test. ``hubspot_sandbox.outbox(recipient=...)``,
   ``.faults.smtp_drop("stored")``, ``.faults.rest_429(times=2, retry_after=0.1)``, ``.state`` ...
+  It runs in the test's own (function-scoped) event loop: a test in a wider loop
+  (``loop_scope="session"``) that asks for it fails at setup, naming ``hubspot_shared_sandbox``.
 - ``hubspot_client``: a `HubSpot` client of it (verified HTTPS).
 - ``hubspot_smtp_token``: an SMTP token created through its REST API.
 - ``hubspot_smtp_pool``: an `SmtpPool` logged in with that token (STARTTLS).
@@ -69,11 +71,40 @@ def hubspot_shared_sandbox(hubspot_sandbox_session: Sandbox) -> Sandbox:
     return hubspot_sandbox_session
 
 
+def _test_loop_scope(request: pytest.FixtureRequest) -> str | None:
+    """The scope of the loop the requesting test runs in (``None``: not an asyncio test)."""
+    marker = request.node.get_closest_marker("asyncio")
+    if marker is None:
+        return None
+    scope = marker.kwargs.get("loop_scope") or marker.kwargs.get("scope")
+    if scope is None:
+        try:
+            scope = request.config.getini("asyncio_default_test_loop_scope")
+        except ValueError:  # pytest-asyncio < 0.26: tests always run in the function's loop
+            scope = None
+    return str(scope or "function")
+
+
+def _check_loop(request: pytest.FixtureRequest) -> None:
+    # The sandbox is served on the function-scoped loop it starts in: a test running in a wider
+    # loop would wait on a server that never runs, until its timeout. Say so at once.
+    scope = _test_loop_scope(request)
+    if scope not in (None, "function"):
+        pytest.fail(
+            f"hubspot_sandbox runs in each test's own (function-scoped) event loop, and this "
+            f"test runs in a {scope}-scoped one: use hubspot_shared_sandbox (its own thread, "
+            f"any loop) or run the test with loop_scope='function'",
+            pytrace=False,
+        )
+
+
 if HAVE_PYTEST_ASYNCIO:
 
     @pytest_asyncio.fixture(loop_scope="function")
-    async def hubspot_sandbox() -> AsyncIterator[Sandbox]:
-        """A running sandbox, fresh for each test, stopped after it."""
+    async def hubspot_sandbox(request: pytest.FixtureRequest) -> AsyncIterator[Sandbox]:
+        """A running sandbox, fresh for each test, stopped after it; in the test's own
+        (function-scoped) loop: for a test in a wider loop, use ``hubspot_shared_sandbox``."""
+        _check_loop(request)
         async with _sandbox_class()(rate_limit=None) as sandbox:
             yield sandbox
 

@@ -167,7 +167,8 @@ async def test_user_mistakes_are_one_clear_line(
     )
     assert code == 4
     assert err.count("\n") == 1
-    assert "cannot connect" in err
+    assert "cannot connect to 127.0.0.1:9" in err
+    assert "HUBSPOT_BASE_URL" in err  # what to check
     (tmp_path / "a.eml").write_bytes(make_message(1))
     code, out, err = await cli(
         "relay",

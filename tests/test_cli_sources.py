@@ -121,3 +121,39 @@ def test_a_message_id_is_added_exactly_when_the_parser_sees_none(raw: bytes) -> 
         parsed = message_from_bytes(out.replace(b"\r\r\n", b"\r\n"), policy=policy.compat32)
         assert parsed["Message-ID"] == added
         assert parsed.get_payload() == reference.get_payload()
+
+
+def test_an_eml_file_with_an_mbox_from_line_is_one_message(tmp_path: Path) -> None:
+    # Some clients save a single message with its mbox "From " line: a .eml file is one
+    # message (as in a folder of .eml files), not an mbox cut at its body's "From " lines.
+    raw = (
+        b"From sender@example.com Mon Jan  1 00:00:00 2024\nFrom: sender@example.com\n"
+        b"To: ada@example.org\nSubject: hi\n\nHello,\n\nFrom the team, thanks.\nBye\n"
+    )
+    path = tmp_path / "Saved.EML"
+    path.write_bytes(raw)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "saved.eml").write_bytes(raw)
+    assert [m for _, m in read_messages(str(path))] == [raw]
+    assert [m for _, m in read_messages(str(folder))] == [raw]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"From: a@shop.example\r\nTo: b@example.org\r\nhello there\r\nmore\r\n\r\nbody\r\n",
+        b"From: a@shop.example\nTo: b@example.org\nhello there\nMessage-ID: <body@y>\n\nbody\n",
+    ],
+    ids=["blank-line-later", "id-after-the-header-ended"],
+)
+def test_a_header_that_lost_its_blank_line_gets_the_id_in_the_header(raw: bytes) -> None:
+    # The header ends at its first line that is not a field (as the receiver's parser reads
+    # it): the id goes there, not into the body, and an id below that line does not count.
+    reference = message_from_bytes(raw, policy=policy.compat32)
+    assert reference["Message-ID"] is None
+    out, added = ensure_message_id(raw, "sha256:" + "00" * 16 + ":0")
+    assert added is not None
+    parsed = message_from_bytes(out, policy=policy.compat32)
+    assert parsed["Message-ID"] == added
+    assert parsed.get_payload() == reference.get_payload()

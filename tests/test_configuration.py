@@ -86,6 +86,9 @@ async def test_a_wrong_ca_file_is_named(
     monkeypatch.setenv("HUBSPOT_CA_FILE", str(missing))
     with pytest.raises(ValueError, match=r"nope\.pem \(\$HUBSPOT_CA_FILE"):
         HubSpot(sandbox.access_token)
+    monkeypatch.setenv("HUBSPOT_CA_FILE", str(tmp_path))  # a folder exists: say what it is
+    with pytest.raises(ValueError, match=r"\(\$HUBSPOT_CA_FILE\) is a folder, not a PEM file"):
+        HubSpot(sandbox.access_token)
 
 
 async def test_smtp_pool_reads_host_port_login_and_ca(
@@ -119,6 +122,34 @@ async def test_smtp_tls_failure_says_which_variable_to_set(
     assert sandbox.outbox() == []
 
 
+async def test_a_tls_failure_that_is_not_the_certificate_does_not_blame_the_ca(
+    sandbox: Sandbox, token: SmtpTokenWithPassword, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The right CA, the wrong port: https:// at the HTTP port, implicit TLS at the STARTTLS port
+    # (the export line's). The advice must point at the URL / port, not at $HUBSPOT_CA_FILE.
+    monkeypatch.setenv("HUBSPOT_CA_FILE", sandbox.ca_file)
+    http_port = sandbox.base_url.rsplit(":", 1)[1]
+    async with HubSpot(
+        sandbox.access_token, base_url=f"https://127.0.0.1:{http_port}", rate_limit=None
+    ) as hs:
+        with pytest.raises(APIConnectionError) as rest:
+            await hs.smtp_tokens.create(campaign_name="env")
+    monkeypatch.setenv("HUBSPOT_SMTP_HOST", sandbox.host)
+    monkeypatch.setenv("HUBSPOT_SMTP_PORT", str(sandbox.smtp_port))
+    monkeypatch.setenv("HUBSPOT_SMTP_USER", token.id)
+    monkeypatch.setenv("HUBSPOT_SMTP_PASSWORD", token.password.get_secret_value())
+    async with SmtpPool(tls="implicit", connect_timeout=5) as pool:
+        with pytest.raises(SmtpTLSError) as smtp:
+            await pool.send(_message("ada@example.org"))
+    for caught in (rest, smtp):
+        text = str(caught.value)
+        assert "certificate" not in text, text
+        assert "CA" not in text, text
+    assert "HUBSPOT_BASE_URL" in str(rest.value)
+    assert "HUBSPOT_SMTP_PORT" in str(smtp.value)
+    assert sandbox.outbox() == []
+
+
 def test_the_login_from_the_environment_never_goes_to_a_host_named_in_code(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -135,6 +166,14 @@ def test_a_bad_smtp_port_variable_is_a_clear_error(
     monkeypatch.setenv("HUBSPOT_SMTP_PORT", value)
     with pytest.raises(ValueError, match=r"\$HUBSPOT_SMTP_PORT must be a port number"):
         SmtpPool()
+
+
+def test_a_bad_base_url_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUBSPOT_BASE_URL", "api.hubapi.com")  # no scheme
+    with pytest.raises(ValueError, match=r"\$HUBSPOT_BASE_URL must start with https://"):
+        HubSpot("pat-x")
+    with pytest.raises(ValueError, match=r"^base_url must start with https://"):
+        HubSpot("pat-x", base_url="api.hubapi.com")
 
 
 def test_one_smtp_login_variable_without_the_other_is_refused(

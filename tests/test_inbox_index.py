@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hubspot_tx.sandbox import Sandbox, _inspect
-from hubspot_tx.sandbox._index import read_headers
+from hubspot_tx.sandbox._index import _PARSE_ERRORS, clean_text, read_headers
 from hubspot_tx.sandbox._state import ASSIGNED_ID_DOMAIN, StoredMessage
 from hubspot_tx.smtp import Envelope
 
@@ -224,15 +224,17 @@ def test_headers_read_at_arrival_equal_a_full_parse(
     full = email.message_from_bytes(data, policy=email.policy.default)
     read = read_headers(data)  # never raises, whatever the bytes
     try:
+        # 8-bit bytes: UTF-8 read as such, others as U+FFFD (the parser's lone surrogates
+        # cannot go out as JSON)
         expected_to = [
-            str(a.addr_spec)
+            clean_text(str(a.addr_spec))
             for name in ("To", "Cc")
             for h in full.get_all(name) or ()
             for a in getattr(h, "addresses", ())
         ]
-        expected_subject = None if full["Subject"] is None else str(full["Subject"])
-        expected_from = None if full["From"] is None else str(full["From"])
-    except IndexError:  # the stdlib's own parser fails on `To: <` and friends: no oracle here
+        expected_subject = None if full["Subject"] is None else clean_text(str(full["Subject"]))
+        expected_from = None if full["From"] is None else clean_text(str(full["From"]))
+    except _PARSE_ERRORS:  # the stdlib's own parser fails on `To: <` and friends: no oracle here
         return
     assert read.subject == expected_subject
     assert read.from_ == expected_from

@@ -35,3 +35,13 @@ def test_every_runtime_dependency_is_imported() -> None:
     for name in names:
         module = name.replace("-", "_")
         assert f"import {module}" in sources or f"from {module}" in sources, name
+
+
+def test_make_test_installs_uvloop_so_the_loop_matrix_is_whole() -> None:
+    # tests/conftest.py runs the SMTP, REST and sandbox tests on uvloop only when it imports:
+    # without it in the test extra a fresh `make test` silently ran half the matrix (and
+    # `mypy --strict` failed on the CLI's uvloop import).
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert "hubspot-tx[uvloop]" in extras["test"]

@@ -42,6 +42,35 @@ def test_the_readme_minimal_setup_runs_in_auto_mode(pytester: pytest.Pytester) -
     assert "PytestDeprecationWarning" not in result.stderr.str()  # a quiet first run
 
 
+def test_a_test_in_a_wider_loop_is_told_which_fixture_to_use(pytester: pytest.Pytester) -> None:
+    # The per-test fixtures serve the sandbox on the function-scoped loop: a test running in a
+    # session-scoped loop would hang until the client's timeout (30 s), then fail on a timeout.
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        test_session_loop="""
+        import pytest
+
+        @pytest.mark.asyncio(loop_scope="session")
+        async def test_client(hubspot_client):
+            await hubspot_client.smtp_tokens.create(campaign_name="x")
+
+        @pytest.mark.asyncio(loop_scope="session")
+        async def test_shared(hubspot_shared_sandbox):
+            async with hubspot_shared_sandbox.client(https=True) as hs:
+                await hs.smtp_tokens.create(campaign_name="y")
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rA", timeout=120)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of test_client*",
+            "hubspot_sandbox *session-scoped*hubspot_shared_sandbox*",
+        ]
+    )
+    assert "Timeout" not in result.stdout.str()
+
+
 def test_a_missing_sandbox_extra_fails_the_tests_that_need_it(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\n")
     # trustme (of the sandbox extra) cannot be imported in this project.

@@ -218,3 +218,18 @@ def test_a_parsed_message_keeps_its_header_source() -> None:
     assert isinstance(parsed, EmailMessage)
     assert _flatten(parsed) == _reference_flatten(parsed)
     assert b"Subject: spaced   out\r\n" in _flatten(parsed)  # its source, as it came
+
+
+@pytest.mark.parametrize(
+    "to",
+    [
+        b"=?utf-8?q?Doe,_John?= <j@x.org>",  # a raw comma in an encoded word, as some clients write
+        b"=?iso-8859-1?q?M=FCller,_Hans?= <h@x.org>, =?utf-8?b?Wm/Dqw==?= <z@x.org>",
+    ],
+)
+def test_recipients_behind_encoded_words_are_those_the_standard_parser_reads(to: bytes) -> None:
+    raw = b"From: s@x.org\r\nTo: " + to + b"\r\n\r\nbody\r\n"
+    reference = email.message_from_bytes(raw, policy=email.policy.default)
+    expected = tuple(a.addr_spec for a in reference["To"].addresses)
+    env, _ = prepare(raw)
+    assert env.rcpt_to == expected

@@ -131,3 +131,74 @@ async def test_an_obsolete_from_field_with_a_space_is_not_taken_for_an_mbox_line
         assert (await pool.send(message)).ok
     assert rec.received[0].mail_from == "ada@example.com"
     assert rec.received[0].data == message
+
+
+# -- where the header block ends ----------------------------------------------------------------
+# A line that is neither a header field nor a folded line ends the header block, for the
+# receiver's parser (the standard library's reads it so): what follows is body, however many
+# "Cc:" lines it holds. (A legacy .eml that lost its blank line, or a header "continued" by
+# an editor's wrapped line.)
+NO_BLANK_LINE = (
+    b"From: sender@example.com\r\nTo: ada@example.org\r\nSubject: wrapped\r\n"
+    b"hello there, see below\r\nCc: boss@example.org\r\nBcc: spy@example.org\r\n\r\nmore\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [NO_BLANK_LINE, NO_BLANK_LINE.replace(b"\r\n\r\nmore\r\n", b"\r\n")],
+    ids=["blank-line-later", "no-blank-line"],
+)
+async def test_body_lines_after_a_non_header_line_are_not_recipients(message: bytes) -> None:
+    async with (
+        recording_server() as (port, rec),
+        recorder_pool(port) as pool,
+    ):
+        outcome = await pool.send(message)
+    assert outcome.ok, outcome
+    (got,) = rec.received
+    parsed = email.message_from_bytes(got.data, policy=email.policy.default)
+    header_recipients = [
+        a.addr_spec for f in ("To", "Cc") if parsed[f] is not None for a in parsed[f].addresses
+    ]
+    assert got.rcpt_to == header_recipients == ["ada@example.org"]
+    assert got.data == message  # the body is the body: nothing of it removed
+
+
+async def test_a_message_beginning_with_a_blank_line_has_no_header_and_sends_nothing() -> None:
+    message = b"\r\nFrom: sender@example.com\r\nTo: ada@example.org\r\n\r\nbody\r\n"
+    async with (
+        recording_server() as (port, rec),
+        recorder_pool(port) as pool,
+    ):
+        outcome = await pool.send(message)
+    assert outcome.category is FailureCategory.INVALID_MESSAGE
+    assert rec.mail_commands == 0
+
+
+# -- Resent-Bcc ---------------------------------------------------------------------------------
+# RFC 5322 3.6.6: Resent-Bcc hides its addresses as Bcc does; smtplib.send_message removes it
+# too. A forwarded message that carries one must not show it to the To/Cc recipients.
+RESENT = (
+    b"Resent-From: desk@example.com\r\nResent-Date: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+    b"Resent-Bcc: hidden@example.net,\r\n  other-hidden@example.net\r\n"
+    b"From: sender@example.com\r\nTo: ada@example.org\r\nSubject: fwd\r\n\r\nbody\r\n"
+)
+
+
+@pytest.mark.parametrize("kind", ["bytes", "email-message"])
+async def test_a_resent_bcc_field_is_never_sent(kind: str) -> None:
+    message = (
+        RESENT if kind == "bytes" else email.message_from_bytes(RESENT, policy=email.policy.default)
+    )
+    async with (
+        recording_server() as (port, rec),
+        recorder_pool(port) as pool,
+    ):
+        assert (await pool.send(message)).ok
+    (got,) = rec.received
+    assert b"hidden@" not in got.data
+    parsed = email.message_from_bytes(got.data, policy=email.policy.default)
+    assert parsed["Resent-Bcc"] is None
+    assert parsed["Resent-From"] == "desk@example.com"
+    assert got.rcpt_to == ["ada@example.org"]

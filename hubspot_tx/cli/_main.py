@@ -46,8 +46,8 @@ def _env_help() -> str:
 RELAY_HELP = """\
 Relay every message of the SOURCEs over SMTP, each exactly once, with a results
 file. A SOURCE is a Maildir (with cur/ and new/), an mbox file (it begins with
-'From '), a .eml file, a folder of *.eml files, or - for stdin (an mbox, or one
-message). A message without a Message-ID gets one (recorded in the results)."""
+'From '), a .eml file (one message), a folder of *.eml files, or - for stdin (an
+mbox, or one message). A message without a Message-ID gets one (recorded in the results)."""
 
 RELAY_EPILOG = """\
 results: one JSON line per message in --results. Its id is a hash of its

@@ -75,6 +75,10 @@ def describe(source: str) -> str:
             )
         return "eml-folder"
     if path.is_file():
+        if path.name.lower().endswith(".eml"):
+            # One message, as in a folder of .eml files, even saved with its mbox "From "
+            # line: its body's "From " lines are not escaped as an mbox's are.
+            return "eml"
         with path.open("rb") as file:
             return "mbox" if file.read(len(_MBOX)) == _MBOX else "eml"
     raise ValueError(f"{source}: no such file or directory")
@@ -252,6 +256,10 @@ _MESSAGE_ID = re.compile(rb"message-id[ \t]*:", re.IGNORECASE)
 _ANY_MESSAGE_ID = re.compile(rb"(?:\A|[\r\n])message-id[ \t]*:", re.IGNORECASE)
 _BLANK_LINE = re.compile(rb"(?:\r*\n|\r(?!\r*\n)){2}")  # two breaks as _BREAK reads them
 _FROM = re.compile(rb"from[ \t]*:", re.IGNORECASE)
+_FIELD_OR_FOLD = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:|[ \t]")
+# A line (after a line break, or the first) that is neither a field nor a folded line nor
+# the rest of a line break; a false find only costs the slow path below.
+_NOT_A_FIELD = re.compile(rb"(?:\A|[\r\n])(?![\r\n]|[\x21-\x39\x3b-\x7e]+[ \t]*:|[ \t])")
 _DOMAIN = re.compile(rb"@([A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)")
 
 
@@ -274,7 +282,11 @@ def ensure_message_id(raw: bytes, message_id: str) -> tuple[bytes, str | None]:
     """
     # The common case first, at C speed: a Message-ID field with no blank line before it.
     found = _ANY_MESSAGE_ID.search(raw)
-    if found is not None and _BLANK_LINE.search(raw, 0, found.start() + 1) is None:
+    if (
+        found is not None
+        and _BLANK_LINE.search(raw, 0, found.start() + 1) is None
+        and _NOT_A_FIELD.search(raw, 0, found.start()) is None
+    ):
         return raw, None
     pos = 0
     end: int | None = None  # where the last header line ends
@@ -285,6 +297,8 @@ def ensure_message_id(raw: bytes, message_id: str) -> tuple[bytes, str | None]:
         line = raw[pos:start]
         if not line:
             break  # the blank line: end of the header
+        if not _FIELD_OR_FOLD.match(line):
+            break  # not a field: the header ended, as the receiver's parser reads it
         if _MESSAGE_ID.match(line):
             return raw, None
         in_from = _FROM.match(line) is not None or (in_from and line[:1] in b" \t")

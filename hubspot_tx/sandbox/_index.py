@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple
 if TYPE_CHECKING:
     from ._state import StoredMessage
 
-__all__ = ["Headers", "MessageIndex", "read_headers", "search_text", "window"]
+__all__ = ["Headers", "MessageIndex", "chunks", "clean_text", "read_headers", "search_text"]
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _parser = BytesHeaderParser(policy=default)
@@ -122,6 +122,14 @@ def _fast(head: bytes) -> Headers | None:
     return Headers(subject, sender, tuple(to))
 
 
+def clean_text(text: str) -> str:
+    """``text`` without the lone surrogates the parser leaves for 8-bit bytes (JSON cannot
+    carry them): UTF-8 bytes (an SMTPUTF8 address) read as such, others as U+FFFD."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def read_headers(data: bytes) -> Headers:
     """Parse the header block only (the body may be megabytes): once per message."""
     end = _HEADER_END.search(data)
@@ -130,10 +138,11 @@ def read_headers(data: bytes) -> Headers:
     if fast is not None:
         return fast
     parsed = _parser.parsebytes(head)
+    subject, sender = _text(parsed, "Subject"), _text(parsed, "From")
     return Headers(
-        _text(parsed, "Subject"),
-        _text(parsed, "From"),
-        _addresses(parsed, "To", "Cc"),
+        None if subject is None else clean_text(subject),
+        None if sender is None else clean_text(sender),
+        tuple(clean_text(a) for a in _addresses(parsed, "To", "Cc")),
     )
 
 
@@ -243,12 +252,23 @@ class MessageIndex:
         return min(lists, key=len) if lists else None
 
 
-def window(
-    seqs: Sequence[int], after: int, before: int | None, newest_first: bool
-) -> Iterator[int]:
-    """The seqs of an ascending list within ``(after, before)``, in the order asked for."""
-    lo = bisect_right(seqs, after)
-    hi = len(seqs) if before is None else bisect_left(seqs, before)
-    if newest_first:
-        return (seqs[i] for i in range(hi - 1, lo - 1, -1))
-    return (seqs[i] for i in range(lo, hi))
+def chunks(
+    seqs: Sequence[int], after: int, before: int | None, newest_first: bool, size: int
+) -> Iterator[list[int]]:
+    """The seqs of an ascending list within ``(after, before)``, in the order asked for, ``size``
+    at a time. Each chunk is found again by bisection from the last seq given, so the caller
+    may give the event loop back between chunks: the list may lose seqs meanwhile, and seqs
+    appended past the window at the start are not walked."""
+    lo_seq = after
+    hi_seq = before if before is not None else (seqs[-1] + 1 if len(seqs) else after + 1)
+    while True:
+        lo, hi = bisect_right(seqs, lo_seq), bisect_left(seqs, hi_seq)
+        if lo >= hi:
+            return
+        if newest_first:
+            chunk = [seqs[i] for i in range(hi - 1, max(lo, hi - size) - 1, -1)]
+            hi_seq = chunk[-1]
+        else:
+            chunk = [seqs[i] for i in range(lo, min(hi, lo + size))]
+            lo_seq = chunk[-1]
+        yield chunk

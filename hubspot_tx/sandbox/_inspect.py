@@ -20,7 +20,7 @@ import msgspec
 from aiohttp import web
 
 from ._faults import Faults
-from ._index import window
+from ._index import chunks
 from ._state import SandboxEvent, SandboxState, StoredMessage
 from ._views import (
     CampaignList,
@@ -35,13 +35,14 @@ from ._views import (
     Stats,
     TokenList,
     attachment_bytes,
-    attachments_of,
+    attachment_filename,
     chaos_view,
     event_view,
     fault_view,
     message_detail,
     message_summary,
     send_view,
+    stored_attachments,
     token_view,
 )
 from ._web import FAULTS_KEY, STATE_KEY, error_response
@@ -147,8 +148,9 @@ def _limit(request: web.Request, default: int) -> int:
 #: How many candidates a listing checks beyond its page to count its ``total`` exactly; past
 #: it the total is estimated (``totalExact`` false), so that no call costs more than a page.
 COUNT_BUDGET = 2000
-#: A search whose matches are rare may have to check many candidates to fill its page: it
-#: gives the event loop back every this many, so SMTP sessions and other calls go on meanwhile.
+#: A search whose matches are rare may have to check many candidates to fill its page (a one- or
+#: two-letter one, every message): it gives the event loop back every this many, so SMTP
+#: sessions and other calls go on meanwhile.
 CHUNK = 2000
 
 
@@ -169,18 +171,25 @@ async def _page(request: web.Request, state: SandboxState) -> MessageList:
     match = _matcher(state, filters)
     page: list[StoredMessage] = []
     matched = checked = 0
-    for seq in window(candidates, after, before, newest_first):
-        checked += 1
-        if postings is not None and checked % CHUNK == 0:
-            await asyncio.sleep(0)  # lists only grow past this window: safe to go on
-        m = index.get(seq)
-        if m is None or not match(m):
-            continue
-        matched += 1
-        if len(page) < limit:
-            page.append(m)
-        elif not filters or checked > limit + COUNT_BUDGET:
+    full = False
+    # A chunk at a time, the event loop given back between chunks: a search that matches
+    # little (a one-letter one looks at every message) never holds up SMTP sessions.
+    for chunk in chunks(candidates, after, before, newest_first, CHUNK):
+        for seq in chunk:
+            checked += 1
+            m = index.get(seq)
+            if m is None or not match(m):
+                continue
+            matched += 1
+            if len(page) < limit:
+                page.append(m)
+            elif not filters or checked > limit + COUNT_BUDGET:
+                full = True
+                break
+        if full:
             break
+        if len(chunk) == CHUNK:
+            await asyncio.sleep(0)
     exhausted = checked >= in_window
     if exhausted or not filters:
         total, exact = (matched if exhausted else in_window), True
@@ -300,12 +309,12 @@ async def attachment(request: web.Request) -> web.Response:
     """One attachment's bytes, always as a download: whatever its declared type, it never
     renders on the inbox's origin (``Content-Disposition: attachment``, a CSP sandbox)."""
     m = _stored(request)
-    parts = attachments_of(m.message)
+    parts = stored_attachments(m)
     try:
         part = parts[int(request.match_info["n"])]
     except (ValueError, IndexError):
         raise web.HTTPNotFound(text=f"message {m.seq} has no such attachment") from None
-    name = part.get_filename() or f"attachment-{request.match_info['n']}"
+    name = attachment_filename(part) or f"attachment-{request.match_info['n']}"
     disposition = "attachment; filename*=UTF-8''" + quote(name, safe="")
     headers = {**_HTML_HEADERS, "Content-Disposition": disposition}
     return web.Response(

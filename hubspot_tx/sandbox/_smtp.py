@@ -19,7 +19,8 @@ from ._state import SandboxState
 __all__ = ["HOSTNAME", "SandboxSMTP", "SmtpHandler", "smtp_factory"]
 
 HOSTNAME = "smtp.sandbox.hubspot-tx.invalid"
-_MESSAGE_ID = re.compile(rb"(?im)^message-id[ \t]*:[ \t]*(.*?)\r?$")
+# The field with its continuation lines: a long Message-ID is often folded onto the next line.
+_MESSAGE_ID = re.compile(rb"(?im)^message-id[ \t]*:(.*(?:\r?\n[ \t].*)*)")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
@@ -50,7 +51,22 @@ if not any(isinstance(f, _HideAuthExchange) for f in _aiosmtpd_log.filters):
 def _message_id(data: bytes) -> str | None:
     end = _HEADER_END.search(data)
     match = _MESSAGE_ID.search(data, 0, end.start() if end else len(data))
-    return match.group(1).decode("ascii", "replace").strip() if match else None
+    if match is None:
+        return None
+    # Unfolded and decoded as the SDK reads it (an SMTPUTF8 id stays itself), so that the
+    # Message-ID a send reports is the one its events are keyed by.
+    unfolded = b" ".join(part.strip() for part in match.group(1).split(b"\n"))
+    return unfolded.decode("utf-8", "replace").strip()
+
+
+def _not_utf8(address: str) -> bool:
+    """An address whose bytes are not UTF-8 (aiosmtpd keeps them as lone surrogates): refused
+    with a syntax error, as a real server would, instead of stored where JSON and SQLite choke."""
+    try:
+        address.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 class SmtpHandler:
@@ -111,6 +127,8 @@ class SmtpHandler:
         status = await self.apply(server, "mail", address)
         if status is not None:
             return status
+        if _not_utf8(address):
+            return "501 5.1.7 Bad sender address syntax (not UTF-8)"
         if self.limits is not None and not self.limits.take_message():
             server.close_after_reply = True
             return "421 4.7.0 Too many messages, slow down (sandbox rate limit)"
@@ -129,6 +147,8 @@ class SmtpHandler:
         status = await self.apply(server, "rcpt", address)
         if status is not None:
             return status
+        if _not_utf8(address):
+            return "501 5.1.3 Bad recipient address syntax (not UTF-8)"
         tempfails = self.state.tempfails
         rule = rcpt_rule(address, tempfails.get(address.lower(), 0))
         if rule is not None:

@@ -10,12 +10,13 @@ import email
 import email.policy
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from typing import Any, Literal
 
 import msgspec
 
 from ._faults import Chaos, RestFault, SmtpFault
+from ._index import clean_text
 from ._state import SandboxEvent, SandboxState, SendRecord, StoredMessage, TokenRecord
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "TokenList",
     "TokenView",
     "attachment_bytes",
+    "attachment_filename",
     "attachments_of",
     "chaos_view",
     "event_view",
@@ -47,6 +49,7 @@ __all__ = [
     "message_detail",
     "message_summary",
     "send_view",
+    "stored_attachments",
     "token_view",
 ]
 
@@ -319,46 +322,96 @@ def _content(part: EmailMessage) -> str:
     return content if isinstance(content, str) else content.decode("utf-8", "replace")
 
 
-def _header_list(data: bytes, parsed: EmailMessage) -> list[tuple[str, str]]:
-    try:
-        return [(k, str(v)) for k, v in parsed.items()]
-    except Exception:
-        raw = email.message_from_bytes(data, policy=email.policy.compat32)
-        return [(k, str(v)) for k, v in raw.items()]
+# What the standard library's MIME parser raises on some hostile bytes (a NUL in a charset
+# parameter, a bare ``filename*``): such a message still opens, with what could be read.
+_MIME_ERRORS = (IndexError, ValueError, TypeError, AttributeError, LookupError)
+
+
+def _header_list(data: bytes, parsed: EmailMessage | None) -> list[tuple[str, str]]:
+    if parsed is not None:
+        try:
+            return [(k, clean_text(str(v))) for k, v in parsed.items()]
+        except Exception:  # a header policy.default cannot read: every one read raw
+            ...
+    raw = email.message_from_bytes(data, policy=email.policy.compat32)
+    return [(k, clean_text(str(v))) for k, v in raw.items()]
 
 
 def attachments_of(parsed: EmailMessage) -> list[EmailMessage]:
-    """The message's attachments, in order (their index is their number in URLs)."""
-    return [p for p in parsed.iter_attachments() if isinstance(p, EmailMessage)]
+    """The message's attachments, in order (their index is their number in URLs); those of a
+    multipart attached part (a forward's own attachments) are listed one by one."""
+    found: list[EmailMessage] = []
+    for part in parsed.iter_attachments():
+        if not isinstance(part, EmailMessage):
+            continue
+        if part.get_content_maintype() == "multipart":
+            found += attachments_of(part)
+        else:
+            found.append(part)
+    return found
+
+
+def stored_attachments(m: StoredMessage) -> list[EmailMessage]:
+    """:func:`attachments_of` the stored message (none if its MIME structure cannot be read)."""
+    try:
+        return attachments_of(m.message)
+    except _MIME_ERRORS:
+        return []
 
 
 def attachment_bytes(part: EmailMessage) -> bytes:
-    """An attachment's content, transfer encoding undone (an attached message as bytes)."""
+    """An attachment's content, transfer encoding undone (an attached message as its own
+    bytes, without the part's MIME headers)."""
     payload = part.get_payload(decode=True)
     if isinstance(payload, bytes):
         return payload
+    inner = part.get_payload()
+    if part.get_content_maintype() == "message" and isinstance(inner, list) and inner:
+        attached = inner[0]
+        if isinstance(attached, Message):
+            return attached.as_bytes()
     return part.as_bytes() if part.is_multipart() else b""
 
 
+def attachment_filename(part: EmailMessage) -> str | None:
+    try:
+        name = part.get_filename()
+    except _MIME_ERRORS:
+        return None
+    return None if name is None else clean_text(name)
+
+
+def _bodies(m: StoredMessage) -> tuple[EmailMessage | None, str | None, str | None]:
+    try:
+        parsed = m.message
+        text = parsed.get_body(("plain",))
+        html = parsed.get_body(("html",))
+        return (
+            parsed,
+            None if not isinstance(text, EmailMessage) else _content(text),
+            None if not isinstance(html, EmailMessage) else _content(html),
+        )
+    except _MIME_ERRORS:
+        return None, None, None
+
+
 def message_detail(m: StoredMessage, status: str, events: Iterable[SandboxEvent]) -> MessageDetail:
-    parsed = m.message
+    parsed, text, html = _bodies(m)
     summary = message_summary(m, status)
-    text = parsed.get_body(("plain",))
-    html = parsed.get_body(("html",))
     attachments = [
         Attachment(
-            filename=part.get_filename(),
+            filename=attachment_filename(part),
             content_type=part.get_content_type(),
             size=len(attachment_bytes(part)),
             url=f"/_sandbox/v1/messages/{m.seq}/attachments/{n}",
         )
-        for n, part in enumerate(attachments_of(parsed))
+        for n, part in enumerate(stored_attachments(m))
     ]
     return MessageDetail(
         **{f: getattr(summary, f) for f in summary.__struct_fields__},
         headers=_header_list(m.data, parsed),
-        text=None if not isinstance(text, EmailMessage) else _content(text),
-        html=None if not isinstance(html, EmailMessage) else _content(html),
+        text=text,
+        html=html,
         attachments=attachments,
         events=[event_view(e) for e in events],
     )

@@ -23,6 +23,7 @@ from aiosmtplib.errors import (
     SMTPResponseException,
 )
 
+from .. import _env
 from .._exceptions import InsecureAuthError, SmtpAuthError, SmtpConnectError, SmtpTLSError
 from ._wire import HIGH_WATER, Reply, Wire, WireClosed
 from .credentials import SmtpCredentials
@@ -108,10 +109,16 @@ class Sent:
     data_reply: int = 0  # the reply to DATA of a transaction refused before the data
 
 
-def _is_tls_failure(exc: BaseException) -> bool:
+def _is_tls_failure(exc: BaseException, *, certificate: bool = False) -> bool:
+    """A TLS failure somewhere in the chain (with ``certificate``: one of the certificate)."""
+    kinds = (
+        (ssl.SSLCertVerificationError, ssl.CertificateError)
+        if certificate
+        else (ssl.SSLError, ssl.CertificateError)
+    )
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, ssl.SSLError | ssl.CertificateError):
+        if isinstance(seen, kinds):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -207,7 +214,13 @@ class Connection:
         except (SMTPException, OSError, TimeoutError) as exc:
             smtp.close()
             if _is_tls_failure(exc):
-                advice = f"; {settings.tls_advice}" if settings.tls_advice else ""
+                if _is_tls_failure(exc, certificate=True):
+                    advice = f"; {settings.tls_advice}" if settings.tls_advice else ""
+                else:  # e.g. WRONG_VERSION_NUMBER: implicit TLS at a STARTTLS port
+                    advice = (
+                        f"; does {where} speak {settings.tls} TLS? check the port "
+                        f"(${_env.SMTP_PORT} / --port) and the TLS mode (tls= / --tls)"
+                    )
                 raise SmtpTLSError(f"TLS with {where} failed: {_reason(exc)}{advice}") from None
             if type(exc) is SMTPException and "STARTTLS" in str(exc).upper():
                 # aiosmtplib's "STARTTLS extension not supported": never fall back to plaintext

@@ -37,7 +37,8 @@ __all__ = [
     "strip_bcc",
 ]
 
-_BCC_FIELD = re.compile(rb"(?im)^bcc[ \t]*:.*(?:\r?\n[ \t].*)*(?:\r?\n|$)")
+# Bcc, and Resent-Bcc (RFC 5322 3.6.6: as hidden; smtplib.send_message removes both).
+_BCC_FIELD = re.compile(rb"(?im)^(?:resent-)?bcc[ \t]*:.*(?:\r?\n[ \t].*)*(?:\r?\n|$)")
 # CR* LF (CRLF, LF, and the CR CR LF of a CRLF file converted again), or a bare CR.
 _LINE_ENDINGS = re.compile(rb"\r*\n|\r")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
@@ -95,11 +96,30 @@ def crlf(data: bytes) -> bytes:
 
 
 def _split(data: bytes) -> tuple[bytes, bytes]:
-    """The header block (with the empty line that ends it) and the body of CRLF ``data``."""
+    """The header block (with the empty line that ends it) and the body of CRLF ``data``.
+
+    As a receiver's parser reads it: the block also ends at the first line that is neither a
+    header field nor a folded line (a message that lost its empty line): the "Cc:" lines
+    after such a line are body, not recipients."""
     end = data.find(b"\r\n\r\n")
-    if end < 0:
-        return data, b""
-    return data[: end + 4], data[end + 4 :]
+    if (  # the common case
+        end >= 0
+        and _FIELD_START.match(data) is not None
+        and _NOT_A_FIELD.search(data, 0, end + 1) is None
+    ):
+        return data[: end + 4], data[end + 4 :]
+    end = _HEADER_LINES.match(data).end()  # type: ignore[union-attr]  # matches "" at least
+    if data.startswith(b"\r\n", end):
+        end += 2
+    return data[:end], data[end:]
+
+
+# A header field's first line (RFC 5322 2.2; obsolete syntax allows blanks before the colon),
+# or a folded line.
+_FIELD_OR_FOLD = rb"(?:[\x21-\x39\x3b-\x7e]+[ \t]*:|[ \t])"
+_FIELD_START = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
+_NOT_A_FIELD = re.compile(rb"\n(?!" + _FIELD_OR_FOLD + rb")")
+_HEADER_LINES = re.compile(rb"(?:" + _FIELD_OR_FOLD + rb"[^\r\n]*(?:\r\n|\Z))*")
 
 
 def _normalised(data: bytes) -> bytes:
@@ -112,7 +132,8 @@ def _normalised(data: bytes) -> bytes:
 
 
 def strip_bcc(data: bytes) -> bytes:
-    """``data`` without its ``Bcc`` header field(s), folded lines included (CRLF endings)."""
+    """``data`` without its ``Bcc`` (and ``Resent-Bcc``) header field(s), folded lines
+    included (CRLF endings)."""
     return _without_bcc(crlf(data), None)[0]
 
 
@@ -129,8 +150,19 @@ def _addresses(values: Iterable[object]) -> list[str]:
             if address and " " not in address:
                 found.append(address)
                 continue
+        if "=?" in text:  # encoded words: a raw comma in one (as some clients write) is no
+            # separator for the receiver's parser; email.utils would split the address there
+            try:
+                header = _HEADER_FACTORY("to", text)
+                found.extend(a.addr_spec for a in header.addresses if a.username)
+                continue
+            except Exception:  # noqa: S110  # unparsable: the general parser decides
+                pass
         found.extend(addr for _, addr in getaddresses([text]) if addr)
     return found
+
+
+_HEADER_FACTORY = email.policy.default.header_factory
 
 
 class _Fields(dict[str, list[str]]):
@@ -146,7 +178,7 @@ class _Fields(dict[str, list[str]]):
 
 
 _WANTED_FIELD = re.compile(
-    rb"(?im)^(from|sender|to|cc|bcc|message-id)[ \t]*:([^\n]*(?:\n[ \t][^\n]*)*)"
+    rb"(?im)^(from|sender|to|cc|bcc|resent-bcc|message-id)[ \t]*:([^\n]*(?:\n[ \t][^\n]*)*)"
 )
 
 
@@ -258,9 +290,12 @@ def prepare_for_wire(message: MessageInput, *, key: str | None = None) -> Prepar
         data = _normalised(bytes(message))
         head, _ = _split(data)
         if not head.strip():
-            raise InvalidMessageError("empty message", reason=Why.NOT_A_MESSAGE)
+            raise InvalidMessageError(
+                "empty message, or one that does not begin with a header field",
+                reason=Why.NOT_A_MESSAGE,
+            )
         headers = _scan_headers(head)
-        if "bcc" in headers:
+        if "bcc" in headers or "resent-bcc" in headers:
             data, head = _without_bcc(data, head)
     else:
         raise TypeError(
