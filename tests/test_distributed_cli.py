@@ -98,3 +98,20 @@ async def test_relay_distributed_sends_a_folder_once(
     assert {line["status"] for line in lines} == {"sent"}
     assert len(sb.outbox()) == 40
     assert all(m.arrival == 1 for m in sb.outbox())
+
+
+def test_worker_processes_get_the_redis_url_in_their_environment_not_argv() -> None:
+    """The Redis URL may hold Redis's password: on a child's command line, ``ps`` shows it to
+    every local user (as it would the SMTP password)."""
+    from hubspot_tx import _env
+    from hubspot_tx.cli._distributed import _child_argv, _child_env
+    from hubspot_tx.cli._main import build_parser
+
+    url = "redis://:hunter2-secret@127.0.0.1:6390/0"
+    args = build_parser().parse_args(["worker", "--processes", "2", "--redis-url", url])
+    argv = _child_argv(args)
+    assert not any("hunter2-secret" in part for part in argv), argv
+    assert _child_env(args)[_env.REDIS_URL] == url
+    # The child, started with that argv and environment, reads the URL back.
+    child = build_parser().parse_args(argv[3:])
+    assert child.redis_url is None

@@ -253,3 +253,34 @@ async def test_requeue_after_must_be_positive(redis_srv: RedisServer) -> None:
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2
     assert b"--requeue-after: must be greater than 0" in err
+
+
+def test_worker_settings_repr_hides_the_redis_url() -> None:
+    """A Redis URL may carry Redis's password: never in a repr (logs, tracebacks)."""
+    settings = WorkerSettings(redis_url="redis://:hunter2-secret@127.0.0.1:6390/0")
+    assert "hunter2-secret" not in repr(settings)
+    assert "hunter2-secret" not in repr(Worker(settings))
+
+
+async def test_a_worker_stops_when_redis_stops_being_durable(
+    redis_srv: RedisServer, sandbox: Sandbox, token: SmtpTokenWithPassword
+) -> None:
+    """Checked at start only, a Redis whose settings change while the worker runs (a failover
+    to a server configured otherwise, a CONFIG SET) would go on losing acknowledged writes
+    under it: the heartbeat reads the settings anyway; the worker stops and says why."""
+    import redis.asyncio as redis
+
+    from hubspot_tx.distributed import UnsafeRedisError
+
+    options = {"lease": 1.5, "reconcile_every": None}
+    async with running_worker(redis_srv.url, sandbox, token, **options) as (w, _, _, task):
+        client: Any = redis.Redis.from_url(redis_srv.url)
+        try:
+            await client.config_set("appendfsync", "everysec")
+        finally:
+            await client.aclose()
+        done, _ = await asyncio.wait([task], timeout=15)
+        assert done, "the worker went on running on a Redis that can lose writes"
+        with pytest.raises(UnsafeRedisError, match="appendfsync everysec"):
+            task.result()
+        assert w.unsafe is not None

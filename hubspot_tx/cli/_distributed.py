@@ -150,7 +150,6 @@ def add_distributed_options(relay: argparse.ArgumentParser) -> None:
 
 # -- worker -------------------------------------------------------------------------------------
 _CHILD_OPTIONS = (
-    "redis_url",
     "namespace",
     "connections",
     "batches",
@@ -180,7 +179,18 @@ def _child_argv(args: argparse.Namespace) -> list[str]:
         argv.append("--allow-unsafe-redis")
     if args.verbose:
         argv.append("--verbose")
-    return argv  # never the password: it goes in the environment
+    return argv  # never a password: they go in the environment (see _child_env)
+
+
+def _child_env(args: argparse.Namespace) -> dict[str, str]:
+    """The worker processes' environment: the SMTP password and the Redis URL (which may hold
+    Redis's password) travel here, never on a command line that ``ps`` shows to every user."""
+    env = dict(os.environ)
+    if args.smtp_password:
+        env["HUBSPOT_SMTP_PASSWORD"] = args.smtp_password
+    if args.redis_url:
+        env[_env.REDIS_URL] = args.redis_url
+    return env
 
 
 RESTART_BACKOFF = (1.0, 60.0)
@@ -199,9 +209,7 @@ async def _supervise(args: argparse.Namespace) -> int:
 
     from ._main import EXIT_AUTH, EXIT_USAGE
 
-    env = dict(os.environ)
-    if args.smtp_password:
-        env["HUBSPOT_SMTP_PASSWORD"] = args.smtp_password
+    env = _child_env(args)
     env[PARENT_VARIABLE] = str(os.getpid())  # a worker whose supervisor is gone stops
     argv = _child_argv(args)
     children = [await asyncio.create_subprocess_exec(*argv, env=env) for _ in range(args.processes)]

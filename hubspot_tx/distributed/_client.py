@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from .. import _env
 
@@ -107,8 +108,9 @@ async def durability(redis: Redis) -> Durability:
     server = await client.info("server")
     values: dict[str, str] = {}
     for name in ("appendfsync", "maxmemory-policy"):
-        # CONFIG renamed or forbidden (managed Redis): unknown, hence not safe.
-        with contextlib.suppress(Exception):
+        # CONFIG renamed or forbidden (managed Redis): unknown, hence not safe. A timeout or
+        # a lost connection is raised: it says nothing about the settings.
+        with contextlib.suppress(ResponseError):
             config = await client.config_get(name)
             values.update({_text(k): _text(v) for k, v in config.items()})
     return Durability(
@@ -132,10 +134,15 @@ async def check_durability(redis: Redis, *, allow_unsafe: bool = False) -> Durab
     """
     found = await durability(redis)
     if not found.safe and not unsafe_allowed(allow_unsafe):
-        raise UnsafeRedisError(
-            f"{found.problem()}, so a message could be sent twice; configure "
-            "'appendonly yes', 'appendfsync always' and 'maxmemory-policy noeviction', or "
-            "accept the risk with "
-            f"--allow-unsafe-redis or {ALLOW_UNSAFE_VARIABLE}=1"
-        )
+        raise unsafe_error(found)
     return found
+
+
+def unsafe_error(found: Durability) -> UnsafeRedisError:
+    """The one-line error for an unsafe ``found``: which setting, and how to opt in."""
+    return UnsafeRedisError(
+        f"{found.problem()}, so a message could be sent twice; configure "
+        "'appendonly yes', 'appendfsync always' and 'maxmemory-policy noeviction', or "
+        "accept the risk with "
+        f"--allow-unsafe-redis or {ALLOW_UNSAFE_VARIABLE}=1"
+    )

@@ -37,7 +37,16 @@ from ..smtp import (
     TlsMode,
 )
 from ._broker import Tasks, make_broker
-from ._client import DEFAULT_REDIS_TIMEOUT, check_durability, connect, durability, timeout_options
+from ._client import (
+    DEFAULT_REDIS_TIMEOUT,
+    UnsafeRedisError,
+    check_durability,
+    connect,
+    durability,
+    timeout_options,
+    unsafe_allowed,
+    unsafe_error,
+)
 from ._ledger import DEFAULT_MAX_CLAIMS, DEFAULT_RETENTION, Claim, Ledger
 from ._limiter import RateLimiter
 from ._reconcile import WORKER_PREFIX, ReconcileReport, reconcile
@@ -77,7 +86,7 @@ class WorkerSettings:
             SDK cannot handle) before it ends failed with that error.
     """
 
-    redis_url: str
+    redis_url: str = field(repr=False)  # may hold Redis's password
     namespace: str = "default"
     host: str | None = None
     port: int | None = None
@@ -157,6 +166,9 @@ class Worker:
         #: refusing writes), or the heartbeat task died
         self.unreachable = False
         self._fatal_event = asyncio.Event()
+        #: stopped: Redis stopped being durable while running (a failover to a server
+        #: configured otherwise, a ``CONFIG SET``); ``run`` raises it once shut down
+        self.unsafe: UnsafeRedisError | None = None
         self.sent = 0
         # Redis restart / rollback detection: the server's run id and the highest ledger
         # counter this process saw; begins wait on ``_verified`` while either is being checked.
@@ -246,7 +258,7 @@ class Worker:
                 nonlocal begun
                 if self.unreachable:
                     raise _LeaseLost(key)  # our leases may be reconciled elsewhere already
-                if not self._verified.is_set():
+                if not self._verified.is_set() or self.unsafe is not None:
                     raise _NotNow(key)
                 try:
                     seq = await ledger.begin(
@@ -395,6 +407,16 @@ class Worker:
                 logger.warning("cannot check the ledger yet: %s: %s", type(exc).__name__, exc)
                 await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
 
+    def _unsafe(self, problem: str, error: UnsafeRedisError) -> None:
+        """Redis can lose acknowledged writes now: begin nothing more, and stop (the
+        heartbeat keeps renewing what is in flight until it has drained)."""
+        if self.unsafe is None:
+            self.unsafe = error
+            logger.error("%s: stopping this worker (messages could be sent twice)", problem)
+            self._verified.clear()  # begins in progress are handed back, not started
+            self._stopping = True
+            self._fatal_event.set()
+
     def _fatal(self, exc: SmtpError) -> None:
         if self.fatal is None:
             self.fatal = exc
@@ -445,8 +467,11 @@ class Worker:
                     _, seq = await ledger.renew(
                         self.owner, list(self._held), lease, heartbeat=self._identity
                     )
-                    run_id = (await durability(ledger.redis)).run_id
+                    found = await durability(ledger.redis)
                 last_ok = loop.time()
+                run_id = found.run_id
+                if not found.safe and not unsafe_allowed(self.settings.allow_unsafe_redis):
+                    self._unsafe(found.problem(), unsafe_error(found))
                 if seq < seen:
                     self._suspect(f"the ledger counter went back ({seq} < {seen})")
                 elif run_id != self._run_id and self._verified.is_set():
@@ -590,6 +615,8 @@ class Worker:
             with contextlib.suppress(Exception):
                 await broker.shutdown()
             await redis.aclose()
+        if self.unsafe is not None:
+            raise self.unsafe
 
     def __repr__(self) -> str:
         return f"<Worker {self.owner} held={len(self._held)} stopping={self._stopping}>"
