@@ -367,9 +367,18 @@ async def run_worker(args: argparse.Namespace) -> int:
 
 
 def _redis_failure(exc: Exception) -> int:
-    """One line for a Redis that cannot be reached or answered an error (never its URL: it
-    may hold a password)."""
+    """One line for a Redis that answered an error (never its URL: it may hold a password).
+
+    A Redis that cannot be reached at all is re-raised: ``run_distributed`` names it, with the
+    URL masked, in the same words for ``worker`` and ``relay --distributed``.
+    """
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
     from ._main import EXIT_UNREACHABLE
+
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        raise exc
 
     print(
         f"hubspot-tx: error: Redis failed ({type(exc).__name__}: {exc}); check --redis-url / "
