@@ -284,3 +284,15 @@ async def test_a_worker_stops_when_redis_stops_being_durable(
         with pytest.raises(UnsafeRedisError, match="appendfsync everysec"):
             task.result()
         assert w.unsafe is not None
+
+
+@pytest.mark.parametrize("after", [0.0, 0.005, 0.02, 0.05])
+async def test_a_worker_stopped_as_it_starts_stops(redis_srv: RedisServer, after: float) -> None:
+    """A SIGTERM right after the start line hung `hubspot-tx worker` for good: the cancel of
+    the heartbeat, caught inside its Redis call, came out as an error it survived."""
+    worker = Worker(WorkerSettings(redis_url=redis_srv.url, namespace=f"s{after}"))
+    stop = asyncio.Event()
+    run = asyncio.create_task(worker.run(stop))
+    await asyncio.sleep(after)
+    stop.set()
+    await asyncio.wait_for(run, 20)

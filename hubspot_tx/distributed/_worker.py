@@ -481,6 +481,11 @@ class Worker:
             except Exception as exc:
                 # The class and Redis's reply only: no traceback, no connection details.
                 logger.warning("heartbeat failed: %s: %s", type(exc).__name__, exc)
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                # A cancel that arrived inside a call can come out as another error (Python
+                # 3.11's asyncio.timeout, redis-py): the shutdown that asked for it waits on us.
+                raise asyncio.CancelledError
             if loop.time() - last_ok >= lease:
                 logger.error("no lease renewed for %g s (the lease): stopping", lease)
                 self.unreachable = True
