@@ -2,8 +2,8 @@
 
 Shapes follow HubSpot's Marketing Emails specs (``PublicEmail``, ``EmailCreateRequest``,
 ``CollectionResponseWithTotalPublicEmail``; v3, 2026-03 and 2026-09 agree on every field used
-here). Every response field but ``id`` is optional and unknown fields are ignored; unknown enum
-values decode and are kept. The legacy campaign listing (``/email/public/v1/campaigns``) is here
+here). Every response field is optional (``isAb`` has a default) and unknown fields are
+ignored; unknown enum values decode and are kept. The legacy campaign listing (``/email/public/v1/campaigns``) is here
 too, since its ids are what an email's ``allEmailCampaignIds`` name.
 """
 
@@ -144,6 +144,8 @@ class EmailContent(Model, frozen=True):
 class MarketingEmail(Model, frozen=True):
     """A marketing email (``PublicEmail``).
 
+    HubSpot's schema requires ``isAb`` only: every other field, ``id`` included, may be absent.
+
     Attributes:
         id: the email id: the ``emailId`` of a single-send (a string here, an int there).
         type: e.g. ``AUTOMATED_EMAIL``, ``SINGLE_SEND_API``, ``MARKETING_SINGLE_SEND_API``.
@@ -155,7 +157,7 @@ class MarketingEmail(Model, frozen=True):
         campaign: the marketing campaign (a GUID) it belongs to, an unrelated id space.
     """
 
-    id: str
+    id: str | None = None
     name: str | None = None
     subject: str | None = None
     type: EmailType | None = None
