@@ -204,8 +204,8 @@ def test_a_fractional_open_duration_does_not_fail_the_page() -> None:
 def test_a_marketing_email_without_id_decodes() -> None:
     """``PublicEmail`` requires ``isAb`` only (v3, 2026-03, 2026-09): ``id`` may be absent."""
     email = email_decoder.decode(b'{"isAb": false, "name": "Receipt", "type": "AUTOMATED_EMAIL"}')
-    assert email.id is None
+    assert email.id == ""
     assert email.name == "Receipt"
     page = email_page_decoder.decode(b'{"total": 1, "results": [{"isAb": true, "state": "DRAFT"}]}')
-    assert page.results[0].id is None
+    assert page.results[0].id == ""
     assert page.results[0].is_ab

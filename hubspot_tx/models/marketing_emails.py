@@ -3,8 +3,9 @@
 Shapes follow HubSpot's Marketing Emails specs (``PublicEmail``, ``EmailCreateRequest``,
 ``CollectionResponseWithTotalPublicEmail``; v3, 2026-03 and 2026-09 agree on every field used
 here). Every response field is optional (``isAb`` has a default) and unknown fields are
-ignored; unknown enum values decode and are kept. The legacy campaign listing (``/email/public/v1/campaigns``) is here
-too, since its ids are what an email's ``allEmailCampaignIds`` name.
+ignored; unknown enum values decode and are kept. The legacy campaign listing
+(``/email/public/v1/campaigns``) is here too, since its ids are what an email's
+``allEmailCampaignIds`` name.
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ class MarketingEmail(Model, frozen=True):
         campaign: the marketing campaign (a GUID) it belongs to, an unrelated id space.
     """
 
-    id: str | None = None
+    id: str = ""  # empty when HubSpot leaves it out (its schema does not require it)
     name: str | None = None
     subject: str | None = None
     type: EmailType | None = None
