@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from hubspot_tx.distributed import RedisServer
 from hubspot_tx.sandbox import Sandbox
@@ -115,3 +119,92 @@ def test_worker_processes_get_the_redis_url_in_their_environment_not_argv() -> N
     # The child, started with that argv and environment, reads the URL back.
     child = build_parser().parse_args(argv[3:])
     assert child.redis_url is None
+
+
+def _children_of(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(entry))
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return cmdline.read()
+    except OSError:
+        return b""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            state = stat.read().rsplit(b")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != b"Z"
+
+
+async def test_sigterm_while_the_supervisor_starts_its_workers_leaves_no_child(
+    redis_srv: RedisServer, tmp_path: Path
+) -> None:
+    """The supervisor used to start its workers before it installed its SIGTERM handler: a
+    SIGTERM then killed it and left the workers it had started running without it. The
+    supervisor is frozen (SIGSTOP) as soon as its first worker exists, so the SIGTERM is
+    pending while it is still starting the others, whatever the machine's speed."""
+    processes = 6
+    async with Sandbox(rate_limit=None) as sb:
+        async with sb.client() as hs:
+            token = await hs.smtp_tokens.create(campaign_name="supervisor")
+        env = {
+            **os.environ,
+            "HUBSPOT_SMTP_USER": token.id,
+            "HUBSPOT_SMTP_PASSWORD": token.password.get_secret_value(),
+        }
+        argv = ["--redis-url", redis_srv.url, "--host", sb.host, "--port", str(sb.smtp_port)]
+        argv += ["--ca-file", sb.ca_file, "--processes", str(processes)]
+        for _attempt in range(10):
+            log = tmp_path / "supervisor.log"
+            with log.open("wb") as out:
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "hubspot_tx.cli", "worker", *argv, stderr=out, env=env
+                )
+            seen: set[int] = set()
+            try:
+                deadline = asyncio.get_running_loop().time() + 60
+                while not seen:
+                    assert proc.returncode is None, log.read_text()
+                    assert asyncio.get_running_loop().time() < deadline, log.read_text()
+                    seen = _children_of(proc.pid)
+                    await asyncio.sleep(0.001)
+                proc.send_signal(signal.SIGSTOP)
+                seen = _children_of(proc.pid)
+                caught = len(seen) < processes  # frozen before it had started them all
+                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(signal.SIGCONT)
+                code = await asyncio.wait_for(proc.wait(), 60)
+                if not caught:
+                    continue  # it had started them all already: try again
+                survivors = [pid for pid in seen if _alive(pid)]
+                assert survivors == [], log.read_text()
+                assert code == 0, log.read_text()
+                return
+            finally:
+                if proc.returncode is None:
+                    proc.send_signal(signal.SIGCONT)
+                    proc.kill()
+                    await asyncio.wait_for(proc.wait(), 30)
+                for pid in seen:  # workers left running (only ours: a reused pid is not)
+                    if _alive(pid) and b"hubspot_tx.cli" in _cmdline(pid):
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGKILL)
+        pytest.fail("the supervisor had started every worker each time it was frozen")

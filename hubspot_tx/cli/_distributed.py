@@ -212,12 +212,7 @@ async def _supervise(args: argparse.Namespace) -> int:
     env = _child_env(args)
     env[PARENT_VARIABLE] = str(os.getpid())  # a worker whose supervisor is gone stops
     argv = _child_argv(args)
-    children = [await asyncio.create_subprocess_exec(*argv, env=env) for _ in range(args.processes)]
-    print(
-        f"hubspot-tx worker: {len(children)} processes: {' '.join(str(c.pid) for c in children)}",
-        file=sys.stderr,
-        flush=True,
-    )
+    children: list[asyncio.subprocess.Process] = []
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -259,9 +254,21 @@ async def _supervise(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
+    # The handlers come first: a SIGTERM while the workers start must reach those already
+    # started, not kill the supervisor and leave them running without it.
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, forward)
     try:
+        while len(children) < args.processes and not stopping.is_set():
+            children.append(await asyncio.create_subprocess_exec(*argv, env=env))
+            if stopping.is_set():  # asked to stop while this one was being started
+                forward()
+        print(
+            f"hubspot-tx worker: {len(children)} processes: "
+            + " ".join(str(c.pid) for c in children),
+            file=sys.stderr,
+            flush=True,
+        )
         codes = await asyncio.gather(*(keep(slot) for slot in range(len(children))))
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
