@@ -222,6 +222,12 @@ async def _supervise(args: argparse.Namespace) -> int:
             if child.returncode is None:
                 child.send_signal(signal.SIGTERM)
 
+    async def start() -> asyncio.subprocess.Process:
+        child = await asyncio.create_subprocess_exec(*argv, env=env)
+        if stopping.is_set():  # asked to stop while it was being started: forward() missed it
+            child.send_signal(signal.SIGTERM)
+        return child
+
     async def keep(slot: int) -> int:
         first, longest = RESTART_BACKOFF
         delay = first
@@ -247,7 +253,7 @@ async def _supervise(args: argparse.Namespace) -> int:
             except TimeoutError:
                 pass
             delay = min(longest, delay * 2)
-            children[slot] = await asyncio.create_subprocess_exec(*argv, env=env)
+            children[slot] = await start()
             print(
                 f"hubspot-tx worker: process {children[slot].pid} started",
                 file=sys.stderr,
@@ -260,9 +266,7 @@ async def _supervise(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, forward)
     try:
         while len(children) < args.processes and not stopping.is_set():
-            children.append(await asyncio.create_subprocess_exec(*argv, env=env))
-            if stopping.is_set():  # asked to stop while this one was being started
-                forward()
+            children.append(await start())
         print(
             f"hubspot-tx worker: {len(children)} processes: "
             + " ".join(str(c.pid) for c in children),
