@@ -57,7 +57,8 @@ API_VERSIONS: dict[str, ApiPaths] = {
         single_send="/marketing/v3/transactional/single-email/send",
         marketing_single_send="/marketing/v4/email/single-send",
         email_statistics="/marketing/v3/emails/statistics",
-        oauth_token="/oauth/v1/token",  # HubSpot stops serving it on 2027-02-16
+        # /oauth/v1/token stops on 2027-02-16; v3 is its successor (2026-03's form and body).
+        oauth_token="/oauth/v3/token",
     ),
     "2026-03": ApiPaths(
         "2026-03",
@@ -74,7 +75,7 @@ API_VERSIONS: dict[str, ApiPaths] = {
         dated=True,
         smtp_tokens="/marketing/transactional/2026-03/smtp-tokens",
         single_send="/marketing/transactional/2026-09/single-email/send",
-        marketing_single_send="/marketing/email-campaigns/2026-03/single-send",
+        marketing_single_send="/marketing/email-campaigns/2026-09/single-send",
         email_statistics="/marketing/emails/2026-09/statistics",
         # HubSpot's 2026-09 OAuth spec takes 2026-03's form but documents no success body:
         # the client reads 2026-03's (AccessTokenResponse), the sandbox answers it.

@@ -92,12 +92,12 @@ def test_the_default_api_version_is_the_newest_dated_one() -> None:
     assert HubSpot("t").api_version == "2026-09"
     paths = API_VERSIONS["2026-09"]
     assert paths.single_send == "/marketing/transactional/2026-09/single-email/send"
-    assert paths.marketing_single_send == "/marketing/email-campaigns/2026-03/single-send"
+    assert paths.marketing_single_send == "/marketing/email-campaigns/2026-09/single-send"
     assert paths.email_statistics == "/marketing/emails/2026-09/statistics"
     assert paths.smtp_tokens == "/marketing/transactional/2026-03/smtp-tokens"
     assert paths.oauth_token == "/oauth/2026-09/token"
     assert API_VERSIONS["2026-03"].oauth_token == "/oauth/2026-03/token"
-    assert API_VERSIONS["v3"].oauth_token == "/oauth/v1/token"
+    assert API_VERSIONS["v3"].oauth_token == "/oauth/v3/token"
 
 
 async def test_2026_09_calls_reach_the_paths_hubspot_publishes(sandbox: Sandbox) -> None:
@@ -109,7 +109,7 @@ async def test_2026_09_calls_reach_the_paths_hubspot_publishes(sandbox: Sandbox)
     paths = [r.path for r in sandbox.requests]
     assert paths == [
         "/marketing/transactional/2026-09/single-email/send",
-        "/marketing/email-campaigns/2026-03/single-send",
+        "/marketing/email-campaigns/2026-09/single-send",
         "/marketing/emails/2026-09/statistics/list",
     ]
     assert all(r.status == 200 for r in sandbox.requests)
@@ -125,7 +125,7 @@ async def test_paths_hubspot_does_not_publish_are_404(sandbox: Sandbox) -> None:
     headers = {"Authorization": f"Bearer {sandbox.access_token}"}
     async with aiohttp.ClientSession() as http:
         for path in (
-            "/marketing/email-campaigns/2026-09/single-send",
+            "/marketing/email-campaigns/2026-12/single-send",
             "/marketing/transactional/2026-09/smtp-tokens",
         ):
             async with http.post(sandbox.base_url + path, json=body, headers=headers) as resp:
@@ -185,11 +185,14 @@ async def _post(sandbox: Sandbox, path: str, body: object) -> tuple[int, dict[st
         return resp.status, await resp.json()
 
 
-async def test_the_sandbox_refuses_what_the_dated_schema_refuses(sandbox: Sandbox) -> None:
+@pytest.mark.parametrize("send", ["single_send", "marketing_single_send"])
+async def test_the_sandbox_refuses_what_the_dated_schema_refuses(
+    sandbox: Sandbox, send: str
+) -> None:
     classic_body = {"emailId": 1001, "message": {"to": "a@example.org"}}
-    status, _ = await _post(sandbox, API_VERSIONS["v3"].single_send, classic_body)
-    assert status == 200  # v3's schema requires only emailId, message, message.to
-    status, error = await _post(sandbox, API_VERSIONS["2026-09"].single_send, classic_body)
+    status, _ = await _post(sandbox, getattr(API_VERSIONS["v3"], send), classic_body)
+    assert status == 200  # v3's (and v4's) schema requires only emailId, message, message.to
+    status, error = await _post(sandbox, getattr(API_VERSIONS["2026-09"], send), classic_body)
     assert status == 400
     assert error["category"] == "VALIDATION_ERROR"
     assert error["status"] == "error"
@@ -453,7 +456,7 @@ async def test_token_ids_are_shaped_like_hubspots_and_survive_the_path(
 @pytest.mark.parametrize(
     ("version", "path"),
     [
-        ("v3", "/oauth/v1/token"),
+        ("v3", "/oauth/v3/token"),
         ("2026-03", "/oauth/2026-03/token"),
         ("2026-09", "/oauth/2026-09/token"),
     ],
@@ -582,7 +585,7 @@ async def test_the_served_openapi_is_the_sandboxs_own(sandbox: Sandbox) -> None:
     for v in API_VERSIONS.values():
         for path in (v.single_send, v.marketing_single_send, v.smtp_tokens):
             assert path in spec["paths"], path
-    assert "/marketing/email-campaigns/2026-09/single-send" not in spec["paths"]
+    assert "/marketing/transactional/2026-09/smtp-tokens" not in spec["paths"]
     _, ours = msgspec.json.schema_components(
         [SendState], ref_template="#/components/schemas/{name}"
     )
