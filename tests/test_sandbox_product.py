@@ -96,8 +96,8 @@ async def test_the_data_folder_is_private_whatever_the_umask(tmp_path: Path) -> 
 async def test_data_files_kept_from_before_are_made_private(tmp_path: Path) -> None:
     async with Sandbox(data_dir=tmp_path, rate_limit=None) as sb, sb.client() as hs:
         await hs.smtp_tokens.create(campaign_name="kept")
-    for path in tmp_path.iterdir():  # as an older version left them
-        path.chmod(0o644)
+    for path in await asyncio.to_thread(lambda: list(tmp_path.iterdir())):
+        path.chmod(0o644)  # as an older version left them
     async with Sandbox(data_dir=tmp_path, rate_limit=None) as sb:
         assert len(sb.state.tokens) == 1
         assert set(_modes(tmp_path).values()) == {0o600}, _modes(tmp_path)

@@ -241,7 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="starttls (default, never downgraded), implicit (port 465), none (tests only)",
     )
     relay.add_argument(
-        "--region", choices=["na", "eu"], default="na", help="HubSpot's SMTP host (default na)"
+        "--region",
+        choices=["na", "eu"],
+        default=None,
+        help="HubSpot's SMTP host: na (the default) or eu; beats $HUBSPOT_SMTP_HOST / _PORT",
     )
     relay.add_argument("--smtp-user", default=None, help="default $HUBSPOT_SMTP_USER")
     relay.add_argument(
@@ -303,6 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         APIConnectionError,
         APIError,
         AuthenticationError,
+        ConfigurationError,
         HubSpotError,
         InsecureAuthError,
         SendStatusTimeout,
@@ -322,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(exc), EXIT_UNREACHABLE)
     except SendStatusTimeout as exc:
         return fail(str(exc), EXIT_FAILED)
+    except ConfigurationError as exc:  # before HubSpotError: a usage mistake
+        return fail(str(exc), EXIT_USAGE)
     except (APIError, HubSpotError) as exc:
         return fail(str(exc), EXIT_FAILED)
     except ConnectionError as exc:  # e.g. Redis unreachable (said by the command)
