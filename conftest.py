@@ -11,11 +11,17 @@ below, and set again before each block.
 A shell session runs as a user's would after pasting the sandbox's ``export`` line: its ``$``
 commands, in order, in one ``bash -e`` (a failing command fails the block), with that
 environment, the test virtualenv first on ``PATH`` (and as make's ``VENV``), in a copy of the
-checkout holding the user's files the README names (``./Maildir``, ``mail.mbox``, ...). A
-command that serves until stopped is started in the background by the README itself and
+checkout holding the user's files the README names (``./Maildir``, ``mail.mbox``, ...); the
+lines a block shows after a command must be among what it printed. A command that serves until
+stopped is started in the background by the README itself and
 stopped by it (``&`` ... ``kill``); what a block leaves running is stopped after its timeout.
 Only the commands in :data:`NOT_RUN` are not run, and the report says so (a skip with the
-reason).
+reason). A ``conf`` block is the ``redis.conf`` the relay asks for, a ``text`` block the exception
+tree; the ``toml`` block is run by ``tests/test_pytest_plugin.py`` (in a new project).
+
+Why sybil, and these few evaluators: it already runs the Python blocks in order, per document,
+with the servers started here; its parsers give each block with its line for the report. A shell
+session needs the same servers and the same order (pytest-examples runs Python only).
 """
 
 from __future__ import annotations
@@ -191,22 +197,41 @@ def setup(namespace: dict[str, Any]) -> None:
     runner.run(asyncio.wait_for(servers.__aenter__(), 60))
 
 
-def _commands(block: str) -> list[str]:
-    """The ``$ `` commands of a console block (a line ending in ``\\`` continues one); the
-    other lines are what they print."""
-    commands: list[str] = []
+def _commands(block: str) -> list[tuple[str, list[str]]]:
+    """The ``$ `` commands of a console block (a line ending in ``\\`` continues one), each
+    with the lines shown after it: what it prints."""
+    commands: list[tuple[str, list[str]]] = []
     current: str | None = None
     for line in block.splitlines():
         if current is not None:
             current += "\n" + line
         elif line.startswith("$ "):
             current = line[2:]
+        elif commands and line.strip():
+            commands[-1][1].append(line.strip())
+            continue
         else:
             continue
         if not current.endswith("\\"):
-            commands.append(current)
+            commands.append((current, []))
             current = None
     return commands
+
+
+MARK = "@@docs-command"
+
+
+def _printed(log: str) -> dict[int, set[str]]:
+    """What each command printed: the lines after its trace mark (``+ : @@docs-command N``)
+    that are not themselves trace lines."""
+    printed: dict[int, set[str]] = {}
+    current: set[str] | None = None
+    for line in log.splitlines():
+        if line.startswith(f"+ : {MARK} "):
+            current = printed.setdefault(int(line.split()[-1]), set())
+        elif current is not None and not line.startswith("+"):
+            current.add(line.strip())
+    return printed
 
 
 def _user_folder(namespace: dict[str, Any]) -> Path:
@@ -243,13 +268,15 @@ def _user_folder(namespace: dict[str, Any]) -> Path:
 def run_session(example: Example) -> None:
     """Run a console block's commands in one shell, as a user would (see the module's doc)."""
     commands = _commands(example.parsed)
-    not_run = [c for c in commands if _words(c) in NOT_RUN]
+    not_run = [c for c, _ in commands if _words(c) in NOT_RUN]
+    run = [(i, c, shown) for i, (c, shown) in enumerate(commands) if c not in not_run]
     # A sandbox the session started in the background is stopped even if a command fails.
+    # Each command follows a no-op that the trace (-x) shows, marking where its output starts.
     script = "\n".join(
         [
             'trap \'[ -z "${HUBSPOT_TX_SANDBOX_PID:-}" ] || kill "$HUBSPOT_TX_SANDBOX_PID" '
             "2>/dev/null || true' EXIT",
-            *(c for c in commands if c not in not_run),
+            *(f": {MARK} {i}\n{c}" for i, c, _ in run),
             "wait",  # for what the session started with & (and stopped)
         ]
     )
@@ -281,11 +308,16 @@ def run_session(example: Example) -> None:
 
         returncode = example.namespace["_runner"].run(session())
         log.seek(0)
-        output = log.read().decode(errors="replace")[-6000:]
+        whole = log.read().decode(errors="replace")
+        output = whole[-6000:]
     if returncode == -signal.SIGKILL:
         raise AssertionError(f"the session did not end in {SESSION_TIMEOUT:.0f} s:\n{output}")
     if returncode != 0:
         raise AssertionError(f"exit {returncode} (the last `+` line ran last):\n{output}")
+    printed = _printed(whole)
+    for i, command, shown in run:
+        missing = [line for line in shown if line not in printed.get(i, set())]
+        assert not missing, f"`{command}` did not print {missing}:\n{output}"
     if not_run:
         reasons = [f"`{c.split('#')[0].strip()}`: {NOT_RUN[_words(c)]}" for c in not_run]
         ran = len(commands) - len(not_run)
