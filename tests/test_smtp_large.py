@@ -4,10 +4,6 @@ and before the final "." (so the message is retried, never left in doubt)."""
 
 from __future__ import annotations
 
-import sys
-
-import pytest
-
 from hubspot_tx import FailureCategory, SmtpRetry
 
 from .smtp_recorder import recorder_pool, slow_server
@@ -31,12 +27,6 @@ async def test_a_slow_upload_is_not_cut_by_the_command_timeout() -> None:
     assert received == [message]
 
 
-@pytest.mark.xfail(
-    sys.version_info >= (3, 13),
-    reason="open bug: on Python 3.13's asyncio a stalled 12 MB upload ends delivery_unknown "
-    "(safe: never sent twice) instead of failing before the dot and being retried",
-    strict=False,
-)
 async def test_an_upload_the_server_stops_reading_fails_before_the_dot_and_is_retried() -> None:
     message = large(12)  # more than the kernel's buffers on both sides can hold
     async with (

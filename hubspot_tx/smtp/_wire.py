@@ -279,6 +279,12 @@ class Wire(asyncio.Protocol):
         elif linger:
             self._out = list(parts)
             self._loop.call_soon(self._loop.call_soon, self._flush)
+        elif sum(map(len, parts)) > HIGH_WATER:
+            # One write each: CPython's selector transport (3.12, 3.13) never pauses its
+            # protocol from ``writelines``, so a stalled upload would look sent (``drain``
+            # depends on ``pause_writing``). Nothing is copied: the transport keeps views.
+            for part in parts:
+                self.transport.write(part)
         else:
             self.transport.writelines(parts)
 
