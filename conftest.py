@@ -282,6 +282,8 @@ def run_session(example: Example) -> None:
     )
     venv = sys.prefix
     env = {**os.environ, "VENV": venv, "PATH": f"{venv}/bin{os.pathsep}{os.environ['PATH']}"}
+    for name in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL"):  # `make test VENV=...` passes them down,
+        env.pop(name, None)  # and they would beat VENV: the user's shell has none
     # The document's servers run on its event loop: the session runs there too, so that they
     # serve while it waits. Its output goes to a file, not a pipe, which what it leaves
     # running would hold open.
