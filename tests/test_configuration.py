@@ -189,6 +189,21 @@ def test_arguments_beat_the_smtp_variables(monkeypatch: pytest.MonkeyPatch) -> N
     assert server(port=2465, tls="implicit") == ("127.0.0.1", 2465)
 
 
+async def test_arguments_beat_the_rest_and_ca_variables(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-from-the-environment")
+    monkeypatch.setenv("HUBSPOT_BASE_URL", "https://127.0.0.1:9")
+    monkeypatch.setenv("HUBSPOT_CA_FILE", str(tmp_path / "missing.pem"))  # would be refused
+    context = sandbox.ca.client_context()
+    async with HubSpot(sandbox.access_token, base_url=sandbox.https_url, ssl=context) as hs:
+        assert hs.base_url == sandbox.https_url
+        await hs.smtp_tokens.list()  # the token, root and trust given, not the variables'
+    assert SmtpPool(sandbox.host, sandbox.smtp_port, ssl_context=context).settings.port == (
+        sandbox.smtp_port
+    )
+
+
 def test_cli_flags_and_worker_settings_beat_the_smtp_variables(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
