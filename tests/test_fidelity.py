@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 import msgspec
@@ -94,7 +95,8 @@ def test_the_default_api_version_is_the_newest_dated_one() -> None:
     assert paths.marketing_single_send == "/marketing/email-campaigns/2026-03/single-send"
     assert paths.email_statistics == "/marketing/emails/2026-09/statistics"
     assert paths.smtp_tokens == "/marketing/transactional/2026-03/smtp-tokens"
-    assert paths.oauth_token == "/oauth/2026-03/token"
+    assert paths.oauth_token == "/oauth/2026-09/token"
+    assert API_VERSIONS["2026-03"].oauth_token == "/oauth/2026-03/token"
     assert API_VERSIONS["v3"].oauth_token == "/oauth/v1/token"
 
 
@@ -449,7 +451,12 @@ async def test_token_ids_are_shaped_like_hubspots_and_survive_the_path(
 
 # -- OAuth ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("version", "path"), [("v3", "/oauth/v1/token"), ("2026-09", "/oauth/2026-03/token")]
+    ("version", "path"),
+    [
+        ("v3", "/oauth/v1/token"),
+        ("2026-03", "/oauth/2026-03/token"),
+        ("2026-09", "/oauth/2026-09/token"),
+    ],
 )
 async def test_oauth_refreshes_at_the_versions_token_endpoint(version: str, path: str) -> None:
     async with Sandbox() as sb:
@@ -463,7 +470,7 @@ async def test_oauth_refreshes_at_the_versions_token_endpoint(version: str, path
 async def test_a_transient_token_endpoint_error_is_not_remembered(status: int) -> None:
     async with Sandbox() as sb:
         async with sb.client(auth=sb.oauth(), retry=FAST_RETRY) as hs:
-            sb.faults.rest_error(status, times=None, path="/oauth/2026-03/token")
+            sb.faults.rest_error(status, times=None, path="/oauth/2026-09/token")
             with pytest.raises(OAuthRefreshError) as caught:
                 await hs.smtp_tokens.list()
             assert caught.value.status == status
@@ -472,7 +479,9 @@ async def test_a_transient_token_endpoint_error_is_not_remembered(status: int) -
         assert sb.state.oauth_refreshes == 1
 
 
-@pytest.mark.parametrize("path", ["/oauth/v1/token", "/oauth/2026-03/token"])
+@pytest.mark.parametrize(
+    "path", ["/oauth/v1/token", "/oauth/v3/token", "/oauth/2026-03/token", "/oauth/2026-09/token"]
+)
 async def test_a_malformed_token_form_is_a_400_not_a_500(sandbox: Sandbox, path: str) -> None:
     """A multipart Content-Type without a boundary crashed the sandbox's form parsing (500)."""
     async with (
@@ -484,6 +493,42 @@ async def test_a_malformed_token_form_is_a_400_not_a_500(sandbox: Sandbox, path:
         assert resp.status == 400
         body = await resp.json()
     assert "form" in body["message"]
+
+
+@pytest.mark.parametrize("version", ["v3", "2026-03", "2026-09"])
+async def test_hubspots_oauth_introspect_and_revoke_are_served(version: str) -> None:
+    """HubSpot publishes token, token/introspect and token/revoke under v3, 2026-03 and
+    2026-09; the sandbox answered 404 to all but two token paths."""
+    async with Sandbox() as sb:
+        client_id, secret, refresh = sb.state.register_oauth_app()
+        app = {"client_id": client_id, "client_secret": secret}
+        base = f"{sb.base_url}/oauth/{version}/token"
+        async with aiohttp.ClientSession() as http:
+
+            async def post(path: str, **form: str) -> tuple[int, Any]:
+                async with http.post(base + path, data=form) as resp:
+                    return resp.status, (await resp.json() if await resp.read() else None)
+
+            status, tokens = await post(
+                "", grant_type="refresh_token", refresh_token=refresh, **app
+            )
+            assert status == 200
+            assert tokens["token_use"] == "access_token"
+            access = tokens["access_token"]
+            status, info = await post("/introspect", token=access, **app)
+            assert (status, info["active"], info["token_use"]) == (200, True, "access_token")
+            assert info["client_id"] == client_id
+            assert info["scopes"] == ["transactional-email"]
+            status, info = await post("/introspect", token=refresh, **app)
+            assert (status, info["active"], info["token_use"]) == (200, True, "refresh_token")
+            status, error = await post("/introspect", token=access, client_id=client_id)
+            assert (status, error["category"]) == (400, "BAD_CLIENT_SECRET")
+
+            assert (await post("/revoke", token=access, **app))[0] == 200
+            assert (await post("/introspect", token=access, **app))[1] == {"active": False}
+            assert (await post("/revoke", token=refresh, **app))[0] == 200
+            status, error = await post("", grant_type="refresh_token", refresh_token=refresh, **app)
+            assert (status, error["category"]) == (400, "BAD_REFRESH_TOKEN")
 
 
 async def test_a_refused_refresh_token_at_the_dated_endpoint_is_typed() -> None:
