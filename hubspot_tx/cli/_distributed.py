@@ -26,7 +26,10 @@ PARENT_VARIABLE = "HUBSPOT_TX_WORKER_PARENT"
 REDIS_HELP = "default $HUBSPOT_TX_REDIS_URL or redis://127.0.0.1:6379/0"
 PORT_HELP = "SMTP port (default $HUBSPOT_SMTP_PORT, else 587; 465 with --tls implicit)"
 TLS_HELP = "STARTTLS (required, never skipped), implicit TLS, or none (plaintext)"
-REGION_HELP = "HubSpot's SMTP host: na = smtp.hubapi.com, eu = smtp-eu1.hubapi.com"
+REGION_HELP = (
+    "HubSpot's SMTP host: na = smtp.hubapi.com (the default), eu = smtp-eu1.hubapi.com; "
+    "beats $HUBSPOT_SMTP_HOST / _PORT"
+)
 CA_HELP = "trust this CA bundle too (default $HUBSPOT_CA_FILE)"
 
 
@@ -107,7 +110,7 @@ def add_worker_parser(sub: Any) -> None:
     worker.add_argument(
         "--tls", choices=["starttls", "implicit", "none"], default="starttls", help=TLS_HELP
     )
-    worker.add_argument("--region", choices=["na", "eu"], default="na", help=REGION_HELP)
+    worker.add_argument("--region", choices=["na", "eu"], default=None, help=REGION_HELP)
     worker.add_argument("--smtp-user", default=None, help="default $HUBSPOT_SMTP_USER")
     worker.add_argument(
         "--smtp-password", default=None, help="default $HUBSPOT_SMTP_PASSWORD (prefer the variable)"
