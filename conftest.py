@@ -268,6 +268,8 @@ def _user_folder(namespace: dict[str, Any]) -> Path:
 def run_session(example: Example) -> None:
     """Run a console block's commands in one shell, as a user would (see the module's doc)."""
     commands = _commands(example.parsed)
+    # A block whose commands lack the `$ ` prompt would otherwise pass having run nothing.
+    assert commands, f"no `$ ` command in this console block:\n{example.parsed}"
     not_run = [c for c, _ in commands if _words(c) in NOT_RUN]
     run = [(i, c, shown) for i, (c, shown) in enumerate(commands) if c not in not_run]
     # A sandbox the session started in the background is stopped even if a command fails.
