@@ -278,8 +278,11 @@ def run_session(example: Example) -> None:
         [
             'trap \'[ -z "${HUBSPOT_TX_SANDBOX_PID:-}" ] || kill "$HUBSPOT_TX_SANDBOX_PID" '
             "2>/dev/null || true' EXIT",
-            *(f": {MARK} {i}\n{c}" for i, c, _ in run),
-            "wait",  # for what the session started with & (and stopped)
+            # `$!` after each command collects what the session started with `&`
+            *(f': {MARK} {i}\n{c}\n_jobs="${{_jobs:-}} ${{!:-}}"' for i, c, _ in run),
+            # Each of them (stopped by the session) must end well: a bare `wait` returns 0
+            # even for one that crashed or that SIGTERM killed instead of stopping cleanly.
+            'for job in $(printf "%s\\n" $_jobs | sort -u); do wait "$job"; done',
         ]
     )
     venv = sys.prefix
