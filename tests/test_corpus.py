@@ -154,6 +154,14 @@ CORPUS: dict[str, tuple[bytes, InvalidReason | None]] = {
         msg(b"From: ada@example.com", b"To: friends: bob@example.org, carl@example.org;", b""),
         None,
     ),
+    "source-route": (
+        msg(
+            b"From: Ada <@relay.example.net:ada@example.com>",
+            b"To: <@a.example.net:bob@example.org>",
+            b"Bcc: Spy <@relay.example.net:spy@example.org>",
+        ),
+        None,
+    ),
     "sender-field": (
         msg(b"From: list@example.com", b"Sender: bounce@example.com", b"To: bob@example.org"),
         None,

@@ -137,7 +137,9 @@ def strip_bcc(data: bytes) -> bytes:
     return _without_bcc(crlf(data), None)[0]
 
 
-_SIMPLE = re.compile(r"[^\"(),;:\\<>]*(?:<([^<>\s]+)>)?\s*")  # one plain address, or Name <addr>
+# One plain address, or Name <addr>; an obsolete source route (RFC 5322 4.4: <@relay:addr>)
+# is not part of the address (nor of what the receiver reads as its recipient).
+_SIMPLE = re.compile(r"[^\"(),;:\\<>]*(?:<(?:@[^<>\s:]*:)?([^<>\s]+)>)?\s*")
 
 
 def _addresses(values: Iterable[object]) -> list[str]:
