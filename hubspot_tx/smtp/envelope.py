@@ -114,6 +114,18 @@ def _split(data: bytes) -> tuple[bytes, bytes]:
     return data[:end], data[end:]
 
 
+def _separated(data: bytes) -> tuple[bytes, bytes]:
+    """CRLF ``data`` and its header block, which ends with an empty line if a body follows: a
+    header block that ended at a line that is no field (a message that lost its empty line)
+    gets one, so that no receiver reads the lines after it as header fields (a ``Bcc`` one,
+    a parser that reads on past a ``:`` or ``From `` line, as Python's does)."""
+    head, body = _split(data)
+    if head and body and not head.endswith(b"\r\n\r\n"):
+        head += b"\r\n"
+        data = head + body
+    return data, head
+
+
 # A header field's first line (RFC 5322 2.2; obsolete syntax allows blanks before the colon),
 # or a folded line.
 _FIELD_OR_FOLD = rb"(?:[\x21-\x39\x3b-\x7e]+[ \t]*:|[ \t])"
@@ -274,7 +286,7 @@ def prepare_for_wire(message: MessageInput, *, key: str | None = None) -> Prepar
             raise InvalidMessageError("Envelope.data must be bytes", reason=Why.NOT_A_MESSAGE)
         if not message.rcpt_to:
             raise InvalidMessageError("the envelope has no recipients", reason=Why.NO_RECIPIENTS)
-        data, head = _without_bcc(_normalised(message.data), None)
+        data, head = _without_bcc(*_separated(_normalised(message.data)))
         message_id = _clean_id(_scan_headers(head).get("Message-ID"))
         env = Envelope(
             mail_from=message.mail_from,
@@ -287,10 +299,9 @@ def prepare_for_wire(message: MessageInput, *, key: str | None = None) -> Prepar
     if isinstance(message, Message):
         data = _normalised(_flatten(message))
         headers = message
-        data, head = _without_bcc(data, None)
+        data, head = _without_bcc(*_separated(data))
     elif isinstance(message, bytes | bytearray | memoryview):
-        data = _normalised(bytes(message))
-        head, _ = _split(data)
+        data, head = _separated(_normalised(bytes(message)))
         if not head.strip():
             raise InvalidMessageError(
                 "empty message, or one that does not begin with a header field",
