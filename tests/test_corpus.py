@@ -87,6 +87,16 @@ CORPUS: dict[str, tuple[bytes, InvalidReason | None]] = {
         ),
         None,
     ),
+    "semicolons-and-encoded-words": (
+        msg(
+            b"From: ada@example.com",
+            b"To: =?utf-8?q?Zo=C3=AB?= <zoe@example.org>; bob@example.org",
+            b"Cc: carl@example.org;=?iso-8859-1?q?Ren=E9?= <rene@example.org>",
+            b"",
+            b"x",
+        ),
+        None,
+    ),
     "line-998": (msg(*SIMPLE, b"", b"y" * 998), None),
     "line-999": (msg(*SIMPLE, b"", b"y" * 999), InvalidReason.LINE_TOO_LONG),
     "long-line-behind-cr": (

@@ -166,6 +166,8 @@ def _addresses(values: Iterable[object]) -> list[str]:
                 continue
         if "=?" in text:  # encoded words: a raw comma in one (as some clients write) is no
             # separator for the receiver's parser; email.utils would split the address there
+            if ":" not in text:  # no group: a ";" separates addresses (as Outlook writes
+                text = text.replace(";", ",")  # them, and as email.utils reads them below)
             try:
                 header = _HEADER_FACTORY("to", text)
                 found.extend(a.addr_spec for a in header.addresses if a.username)
