@@ -170,7 +170,9 @@ async def test_body_lines_after_a_non_header_line_are_not_recipients(message: by
 # where the header block ended for the relay: what follows must not reach any receiver as a
 # header (a Bcc shown to everyone), so the relay ends the header with an empty line.
 @pytest.mark.parametrize(
-    "line", [b":", b": x", b"From nobody Mon Jan  1 00:00:00 2024"], ids=["colon", "colon-x", "from"]
+    "line",
+    [b":", b": x", b"From nobody Mon Jan  1 00:00:00 2024"],
+    ids=["colon", "colon-x", "from"],
 )
 async def test_no_parser_reads_a_bcc_header_after_where_the_header_ended(line: bytes) -> None:
     message = (
