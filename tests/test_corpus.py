@@ -97,6 +97,16 @@ CORPUS: dict[str, tuple[bytes, InvalidReason | None]] = {
         ),
         None,
     ),
+    "trailing-comma-and-comment": (
+        msg(
+            b"From: ada@example.com",
+            b"To: bob@example.org",
+            b"Cc: carl@example.org (Carl, the boss), dee@example.org,",
+            b"",
+            b"x",
+        ),
+        None,
+    ),
     "line-998": (msg(*SIMPLE, b"", b"y" * 998), None),
     "line-999": (msg(*SIMPLE, b"", b"y" * 999), InvalidReason.LINE_TOO_LONG),
     "long-line-behind-cr": (

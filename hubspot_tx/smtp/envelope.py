@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.generator
 import email.policy
+import inspect
 import io
 import re
 from collections.abc import Iterable
@@ -174,8 +175,14 @@ def _addresses(values: Iterable[object]) -> list[str]:
                 continue
             except Exception:  # noqa: S110  # unparsable: the general parser decides
                 pass
-        found.extend(addr for _, addr in getaddresses([text]) if addr)
+        found.extend(addr for _, addr in getaddresses([text], **_LENIENT) if addr)
     return found
+
+
+# Python 3.13 (and 3.12.6, 3.11.10) read a list strictly: one stray "," or ";" (a trailing
+# comma, a comment holding one) and the whole field is read as no address, so its recipients
+# would silently not be sent to. Lists are read as every version read them before.
+_LENIENT = {"strict": False} if "strict" in inspect.signature(getaddresses).parameters else {}
 
 
 _HEADER_FACTORY = email.policy.default.header_factory
