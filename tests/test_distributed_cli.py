@@ -169,10 +169,17 @@ def _alive(pid: int) -> bool:
 
 @contextlib.asynccontextmanager
 async def _supervisor(
-    redis_url: str, sb: Sandbox, token: SmtpTokenWithPassword, processes: int, log: Path
+    redis_url: str,
+    sb: Sandbox,
+    token: SmtpTokenWithPassword,
+    processes: int,
+    log: Path,
+    *,
+    stop_grace: float | None = None,
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, set[int]]]:
     """``hubspot-tx worker --processes N``, and the set to record its workers' pids in: on the
-    way out, the supervisor and any of those workers still running are killed."""
+    way out, the supervisor and any of those workers still running are killed. ``stop_grace``
+    replaces the supervisor's ``STOP_GRACE``."""
     env = {
         **os.environ,
         "HUBSPOT_SMTP_USER": token.id,
@@ -180,10 +187,15 @@ async def _supervisor(
     }
     argv = ["--redis-url", redis_url, "--host", sb.host, "--port", str(sb.smtp_port)]
     argv += ["--ca-file", sb.ca_file, "--processes", str(processes), "--lease", "2"]
+    command = [sys.executable, "-m", "hubspot_tx.cli"]
+    if stop_grace is not None:
+        command[1:] = [
+            "-c",
+            "import sys, hubspot_tx.cli._distributed as d; from hubspot_tx.cli._main import main; "
+            f"d.STOP_GRACE = {stop_grace!r}; sys.exit(main())",
+        ]
     with log.open("wb") as out:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "hubspot_tx.cli", "worker", *argv, stderr=out, env=env
-        )
+        proc = await asyncio.create_subprocess_exec(*command, "worker", *argv, stderr=out, env=env)
     seen: set[int] = set()
     try:
         yield proc, seen
@@ -228,6 +240,34 @@ async def _term_while_frozen(proc: asyncio.subprocess.Process) -> int:
     return await asyncio.wait_for(proc.wait(), 30)
 
 
+async def _all_started(
+    proc: asyncio.subprocess.Process, seen: set[int], processes: int, log: Path
+) -> set[int]:
+    """Wait (bounded) until the supervisor says it started its ``processes`` workers; add
+    them to ``seen`` and return them."""
+    deadline = asyncio.get_running_loop().time() + 60
+    while f"{processes} processes:" not in _text(log):
+        assert proc.returncode is None, _text(log)
+        assert asyncio.get_running_loop().time() < deadline, _text(log)
+        await asyncio.sleep(0.01)
+    children = _children_of(proc.pid)
+    seen |= children
+    return children
+
+
+async def _handling_sigterm(pid: int, log: Path) -> None:
+    """Wait (bounded) until ``pid`` catches SIGTERM (SigCgt in /proc): before, a SIGTERM
+    kills it even when it is stopped."""
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
+        status = Path(f"/proc/{pid}/status").read_bytes()  # noqa: ASYNC240 - procfs, no disk
+        caught = next(int(ln.split()[1], 16) for ln in status.splitlines() if b"SigCgt" in ln)
+        if caught >> (signal.SIGTERM - 1) & 1:
+            return
+        assert asyncio.get_running_loop().time() < deadline, _text(log)
+        await asyncio.sleep(0.01)
+
+
 async def test_sigterm_while_the_supervisor_starts_its_workers_leaves_no_child(
     redis_srv: RedisServer, tmp_path: Path
 ) -> None:
@@ -263,16 +303,59 @@ async def test_sigterm_while_the_supervisor_restarts_a_worker_stops_that_one_too
         async with sb.client() as hs:
             token = await hs.smtp_tokens.create(campaign_name="supervisor")
         async with _supervisor(redis_srv.url, sb, token, 2, log) as (proc, seen):
-            deadline = asyncio.get_running_loop().time() + 60
-            while "2 processes:" not in log.read_text():
-                assert proc.returncode is None, log.read_text()
-                assert asyncio.get_running_loop().time() < deadline, log.read_text()
-                await asyncio.sleep(0.01)
-            first = _children_of(proc.pid)
-            seen |= first
+            first = await _all_started(proc, seen, 2, log)
             os.kill(min(first), signal.SIGKILL)  # started again after RESTART_BACKOFF's 1 s
             await _freeze_at_a_new_child(proc, seen, log)
             code = await _term_while_frozen(proc)
             assert "restarting it in 1 s" in log.read_text()
             assert [pid for pid in seen if _alive(pid)] == [], log.read_text()
             assert code == 0, log.read_text()
+
+
+async def test_a_second_sigterm_kills_a_worker_that_does_not_stop(
+    redis_srv: RedisServer, tmp_path: Path
+) -> None:
+    """A worker that does not stop on SIGTERM (here: SIGSTOPped, as a hung one) kept the
+    supervisor waiting for good, and asking it again only sent another SIGTERM: the second
+    SIGTERM (or Ctrl-C) now kills the workers still running."""
+    log = tmp_path / "supervisor.log"
+    async with Sandbox(rate_limit=None) as sb:
+        async with sb.client() as hs:
+            token = await hs.smtp_tokens.create(campaign_name="supervisor")
+        async with _supervisor(redis_srv.url, sb, token, 2, log) as (proc, seen):
+            hung, other = sorted(await _all_started(proc, seen, 2, log))
+            await _handling_sigterm(hung, log)
+            os.kill(hung, signal.SIGSTOP)
+            proc.send_signal(signal.SIGTERM)
+            deadline = asyncio.get_running_loop().time() + 60
+            while _alive(other):  # the other one stops as asked
+                assert asyncio.get_running_loop().time() < deadline, log.read_text()
+                await asyncio.sleep(0.01)
+            assert _alive(hung), _text(log)
+            assert proc.returncode is None, _text(log)
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(proc.wait(), 30)
+            assert not _alive(hung), log.read_text()
+            assert code == 128 + signal.SIGKILL, log.read_text()
+
+
+async def test_a_worker_that_does_not_stop_is_killed_after_the_stop_grace(
+    redis_srv: RedisServer, tmp_path: Path
+) -> None:
+    """One SIGTERM and a worker that does not stop: the supervisor waited for it for good;
+    it now kills it ``STOP_GRACE`` seconds after the SIGTERM (1 s here) and exits 137."""
+    log = tmp_path / "supervisor.log"
+    async with Sandbox(rate_limit=None) as sb:
+        async with sb.client() as hs:
+            token = await hs.smtp_tokens.create(campaign_name="supervisor")
+        async with _supervisor(redis_srv.url, sb, token, 2, log, stop_grace=1.0) as (
+            proc,
+            seen,
+        ):
+            hung = min(await _all_started(proc, seen, 2, log))
+            await _handling_sigterm(hung, log)
+            os.kill(hung, signal.SIGSTOP)
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(proc.wait(), 60)
+            assert [pid for pid in seen if _alive(pid)] == [], log.read_text()
+            assert code == 128 + signal.SIGKILL, log.read_text()

@@ -198,6 +198,10 @@ def _child_env(args: argparse.Namespace) -> dict[str, str]:
 
 RESTART_BACKOFF = (1.0, 60.0)
 """The first and the longest wait before a dead worker process is started again."""
+STOP_GRACE = 120.0
+"""Seconds a worker may take to stop after its SIGTERM before it is killed: it drains for at
+most ``WorkerSettings.shutdown_timeout`` (30 s), then closes its SMTP pool as long; a hung
+one must not keep the supervisor waiting for good."""
 
 
 async def _supervise(args: argparse.Namespace) -> int:
@@ -219,11 +223,20 @@ async def _supervise(args: argparse.Namespace) -> int:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
 
-    def forward() -> None:
-        stopping.set()
+    def signal_all(sig: int) -> None:
         for child in children:
             if child.returncode is None:
-                child.send_signal(signal.SIGTERM)
+                child.send_signal(sig)
+
+    def forward() -> None:
+        # Asked again (a second Ctrl-C): kill, as when a worker outlives STOP_GRACE.
+        signal_all(signal.SIGKILL if stopping.is_set() else signal.SIGTERM)
+        stopping.set()
+
+    async def kill_late() -> None:
+        await stopping.wait()
+        await asyncio.sleep(STOP_GRACE)
+        signal_all(signal.SIGKILL)
 
     async def start() -> asyncio.subprocess.Process:
         child = await asyncio.create_subprocess_exec(*argv, env=env)
@@ -276,11 +289,15 @@ async def _supervise(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-        codes = await asyncio.gather(*(keep(slot) for slot in range(len(children))))
+        killer = asyncio.create_task(kill_late())
+        try:
+            codes = await asyncio.gather(*(keep(slot) for slot in range(len(children))))
+        finally:
+            killer.cancel()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        forward()
+        signal_all(signal.SIGTERM)
     for child, code in zip(children, codes, strict=True):
         if code != 0:
             print(f"hubspot-tx worker: process {child.pid} exited {code}", file=sys.stderr)
