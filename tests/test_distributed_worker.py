@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
@@ -22,6 +23,7 @@ from hubspot_tx.distributed import (
     Worker,
     WorkerSettings,
 )
+from hubspot_tx.distributed._worker import STOP_GRACE
 from hubspot_tx.sandbox import Sandbox
 from hubspot_tx.smtp import SmtpCredentials
 
@@ -296,3 +298,43 @@ async def test_a_worker_stopped_as_it_starts_stops(redis_srv: RedisServer, after
     await asyncio.sleep(after)
     stop.set()
     await asyncio.wait_for(run, 20)
+
+
+async def test_a_receiver_that_swallows_its_cancellation_does_not_hang_the_stop(
+    redis_srv: RedisServer,
+) -> None:
+    """redis-py can swallow a cancellation that lands in a blocking read (taskiq's XREADGROUP,
+    redis/redis-py#2028): the README's `kill %1` then hung a worker for good. The stop is
+    bounded: the task is left behind and counted, and the CLI exits without it."""
+    worker = Worker(WorkerSettings(redis_url=redis_srv.url, namespace="swallow"))
+    released = asyncio.Event()
+
+    async def receive_swallowing(broker: object, finish: asyncio.Event) -> None:
+        # A fault injected in place of taskiq's receiver: every cancel is caught, as redis-py
+        # sometimes does inside a blocking read. Bounded, so the test leaves nothing running.
+        async with asyncio.timeout(60):
+            while not released.is_set():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await released.wait()
+
+    worker._receive = receive_swallowing  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    run = asyncio.create_task(worker.run(stop))
+    async with asyncio.timeout(10):
+        while worker._ledger is None:  # noqa: ASYNC110 - waiting for run() to start
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)
+    stop.set()
+    try:
+        await asyncio.wait_for(run, STOP_GRACE + 15)
+        assert worker.stragglers == 1
+    finally:
+        released.set()
+    # It shut down as usual meanwhile: its heartbeat key (a live worker's mark) is gone.
+    ledger = worker._ledger
+    assert ledger is not None
+    client = Redis.from_url(redis_srv.url)
+    try:
+        assert not await client.exists(ledger.worker_prefix + worker.owner)
+    finally:
+        await client.aclose()

@@ -384,17 +384,25 @@ async def run_worker(args: argparse.Namespace) -> int:
             watchdog.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+    code = 0
     if worker.unreachable:
         print(
             "hubspot-tx: error: no lease renewed for longer than the lease "
             "(Redis unreachable or refusing writes)",
             file=sys.stderr,
         )
-        return EXIT_UNREACHABLE
-    if worker.fatal is not None:
+        code = EXIT_UNREACHABLE
+    elif worker.fatal is not None:
         print(f"hubspot-tx: error: {worker.fatal}", file=sys.stderr)
-        return EXIT_AUTH
-    return 0
+        code = EXIT_AUTH
+    if worker.stragglers:
+        # The worker has released its claims and closed Redis; what is left is a blocking
+        # read that swallowed its cancellation. Waiting for it (as the event loop's teardown
+        # would) could hang the process for good.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def _redis_failure(exc: Exception) -> int:

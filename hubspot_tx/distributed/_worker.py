@@ -122,6 +122,18 @@ class _NotNow(Exception):
     back, not counted as an attempt."""
 
 
+STOP_GRACE = 5.0
+"""Seconds a stopping worker waits for its cancelled background tasks (receiver, reconcile)."""
+
+
+async def _settle(tasks: list[asyncio.Task[None]], timeout: float) -> set[asyncio.Task[None]]:
+    """Wait up to ``timeout`` for ``tasks`` to end; the ones still running."""
+    if not tasks:
+        return set()
+    _, pending = await asyncio.wait(tasks, timeout=timeout)
+    return pending
+
+
 def _temporary_auth(exc: SmtpError) -> bool:
     """A 4xx reply to AUTH (454: the server cannot check credentials now): retried, not fatal."""
     return isinstance(exc, SmtpAuthError) and exc.code is not None and 400 <= exc.code < 500
@@ -169,6 +181,9 @@ class Worker:
         #: stopped: Redis stopped being durable while running (a failover to a server
         #: configured otherwise, a ``CONFIG SET``); ``run`` raises it once shut down
         self.unsafe: UnsafeRedisError | None = None
+        #: background tasks still running after ``run`` returned (a cancellation swallowed by
+        #: a blocking Redis read): a process should exit without waiting for them
+        self.stragglers = 0
         self.sent = 0
         # Redis restart / rollback detection: the server's run id and the highest ledger
         # counter this process saw; begins wait on ``_verified`` while either is being checked.
@@ -605,7 +620,17 @@ class Worker:
                 others.append(self._recovering)
             for task in others:
                 task.cancel()
-            await asyncio.gather(*others, return_exceptions=True)
+            # Bounded: redis-py can swallow a cancellation that lands in a blocking read
+            # (taskiq's XREADGROUP; redis/redis-py#2028), and the task then never ends. Such a
+            # task holds no claim: it is left behind (``stragglers``), not waited for.
+            stuck = await _settle(others, STOP_GRACE)
+            if stuck:
+                logger.warning(
+                    "%d task(s) did not stop when cancelled (a blocking Redis read that "
+                    "swallowed the cancellation): left behind",
+                    len(stuck),
+                )
+                self.stragglers = len(stuck)
             with contextlib.suppress(Exception):
                 await self._pool.aclose(timeout=s.shutdown_timeout)
             if heartbeat is not None:
@@ -620,6 +645,10 @@ class Worker:
             with contextlib.suppress(Exception):
                 await broker.shutdown()
             await redis.aclose()
+            if stuck:  # their connections are closed now: one more chance to end
+                for task in stuck:
+                    task.cancel()
+                self.stragglers = len(await _settle(list(stuck), 1.0))
         if self.unsafe is not None:
             raise self.unsafe
 
