@@ -304,7 +304,7 @@ class Connection:
 
         def on_end(replies: list[Reply]) -> None:
             ((code, text),) = replies
-            done.set_result(self._ended(Transaction("end", code, text, accepted, refused)))
+            wire.settle(done, self._ended(Transaction("end", code, text, accepted, refused)))
 
         def on_commands(replies: list[Reply]) -> None:
             tx = self._fold(rcpt_to, replies)

@@ -561,7 +561,7 @@ class SmtpPool:
             raise PoolClosedError("the SMTP pool is closed")
         # Twice the sessions by default: with PIPELINING a session takes the next message while
         # the reply to the previous one's final "." is still on its way.
-        relay = Relay(self, messages, concurrency or 2 * self.max_connections, progress)
+        relay = Relay(self, messages, concurrency or 3 * self.max_connections, progress)
         self._relays.add(relay)
         return relay
 
