@@ -54,7 +54,7 @@ class Settings:
     host: str
     port: int
     tls: TlsMode
-    ssl_context: ssl.SSLContext
+    ssl_context: ssl.SSLContext | None  # None with tls="none"
     connect_timeout: float
     command_timeout: float
     final_reply_timeout: float

@@ -141,7 +141,8 @@ class SmtpPool:
             host=host or _env.get(_env.SMTP_HOST) or HOSTS[region],
             port=port or _env.smtp_port() or DEFAULT_PORTS[tls],
             tls=tls,
-            ssl_context=ssl_context or _env.ssl_context(),
+            # No trust store for a plaintext pool: loading the system's takes tens of ms.
+            ssl_context=ssl_context or (_env.ssl_context() if tls != "none" else None),
             tls_advice=_env.tls_advice(ca_file, custom_context=ssl_context is not None),
             connect_timeout=connect_timeout,
             command_timeout=command_timeout,
