@@ -51,9 +51,7 @@ def test_long_line_check_of_a_large_message_uses_the_regex_path() -> None:
 
 @settings(max_examples=300)
 @given(st.lists(st.tuples(st.integers(0, 1200), _BREAKS), max_size=8), st.integers(0, 1200))
-def test_the_one_split_never_misses_a_long_line(
-    parts: list[tuple[int, bytes]], tail: int
-) -> None:
+def test_the_one_split_never_misses_a_long_line(parts: list[tuple[int, bytes]], tail: int) -> None:
     # prepare_for_wire skips the long-line check when the split that normalised the line
     # endings saw no long line: that must never let one through.
     data = b"".join(b"x" * n + brk for n, brk in parts) + b"y" * tail
