@@ -65,7 +65,8 @@ class Wire(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         self._buffer += data
-        self._settle = settle = []
+        settle: list[tuple[asyncio.Future[Any], Any]] = []
+        self._settle = settle
         try:
             self._parse()
         finally:
