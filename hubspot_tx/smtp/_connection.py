@@ -262,16 +262,18 @@ class Connection:
     def _commands(self, prepared: Prepared, rcpt_to: list[str]) -> list[bytes]:
         """MAIL, RCPT for each of ``rcpt_to``, DATA; raises :class:`Unsendable` first if the
         server cannot take the message."""
-        size, utf8, eight_bit = prepared.size, prepared.utf8, prepared.eight_bit
-        self.check(size, utf8, eight_bit)
-        params = b""
-        if "size" in self._extensions:
-            params += b" SIZE=%d" % size
-        if eight_bit:
-            params += b" BODY=8BITMIME"
-        if utf8:
-            params += b" SMTPUTF8"
-        commands = [b"MAIL FROM:<%s>%s\r\n" % (prepared.env.mail_from.encode(), params)]
+        env = prepared.env
+        size, utf8, eight_bit = len(env.data), prepared.utf8, prepared.eight_bit
+        if utf8 or eight_bit or "size" in self._extensions:
+            self.check(size, utf8, eight_bit)
+            params = b" SIZE=%d" % size if "size" in self._extensions else b""
+            if eight_bit:
+                params += b" BODY=8BITMIME"
+            if utf8:
+                params += b" SMTPUTF8"
+        else:  # plain ASCII to a server without SIZE: nothing to check, no parameters
+            params = b""
+        commands = [b"MAIL FROM:<%s>%s\r\n" % (env.mail_from.encode(), params)]
         commands += [b"RCPT TO:<%s>\r\n" % r.encode() for r in rcpt_to]
         commands.append(b"DATA\r\n")
         return commands

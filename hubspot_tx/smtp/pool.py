@@ -688,6 +688,15 @@ class _Result:
     def apply(self, tx: Transaction) -> Outcome | None:
         """Fold a finished transaction in; the outcome if final, ``None`` to retry."""
         self.last = (tx.code, tx.message)
+        if (
+            tx.stage == "end"
+            and 200 <= tx.code < 300
+            and not tx.refused
+            and tx.accepted == self.pending
+        ):  # the common case: every pending recipient accepted it
+            self.accepted.extend(tx.accepted)
+            self.pending = []
+            return self._settle(FailureCategory.RECIPIENTS_REFUSED)
         tried = set(tx.accepted) | {r for r, _, _ in tx.refused}
         untried = [r for r in self.pending if r not in tried]  # after a 421 to RCPT
         # A 5xx refusal of a recipient is final; 4xx ones and untried ones go again.
