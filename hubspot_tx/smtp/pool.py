@@ -560,8 +560,10 @@ class SmtpPool:
         """
         if self._closing:
             raise PoolClosedError("the SMTP pool is closed")
-        # Twice the sessions by default: with PIPELINING a session takes the next message while
-        # the reply to the previous one's final "." is still on its way.
+        # Three times the sessions by default: with PIPELINING a session carries a message whose
+        # final reply is on its way and one waiting for its 354, and a third message waits for
+        # it, ready, so that its commands leave with the data of the one ahead (one send, one
+        # round trip per message; with two, the data often left alone).
         relay = Relay(self, messages, concurrency or 3 * self.max_connections, progress)
         self._relays.add(relay)
         return relay
