@@ -7,7 +7,8 @@ DEMO_STAMP := $(VENV)/.installed-demo
 
 .PHONY: demo test lint docs install clean bench bench-quick screenshots system-deps
 
-demo: $(DEMO_STAMP)  ## the end-to-end demo against the embedded sandbox
+# A development install (make install, make test) has the sandbox extra already.
+demo: $(if $(wildcard $(STAMP)),$(STAMP),$(DEMO_STAMP))  ## the end-to-end demo against the embedded sandbox
 	$(BIN)/python -m hubspot_tx.demo
 
 test: $(STAMP) system-deps  ## the test suite (real servers on loopback)

@@ -107,6 +107,10 @@ class OAuth:
         self._endpoint: TokenEndpoint | None = None
         self._lock = asyncio.Lock()
         self._failure: str | None = None
+        # The refusal's HTTP status and category, repeated as HubSpot gave them (the dated
+        # endpoints' categories are not documented: never assume one).
+        self._failure_status = 400
+        self._failure_category: str | None = None
         self.refreshes = 0
 
     def bind(self, endpoint: TokenEndpoint) -> None:
@@ -139,7 +143,9 @@ class OAuth:
 
     async def _refresh(self) -> None:
         if self._failure is not None:
-            raise OAuthRefreshError(self._failure, status=400, category="BAD_REFRESH_TOKEN")
+            raise OAuthRefreshError(
+                self._failure, status=self._failure_status, category=self._failure_category
+            )
         if self._endpoint is None:
             raise RuntimeError("OAuth provider is not attached to a HubSpot client")
         status, body = await self._endpoint(
@@ -171,6 +177,7 @@ class OAuth:
                     category=kind,
                 )
             self._failure = f"HubSpot refused the OAuth refresh token: {message}"
+            self._failure_status, self._failure_category = status, kind
             self._access_token = None
             raise OAuthRefreshError(self._failure, status=status, category=kind)
         try:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import ssl as ssl_module
+import urllib.parse
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Literal, Self
@@ -13,6 +13,7 @@ import aiohttp
 from . import _env
 from ._auth import AuthProvider, OAuth, StaticToken
 from ._config import DEFAULT_BASE_URL, DEFAULT_RETRY, DEFAULT_TIMEOUT, RetryPolicy, Timeout
+from ._exceptions import ConfigurationError
 from ._hooks import Hooks
 from ._http import HTTPClient
 from ._pacing import Pacer, RateLimit
@@ -29,6 +30,9 @@ from .resources import (
 )
 
 __all__ = ["HubSpot"]
+
+#: Where ``$HUBSPOT_ACCESS_TOKEN`` may go besides ``$HUBSPOT_BASE_URL``: HubSpot's API hosts.
+HUBSPOT_API_DOMAINS = ("hubapi.com", "hubspot.com")
 
 ACCESS_TOKEN_ENV = _env.ACCESS_TOKEN
 BASE_URL_ENV = _env.BASE_URL
@@ -49,7 +53,9 @@ class HubSpot:
     Args:
         access_token: a private-app access token, a :class:`Secret`, or an
             :class:`AuthProvider` such as :class:`OAuth` (refreshing access tokens).
-            Defaults to ``$HUBSPOT_ACCESS_TOKEN``.
+            Defaults to ``$HUBSPOT_ACCESS_TOKEN``, which is sent only to ``$HUBSPOT_BASE_URL``
+            or to HubSpot's own ``https://`` hosts: with a ``base_url`` elsewhere, pass the
+            token for it (else :class:`ConfigurationError`).
         base_url: the API root; ``$HUBSPOT_BASE_URL`` or ``https://api.hubapi.com``.
         timeout: per-attempt limits, a :class:`Timeout` or a total in seconds.
         retry: a :class:`RetryPolicy`, or ``None`` to never retry.
@@ -83,15 +89,28 @@ class HubSpot:
         hooks: Hooks | None = None,
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
     ) -> None:
-        if access_token is None:
-            access_token = os.environ.get(ACCESS_TOKEN_ENV)
-            if not access_token:
-                raise ValueError(f"no access_token given and ${ACCESS_TOKEN_ENV} is not set")
-        auth = access_token if isinstance(access_token, AuthProvider) else StaticToken(access_token)
-        self.base_url = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
+        env_base_url = _env.get(BASE_URL_ENV)
+        self.base_url = (base_url or env_base_url or DEFAULT_BASE_URL).rstrip("/")
         if not self.base_url.startswith(("https://", "http://")):
             origin = "base_url" if base_url else f"${BASE_URL_ENV}"
-            raise ValueError(f"{origin} must start with https:// or http://, got {self.base_url!r}")
+            raise ConfigurationError(
+                f"{origin} must start with https:// or http://, got {self.base_url!r}"
+            )
+        if access_token is None:
+            access_token = _env.get(ACCESS_TOKEN_ENV)
+            if access_token is None:
+                raise ConfigurationError(
+                    f"no access_token given and ${ACCESS_TOKEN_ENV} is not set"
+                )
+            if not _env_token_may_go_to(self.base_url, env_base_url):
+                # The variable's token belongs to the variable's API root (or HubSpot's): it
+                # must not leak to another server named in code.
+                raise ConfigurationError(
+                    f"base_url {self.base_url} is neither ${BASE_URL_ENV} nor HubSpot's: "
+                    f"${ACCESS_TOKEN_ENV} is not sent there; pass access_token= for it "
+                    f"(CLI: --access-token), or set ${BASE_URL_ENV} to it"
+                )
+        auth = access_token if isinstance(access_token, AuthProvider) else StaticToken(access_token)
         if api_version not in API_VERSIONS:
             raise ValueError(f"api_version must be one of {sorted(API_VERSIONS)}")
         paths = API_VERSIONS[api_version]
@@ -159,3 +178,14 @@ class HubSpot:
 
     def __repr__(self) -> str:
         return f"<HubSpot base_url={self.base_url!r} api_version={self.api_version!r}>"
+
+
+def _env_token_may_go_to(base_url: str, env_base_url: str | None) -> bool:
+    """Whether the environment's access token may be sent to ``base_url``."""
+    if env_base_url is not None and base_url == env_base_url.rstrip("/"):
+        return True
+    url = urllib.parse.urlsplit(base_url)
+    host = (url.hostname or "").rstrip(".")
+    return url.scheme == "https" and any(
+        host == domain or host.endswith("." + domain) for domain in HUBSPOT_API_DOMAINS
+    )

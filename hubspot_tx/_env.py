@@ -45,13 +45,13 @@ REDIS_URL = "HUBSPOT_TX_REDIS_URL"
 ALLOW_UNSAFE_REDIS = "HUBSPOT_TX_ALLOW_UNSAFE_REDIS"
 
 VARIABLES: dict[str, str] = {
-    ACCESS_TOKEN: "private-app access token: HubSpot(), the CLI (or --access-token)",
+    ACCESS_TOKEN: "private-app access token (or --access-token), for HUBSPOT_BASE_URL or HubSpot's",
     BASE_URL: "API root (default https://api.hubapi.com)",
     CA_FILE: "CA bundle trusted besides the system store (e.g. the sandbox's): REST, SMTP",
     SMTP_USER: "SMTP user name, the token id: SmtpPool(), relay, worker",
     SMTP_PASSWORD: "SMTP password: SmtpPool(), relay, worker",
-    SMTP_HOST: "SMTP host (default smtp.hubapi.com, smtp-eu1.hubapi.com with --region eu)",
-    SMTP_PORT: "SMTP port (default 587, 465 with --tls implicit)",
+    SMTP_HOST: "SMTP host (default smtp.hubapi.com); --host / --region name another server",
+    SMTP_PORT: "SMTP port of that host (default 587, 465 with --tls implicit)",
     REDIS_URL: "Redis of the distributed relay (default redis://127.0.0.1:6379/0)",
     ALLOW_UNSAFE_REDIS: "1: run the distributed relay on a Redis that can lose writes (may resend)",
 }

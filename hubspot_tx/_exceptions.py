@@ -13,6 +13,7 @@ HubSpotError
 │   └── ServerError               5xx
 ├── APIConnectionError            (also ConnectionError) the request did not complete
 │   └── APITimeoutError           (also TimeoutError)
+├── ConfigurationError            (also ValueError) an argument or variable that cannot work
 ├── ResponseDecodeError           a 2xx body that is not the documented shape
 ├── PaginationError               a list cursor that does not advance
 ├── SendStatusTimeout             (also TimeoutError) ``send_status.wait`` gave up
@@ -54,6 +55,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ConfigurationError",
     "ConflictError",
     "DeliveryError",
     "DeliveryUnknownError",
@@ -196,6 +198,11 @@ class APIConnectionError(HubSpotError, ConnectionError):
 
 class APITimeoutError(APIConnectionError, TimeoutError):
     """The request timed out."""
+
+
+class ConfigurationError(HubSpotError, ValueError):
+    """The arguments and ``HUBSPOT_*`` variables do not make a client that can work (or that is
+    safe): the message says what to pass or set."""
 
 
 class ResponseDecodeError(HubSpotError):

@@ -22,7 +22,7 @@ E = TypeVar("E")
 
 @dataclass(frozen=True, slots=True)
 class RequestEvent:
-    """An attempt is about to be sent (after pacing)."""
+    """An attempt is about to be sent (called before it waits for the pacer, if any)."""
 
     method: str
     path: str

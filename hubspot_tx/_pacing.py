@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from ._exceptions import RateLimitError
@@ -66,7 +66,8 @@ class Pacer:
             client's clock and HubSpot's).
         daily_probe_interval: while the daily limit is used up, let one request through this
             often (seconds) to learn whether it was reset.
-        clock: monotonic seconds, for the daily latch (injectable for tests).
+        clock: monotonic seconds (injectable for tests, with ``sleep``).
+        sleep: waits that many seconds of ``clock``.
     """
 
     def __init__(
@@ -77,12 +78,14 @@ class Pacer:
         margin: float = 0.05,
         daily_probe_interval: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.limit = limit
         self.learn = learn
         self.margin = margin
         self.daily_probe_interval = daily_probe_interval
         self._clock = clock
+        self._sleep = sleep
         self._daily_probe_at = 0.0
         self._sent: deque[float] = deque()
         self._lock = asyncio.Lock()
@@ -117,9 +120,9 @@ class Pacer:
                 )
         async with self._lock:  # FIFO: callers are admitted in arrival order
             while True:
-                now = time.monotonic()
+                now = self._clock()
                 if self._paused_until > now:
-                    await asyncio.sleep(self._paused_until - now)
+                    await self._sleep(self._paused_until - now)
                     continue
                 limit = self.limit
                 if limit is None:
@@ -135,7 +138,7 @@ class Pacer:
                 if len(self._sent) < limit.max_requests:
                     self._sent.append(now)
                     return False
-                await asyncio.sleep(self._sent[0] + window - now)
+                await self._sleep(self._sent[0] + window - now)
 
     def observe(
         self, headers: Mapping[str, str] | None, *, status: int = 0, probe: bool = False
@@ -168,7 +171,7 @@ class Pacer:
 
     def _reconcile(self, limit: RateLimit, max_requests: int, remaining: int) -> None:
         """Count requests of other clients of the same app that HubSpot saw in its window."""
-        now = time.monotonic()
+        now = self._clock()
         window = self._window(limit)
         ours = sum(1 for t in self._sent if t > now - window)
         theirs = (max_requests - remaining) - ours
@@ -177,4 +180,4 @@ class Pacer:
 
     def pause(self, seconds: float) -> None:
         """Hold every caller for ``seconds`` (after a 429)."""
-        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+        self._paused_until = max(self._paused_until, self._clock() + seconds)

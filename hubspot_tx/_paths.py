@@ -13,11 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["API_VERSIONS", "DEFAULT_API_VERSION", "ApiPaths", "ApiVersion"]
+__all__ = ["API_VERSIONS", "DEFAULT_API_VERSION", "OAUTH_VERSIONS", "ApiPaths", "ApiVersion"]
 
 ApiVersion = Literal["v3", "2026-03", "2026-09"]
 
 DEFAULT_API_VERSION: ApiVersion = "2026-09"
+
+# HubSpot's OAuth API besides v1's token endpoint: ``/oauth/{version}/token``, ``.../introspect``
+# and ``.../revoke`` (HubSpot-public-api-spec-collection, Auth/Oauth).
+OAUTH_VERSIONS = ("v3", "2026-03", "2026-09")
 
 # HubSpot has not published a date-versioned send-status path; every version polls v3's.
 _SEND_STATUSES = "/marketing/v3/email/send-statuses"
@@ -53,7 +57,8 @@ API_VERSIONS: dict[str, ApiPaths] = {
         single_send="/marketing/v3/transactional/single-email/send",
         marketing_single_send="/marketing/v4/email/single-send",
         email_statistics="/marketing/v3/emails/statistics",
-        oauth_token="/oauth/v1/token",  # HubSpot stops serving it on 2027-02-16
+        # /oauth/v1/token stops on 2027-02-16; v3 is its successor (2026-03's form and body).
+        oauth_token="/oauth/v3/token",
     ),
     "2026-03": ApiPaths(
         "2026-03",
@@ -70,11 +75,11 @@ API_VERSIONS: dict[str, ApiPaths] = {
         dated=True,
         smtp_tokens="/marketing/transactional/2026-03/smtp-tokens",
         single_send="/marketing/transactional/2026-09/single-email/send",
-        marketing_single_send="/marketing/email-campaigns/2026-03/single-send",
+        marketing_single_send="/marketing/email-campaigns/2026-09/single-send",
         email_statistics="/marketing/emails/2026-09/statistics",
-        # HubSpot's 2026-09 OAuth spec documents no success response for /oauth/2026-09/token;
-        # 2026-03's is the newest fully specified token endpoint.
-        oauth_token="/oauth/2026-03/token",
+        # HubSpot's 2026-09 OAuth spec takes 2026-03's form but documents no success body:
+        # the client reads 2026-03's (AccessTokenResponse), the sandbox answers it.
+        oauth_token="/oauth/2026-09/token",
         marketing_emails="/marketing/emails/2026-09",
     ),
 }

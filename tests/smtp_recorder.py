@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+import trustme
 from aiosmtpd.smtp import SMTP, AuthResult
 
 from hubspot_tx import SmtpPool
@@ -135,12 +137,30 @@ def recorder_pool(port: int, **kwargs: Any) -> SmtpPool:
     return SmtpPool("127.0.0.1", port, tls="none", **kwargs)
 
 
+@dataclass(frozen=True)
+class SlowServer:
+    port: int
+    received: list[bytes]
+    client_context: ssl.SSLContext | None  # trusts the server's certificate (with ``tls``)
+
+
 @asynccontextmanager
-async def slow_server(*, chunk_pause: float | None) -> AsyncIterator[tuple[int, list[bytes]]]:
-    """``(port, received)`` of a minimal SMTP server whose data phase reads 32 KiB every
-    ``chunk_pause`` seconds (a slow link), or, with ``None``, never reads it (a dead peer)."""
+async def slow_server(
+    *, chunk_pause: float | None, tls: Literal["none", "implicit", "starttls"] = "none"
+) -> AsyncIterator[SlowServer]:
+    """A minimal SMTP server whose data phase reads 32 KiB every ``chunk_pause`` seconds (a
+    slow link), or, with ``None``, never reads it (a dead peer); over ``tls`` (a throwaway CA
+    that ``client_context`` trusts)."""
     received: list[bytes] = []
     stop = asyncio.Event()
+    server_ctx = client_ctx = None
+    if tls != "none":
+        ca = trustme.CA()
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+        client_ctx = ssl.create_default_context()
+        ca.configure_trust(client_ctx)
+    ehlo = b"250-slow.test\r\n" + (b"250-STARTTLS\r\n" if tls == "starttls" else b"")
 
     async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"220 slow.test ESMTP\r\n")
@@ -148,7 +168,12 @@ async def slow_server(*, chunk_pause: float | None) -> AsyncIterator[tuple[int, 
             while line := await asyncio.wait_for(reader.readline(), 30):
                 verb = line[:4].upper()
                 if verb == b"EHLO":
-                    writer.write(b"250-slow.test\r\n250 8BITMIME\r\n")
+                    writer.write(ehlo + b"250 8BITMIME\r\n")
+                elif verb == b"STAR" and server_ctx is not None:
+                    writer.write(b"220 go ahead\r\n")
+                    await writer.drain()
+                    await writer.start_tls(server_ctx)
+                    continue
                 elif verb == b"QUIT":
                     writer.write(b"221 bye\r\n")
                     break
@@ -171,7 +196,7 @@ async def slow_server(*, chunk_pause: float | None) -> AsyncIterator[tuple[int, 
                     received.append(bytes(data[:-3]))
                     writer.write(b"250 OK stored\r\n")
                 await writer.drain()
-        except (ConnectionError, TimeoutError):
+        except (ConnectionError, TimeoutError, ssl.SSLError):
             pass
         finally:
             writer.close()
@@ -179,9 +204,11 @@ async def slow_server(*, chunk_pause: float | None) -> AsyncIterator[tuple[int, 
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)  # a small window
     sock.bind(("127.0.0.1", 0))
-    server = await asyncio.start_server(session, sock=sock, limit=32 * 1024)
+    server = await asyncio.start_server(
+        session, sock=sock, limit=32 * 1024, ssl=server_ctx if tls == "implicit" else None
+    )
     try:
-        yield sock.getsockname()[1], received
+        yield SlowServer(sock.getsockname()[1], received, client_ctx)
     finally:
         stop.set()
         server.close()

@@ -7,6 +7,7 @@ import json
 import mailbox
 import os
 import random
+import shlex
 import signal
 import sys
 from collections import Counter
@@ -333,3 +334,38 @@ async def test_sandbox_banner_names_the_emails_and_their_campaign_ids() -> None:
     assert "1001 -> " in emails
     assert "12345678 -> " in emails
     assert "1001 -> 1001" not in emails  # a campaign id is not the email id
+
+
+async def test_sandbox_in_the_background_serves_once_it_returns() -> None:
+    free = ["--http-port", "0", "--https-port", "0", "--smtp-port", "0", "--smtps-port", "0"]
+    code, out, err = await cli("sandbox", "--background", *free)
+    assert code == 0, err
+    export, pid_line = out.splitlines()
+    env = dict(word.split("=", 1) for word in shlex.split(export)[1:])
+    pid = int(pid_line.split("=", 1)[1].split()[0])
+    try:
+        assert "running in the background" in err
+        code, listed, _ = await cli("tokens", "list", env=env)
+        assert code == 0
+        assert env["HUBSPOT_SMTP_USER"] in listed  # the token its export line carries
+        # Another on a port in use: one line that names the flags, no export line.
+        https_port = env["HUBSPOT_BASE_URL"].rsplit(":", 1)[1]
+        clash = [*free[:2], "--https-port", https_port, *free[4:]]
+        code, out, err = await cli("sandbox", "--background", *clash)
+        assert (code, out) == (2, "")
+        assert "--https-port" in err
+        assert len(err.strip().splitlines()) == 1, err
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    async with asyncio.timeout(30):  # it stops on SIGTERM (not our child: poll)
+        while _running(pid):  # noqa: ASYNC110 - another session's process: no event
+            await asyncio.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    """Alive, and not a zombie its new parent has yet to reap."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

@@ -651,3 +651,33 @@ async def test_an_invalid_message_is_recorded_with_its_reason(
     assert record["category"] == "invalid_message"
     assert record["reason"] == "no_recipients"
     assert sandbox.state.messages == []
+
+
+async def test_a_message_killed_after_its_dot_in_a_resumed_run_is_not_sent_by_the_next(
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path
+) -> None:
+    # Run 1 records a failure to retry; run 2 (--resume) retries it, the server stores it, and
+    # the run is killed before it records the result; run 3 (--resume) must not send it again:
+    # run 1's failure is no answer to run 2's attempt.
+    env = _env(sandbox, token)
+    (tmp_path / "a.eml").write_bytes(make_message(1))
+    results = tmp_path / "r.jsonl"
+    args = (str(tmp_path / "a.eml"), "--results", str(results))
+    sandbox.faults.smtp_reply("rcpt", 550, times=None)
+    code, _, err = await relay(*args, env=env)
+    assert code == 1, err
+    assert _records(results)[0]["category"] == "recipients_refused"
+    sandbox.faults.clear()
+    sandbox.faults.smtp_slow("stored", 60)  # stored, its reply held: the run is killed then
+    proc = await _start(*args, "--resume", "--quiet", env=env)
+    try:
+        await _until(lambda: len(sandbox.state.messages) == 1)
+    finally:
+        proc.kill()
+        await asyncio.wait_for(proc.wait(), 60)
+    sandbox.faults.clear()
+    code, _, err = await relay(*args, "--resume", env=env)
+    assert len(sandbox.state.messages) == 1  # not sent twice
+    assert "1 message(s) were in flight" in err
+    assert _records(results)[-1]["category"] == "delivery_unknown"
+    assert code == 0  # nothing else to send; the unknown one is reported, not resent

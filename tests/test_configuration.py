@@ -13,11 +13,22 @@ import textwrap
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from hubspot_tx import APIConnectionError, HubSpot, SmtpPool, SmtpTLSError, SmtpTokenWithPassword
+from hubspot_tx import (
+    APIConnectionError,
+    ConfigurationError,
+    HubSpot,
+    SmtpPool,
+    SmtpTLSError,
+    SmtpTokenWithPassword,
+)
+from hubspot_tx.cli._main import build_parser
+from hubspot_tx.cli._relay import _pool
+from hubspot_tx.distributed import WorkerSettings
 from hubspot_tx.sandbox import Sandbox
 
 ROOT = Path(__file__).parent.parent
@@ -62,7 +73,8 @@ async def test_rest_tls_failure_says_what_failed_and_what_to_set(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", sandbox.access_token)
-    async with HubSpot(base_url=sandbox.https_url, rate_limit=None, retry=None) as hs:
+    monkeypatch.setenv("HUBSPOT_BASE_URL", sandbox.https_url)
+    async with HubSpot(rate_limit=None, retry=None) as hs:
         with pytest.raises(APIConnectionError) as caught:
             await hs.smtp_tokens.create(campaign_name="env")
     text = str(caught.value)
@@ -157,6 +169,117 @@ def test_the_login_from_the_environment_never_goes_to_a_host_named_in_code(
     monkeypatch.setenv("HUBSPOT_SMTP_PASSWORD", "secret")
     assert SmtpPool().credentials is not None
     assert SmtpPool("smtp.elsewhere.example").credentials is None
+
+
+def test_arguments_beat_the_smtp_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The variables name the sandbox; a host, region or port given in code names another.
+    monkeypatch.setenv("HUBSPOT_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("HUBSPOT_SMTP_PORT", "2587")
+
+    def server(**kwargs: Any) -> tuple[str, int]:
+        settings = SmtpPool(**kwargs).settings
+        return settings.host, settings.port
+
+    assert server() == ("127.0.0.1", 2587)
+    assert server(region="eu") == ("smtp-eu1.hubapi.com", 587)
+    assert server(region="na") == ("smtp.hubapi.com", 587)
+    assert server(region="eu", tls="implicit") == ("smtp-eu1.hubapi.com", 465)
+    assert server(host="mail.example.org") == ("mail.example.org", 587)
+    assert server(host="mail.example.org", port=2525) == ("mail.example.org", 2525)
+    assert server(port=2465, tls="implicit") == ("127.0.0.1", 2465)
+
+
+async def test_arguments_beat_the_rest_and_ca_variables(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", "pat-from-the-environment")
+    monkeypatch.setenv("HUBSPOT_BASE_URL", "https://127.0.0.1:9")
+    monkeypatch.setenv("HUBSPOT_CA_FILE", str(tmp_path / "missing.pem"))  # would be refused
+    context = sandbox.ca.client_context()
+    async with HubSpot(sandbox.access_token, base_url=sandbox.https_url, ssl=context) as hs:
+        assert hs.base_url == sandbox.https_url
+        await hs.smtp_tokens.list()  # the token, root and trust given, not the variables'
+    assert SmtpPool(sandbox.host, sandbox.smtp_port, ssl_context=context).settings.port == (
+        sandbox.smtp_port
+    )
+
+
+def test_cli_flags_and_worker_settings_beat_the_smtp_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HUBSPOT_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("HUBSPOT_SMTP_PORT", "2587")
+    monkeypatch.setenv("HUBSPOT_SMTP_USER", "123")
+    monkeypatch.setenv("HUBSPOT_SMTP_PASSWORD", "secret")
+
+    def relay(*flags: str) -> tuple[str, int]:
+        args = build_parser().parse_args(["relay", "-", *flags])
+        settings = _pool(args, lambda outcome: None).settings
+        return settings.host, settings.port
+
+    assert relay() == ("127.0.0.1", 2587)
+    assert relay("--region", "eu") == ("smtp-eu1.hubapi.com", 587)
+    assert relay("--host", "mail.example.org") == ("mail.example.org", 587)
+    # The worker's SmtpPool reads the variables unless --region is given.
+    assert WorkerSettings(redis_url="redis://127.0.0.1:1/0").region is None
+    args = build_parser().parse_args(["worker", "--region", "eu"])
+    assert args.region == "eu"
+    assert build_parser().parse_args(["worker"]).region is None
+
+
+async def test_the_access_token_variable_never_goes_to_a_base_url_named_in_code(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with Sandbox(rate_limit=None) as elsewhere:
+        monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", sandbox.access_token)
+        monkeypatch.setenv("HUBSPOT_BASE_URL", sandbox.https_url)
+        with pytest.raises(ConfigurationError) as caught:
+            HubSpot(base_url=elsewhere.https_url)
+        text = str(caught.value)
+        assert "pass access_token=" in text
+        assert "HUBSPOT_ACCESS_TOKEN" in text
+        assert sandbox.access_token not in text
+        assert isinstance(caught.value, ValueError)
+        monkeypatch.delenv("HUBSPOT_BASE_URL")  # nor with no $HUBSPOT_BASE_URL at all
+        with pytest.raises(ConfigurationError):
+            HubSpot(base_url=elsewhere.https_url)
+        for lookalike in (
+            "http://api.hubapi.com",  # HubSpot's, but in clear text
+            "https://api.hubapi.com.example.org",
+            "https://evilhubapi.com",
+        ):
+            with pytest.raises(ConfigurationError):
+                HubSpot(base_url=lookalike)
+        # The CLI follows the same rule: exit 2, one line, nothing sent.
+        code, out, err = await _cli("tokens", "list", "--base-url", elsewhere.https_url)
+        assert (code, out) == (2, "")
+        assert "--access-token" in err
+        assert len(err.strip().splitlines()) == 1
+        assert not elsewhere.requests
+        # The token given for it, HubSpot's own hosts and the variable's URL are fine.
+        monkeypatch.setenv("HUBSPOT_BASE_URL", sandbox.https_url)
+        clients = [
+            HubSpot(elsewhere.access_token, base_url=elsewhere.https_url),
+            HubSpot(base_url=sandbox.https_url + "/"),
+            HubSpot(base_url="https://api.hubapi.com"),
+            HubSpot(base_url="https://api-eu1.hubapi.com"),
+        ]
+        for client in clients:
+            await client.aclose()
+
+
+async def _cli(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "hubspot_tx.cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
 
 
 @pytest.mark.parametrize("value", ["abc", "0", "70000"])

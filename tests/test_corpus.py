@@ -87,6 +87,26 @@ CORPUS: dict[str, tuple[bytes, InvalidReason | None]] = {
         ),
         None,
     ),
+    "semicolons-and-encoded-words": (
+        msg(
+            b"From: ada@example.com",
+            b"To: =?utf-8?q?Zo=C3=AB?= <zoe@example.org>; bob@example.org",
+            b"Cc: carl@example.org;=?iso-8859-1?q?Ren=E9?= <rene@example.org>",
+            b"",
+            b"x",
+        ),
+        None,
+    ),
+    "trailing-comma-and-comment": (
+        msg(
+            b"From: ada@example.com",
+            b"To: bob@example.org",
+            b"Cc: carl@example.org (Carl, the boss), dee@example.org,",
+            b"",
+            b"x",
+        ),
+        None,
+    ),
     "line-998": (msg(*SIMPLE, b"", b"y" * 998), None),
     "line-999": (msg(*SIMPLE, b"", b"y" * 999), InvalidReason.LINE_TOO_LONG),
     "long-line-behind-cr": (
@@ -152,6 +172,14 @@ CORPUS: dict[str, tuple[bytes, InvalidReason | None]] = {
     ),
     "group-syntax": (
         msg(b"From: ada@example.com", b"To: friends: bob@example.org, carl@example.org;", b""),
+        None,
+    ),
+    "source-route": (
+        msg(
+            b"From: Ada <@relay.example.net:ada@example.com>",
+            b"To: <@a.example.net:bob@example.org>",
+            b"Bcc: Spy <@relay.example.net:spy@example.org>",
+        ),
         None,
     ),
     "sender-field": (

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from hubspot_tx.models import EmailEventType, SendResult, SendState
 from hubspot_tx.models._base import ResponseDecoder
+from hubspot_tx.models.marketing_emails import email_decoder, email_page_decoder
 from hubspot_tx.models.single_send import send_status_decoder
 from hubspot_tx.models.smtp_tokens import SmtpToken, SmtpTokenPage
 from hubspot_tx.models.tracking import (
@@ -180,3 +181,31 @@ def test_legacy_numeric_ids_and_epoch_millis() -> None:
     assert status.requested_at.year == 2026
     campaign = campaign_decoder.decode(b'{"id":123,"counters":{}}')
     assert campaign.id == "123"
+
+
+def test_a_fractional_open_duration_does_not_fail_the_page() -> None:
+    """HubSpot's guide types ``duration`` as an integer of milliseconds; a fractional one
+    failed the whole page of events."""
+    page = event_page_decoder.decode(
+        json.dumps(
+            {
+                "events": [
+                    {"id": "o-1", "type": "OPEN", "created": 1767225600000, "duration": 2750.5},
+                    {"id": "o-2", "type": "OPEN", "created": 1767225600001, "duration": 1200},
+                    {"id": "c-1", "type": "CLICK", "created": 1767225600002},
+                ],
+                "hasMore": False,
+            }
+        ).encode()
+    )
+    assert [e.duration for e in page.events] == [2750.5, 1200, None]
+
+
+def test_a_marketing_email_without_id_decodes() -> None:
+    """``PublicEmail`` requires ``isAb`` only (v3, 2026-03, 2026-09): ``id`` may be absent."""
+    email = email_decoder.decode(b'{"isAb": false, "name": "Receipt", "type": "AUTOMATED_EMAIL"}')
+    assert email.id == ""
+    assert email.name == "Receipt"
+    page = email_page_decoder.decode(b'{"total": 1, "results": [{"isAb": true, "state": "DRAFT"}]}')
+    assert page.results[0].id == ""
+    assert page.results[0].is_ab

@@ -4,11 +4,13 @@ block of the README itself: see the root conftest.py.)"""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).parent.parent
+pytest_plugins = ["pytester"]
 
 
 def _python_blocks(text: str) -> list[str]:
@@ -42,3 +44,46 @@ def test_the_excerpt_check_notices_a_changed_route() -> None:
     assert _is_excerpt('@app.post("/receipts")\n', source)
     assert not _is_excerpt('@app.post("/receipt")\n', source)
     assert not _is_excerpt('@app.post("/welcome")\n@app.post("/receipts")\n', source)
+
+
+def test_a_shell_session_fails_on_a_failing_command_or_a_wrong_output(
+    pytester: pytest.Pytester,
+) -> None:
+    # The root conftest.py runs a document's console blocks as a user's shell would.
+    pytester.makeconftest((ROOT / "conftest.py").read_text())
+    pytester.makefile(
+        ".md",
+        README="""
+        ```console
+        $ echo hello > greeting.txt
+        $ cat greeting.txt
+        hello
+        ```
+
+        ```console
+        $ echo hello
+        goodbye
+        ```
+
+        ```console
+        $ true
+        $ false   # a failing command fails the block
+        $ echo never
+        ```
+
+        ```console
+        $ make test   # never run: the suite itself
+        ```
+        """,
+    )
+    pytester.path.joinpath("pyproject.toml").touch()
+    for command in (["git", "init", "-q"], ["git", "add", "."]):  # it copies the checkout
+        subprocess.run(command, cwd=pytester.path, check=True, timeout=60)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-rs", "README.md", timeout=300
+    )
+    result.assert_outcomes(passed=1, failed=2, skipped=1)
+    result.stdout.fnmatch_lines(["*`echo hello` did not print ?'goodbye'?*"])
+    result.stdout.fnmatch_lines(["*exit 1*"])
+    result.stdout.fnmatch_lines(["*not run: `make test`: the test suite itself*"])
+    assert "+ echo never" not in result.stdout.str()  # nothing runs after a failure

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 import msgspec
@@ -91,11 +92,12 @@ def test_the_default_api_version_is_the_newest_dated_one() -> None:
     assert HubSpot("t").api_version == "2026-09"
     paths = API_VERSIONS["2026-09"]
     assert paths.single_send == "/marketing/transactional/2026-09/single-email/send"
-    assert paths.marketing_single_send == "/marketing/email-campaigns/2026-03/single-send"
+    assert paths.marketing_single_send == "/marketing/email-campaigns/2026-09/single-send"
     assert paths.email_statistics == "/marketing/emails/2026-09/statistics"
     assert paths.smtp_tokens == "/marketing/transactional/2026-03/smtp-tokens"
-    assert paths.oauth_token == "/oauth/2026-03/token"
-    assert API_VERSIONS["v3"].oauth_token == "/oauth/v1/token"
+    assert paths.oauth_token == "/oauth/2026-09/token"
+    assert API_VERSIONS["2026-03"].oauth_token == "/oauth/2026-03/token"
+    assert API_VERSIONS["v3"].oauth_token == "/oauth/v3/token"
 
 
 async def test_2026_09_calls_reach_the_paths_hubspot_publishes(sandbox: Sandbox) -> None:
@@ -107,7 +109,7 @@ async def test_2026_09_calls_reach_the_paths_hubspot_publishes(sandbox: Sandbox)
     paths = [r.path for r in sandbox.requests]
     assert paths == [
         "/marketing/transactional/2026-09/single-email/send",
-        "/marketing/email-campaigns/2026-03/single-send",
+        "/marketing/email-campaigns/2026-09/single-send",
         "/marketing/emails/2026-09/statistics/list",
     ]
     assert all(r.status == 200 for r in sandbox.requests)
@@ -123,7 +125,7 @@ async def test_paths_hubspot_does_not_publish_are_404(sandbox: Sandbox) -> None:
     headers = {"Authorization": f"Bearer {sandbox.access_token}"}
     async with aiohttp.ClientSession() as http:
         for path in (
-            "/marketing/email-campaigns/2026-09/single-send",
+            "/marketing/email-campaigns/2026-12/single-send",
             "/marketing/transactional/2026-09/smtp-tokens",
         ):
             async with http.post(sandbox.base_url + path, json=body, headers=headers) as resp:
@@ -183,11 +185,14 @@ async def _post(sandbox: Sandbox, path: str, body: object) -> tuple[int, dict[st
         return resp.status, await resp.json()
 
 
-async def test_the_sandbox_refuses_what_the_dated_schema_refuses(sandbox: Sandbox) -> None:
+@pytest.mark.parametrize("send", ["single_send", "marketing_single_send"])
+async def test_the_sandbox_refuses_what_the_dated_schema_refuses(
+    sandbox: Sandbox, send: str
+) -> None:
     classic_body = {"emailId": 1001, "message": {"to": "a@example.org"}}
-    status, _ = await _post(sandbox, API_VERSIONS["v3"].single_send, classic_body)
-    assert status == 200  # v3's schema requires only emailId, message, message.to
-    status, error = await _post(sandbox, API_VERSIONS["2026-09"].single_send, classic_body)
+    status, _ = await _post(sandbox, getattr(API_VERSIONS["v3"], send), classic_body)
+    assert status == 200  # v3's (and v4's) schema requires only emailId, message, message.to
+    status, error = await _post(sandbox, getattr(API_VERSIONS["2026-09"], send), classic_body)
     assert status == 400
     assert error["category"] == "VALIDATION_ERROR"
     assert error["status"] == "error"
@@ -449,7 +454,12 @@ async def test_token_ids_are_shaped_like_hubspots_and_survive_the_path(
 
 # -- OAuth ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("version", "path"), [("v3", "/oauth/v1/token"), ("2026-09", "/oauth/2026-03/token")]
+    ("version", "path"),
+    [
+        ("v3", "/oauth/v3/token"),
+        ("2026-03", "/oauth/2026-03/token"),
+        ("2026-09", "/oauth/2026-09/token"),
+    ],
 )
 async def test_oauth_refreshes_at_the_versions_token_endpoint(version: str, path: str) -> None:
     async with Sandbox() as sb:
@@ -463,7 +473,7 @@ async def test_oauth_refreshes_at_the_versions_token_endpoint(version: str, path
 async def test_a_transient_token_endpoint_error_is_not_remembered(status: int) -> None:
     async with Sandbox() as sb:
         async with sb.client(auth=sb.oauth(), retry=FAST_RETRY) as hs:
-            sb.faults.rest_error(status, times=None, path="/oauth/2026-03/token")
+            sb.faults.rest_error(status, times=None, path="/oauth/2026-09/token")
             with pytest.raises(OAuthRefreshError) as caught:
                 await hs.smtp_tokens.list()
             assert caught.value.status == status
@@ -472,7 +482,9 @@ async def test_a_transient_token_endpoint_error_is_not_remembered(status: int) -
         assert sb.state.oauth_refreshes == 1
 
 
-@pytest.mark.parametrize("path", ["/oauth/v1/token", "/oauth/2026-03/token"])
+@pytest.mark.parametrize(
+    "path", ["/oauth/v1/token", "/oauth/v3/token", "/oauth/2026-03/token", "/oauth/2026-09/token"]
+)
 async def test_a_malformed_token_form_is_a_400_not_a_500(sandbox: Sandbox, path: str) -> None:
     """A multipart Content-Type without a boundary crashed the sandbox's form parsing (500)."""
     async with (
@@ -484,6 +496,42 @@ async def test_a_malformed_token_form_is_a_400_not_a_500(sandbox: Sandbox, path:
         assert resp.status == 400
         body = await resp.json()
     assert "form" in body["message"]
+
+
+@pytest.mark.parametrize("version", ["v3", "2026-03", "2026-09"])
+async def test_hubspots_oauth_introspect_and_revoke_are_served(version: str) -> None:
+    """HubSpot publishes token, token/introspect and token/revoke under v3, 2026-03 and
+    2026-09; the sandbox answered 404 to all but two token paths."""
+    async with Sandbox() as sb:
+        client_id, secret, refresh = sb.state.register_oauth_app()
+        app = {"client_id": client_id, "client_secret": secret}
+        base = f"{sb.base_url}/oauth/{version}/token"
+        async with aiohttp.ClientSession() as http:
+
+            async def post(path: str, **form: str) -> tuple[int, Any]:
+                async with http.post(base + path, data=form) as resp:
+                    return resp.status, (await resp.json() if await resp.read() else None)
+
+            status, tokens = await post(
+                "", grant_type="refresh_token", refresh_token=refresh, **app
+            )
+            assert status == 200
+            assert tokens["token_use"] == "access_token"
+            access = tokens["access_token"]
+            status, info = await post("/introspect", token=access, **app)
+            assert (status, info["active"], info["token_use"]) == (200, True, "access_token")
+            assert info["client_id"] == client_id
+            assert info["scopes"] == ["transactional-email"]
+            status, info = await post("/introspect", token=refresh, **app)
+            assert (status, info["active"], info["token_use"]) == (200, True, "refresh_token")
+            status, error = await post("/introspect", token=access, client_id=client_id)
+            assert (status, error["category"]) == (400, "BAD_CLIENT_SECRET")
+
+            assert (await post("/revoke", token=access, **app))[0] == 200
+            assert (await post("/introspect", token=access, **app))[1] == {"active": False}
+            assert (await post("/revoke", token=refresh, **app))[0] == 200
+            status, error = await post("", grant_type="refresh_token", refresh_token=refresh, **app)
+            assert (status, error["category"]) == (400, "BAD_REFRESH_TOKEN")
 
 
 async def test_a_refused_refresh_token_at_the_dated_endpoint_is_typed() -> None:
@@ -537,7 +585,7 @@ async def test_the_served_openapi_is_the_sandboxs_own(sandbox: Sandbox) -> None:
     for v in API_VERSIONS.values():
         for path in (v.single_send, v.marketing_single_send, v.smtp_tokens):
             assert path in spec["paths"], path
-    assert "/marketing/email-campaigns/2026-09/single-send" not in spec["paths"]
+    assert "/marketing/transactional/2026-09/smtp-tokens" not in spec["paths"]
     _, ours = msgspec.json.schema_components(
         [SendState], ref_template="#/components/schemas/{name}"
     )

@@ -80,3 +80,18 @@ async def test_wrong_client_secret() -> None:
         async with sb.client(auth=bad, retry=FAST_RETRY) as hs:
             with pytest.raises(OAuthRefreshError, match="BAD_CLIENT_SECRET"):
                 await hs.smtp_tokens.list()
+
+
+async def test_a_remembered_refusal_repeats_hubspots_status_and_category() -> None:
+    # The dated token endpoints' categories are undocumented: the error a later call gets must
+    # be the one HubSpot gave, not a category the client assumes.
+    async with Sandbox() as sb:
+        async with sb.client(auth=sb.oauth(), retry=FAST_RETRY) as hs:
+            sb.faults.rest_error(401, times=1, path="/oauth/2026-09/token")
+            errors = []
+            for _ in range(2):
+                with pytest.raises(OAuthRefreshError) as caught:
+                    await hs.smtp_tokens.list()
+                errors.append(caught.value)
+        assert [(e.status, e.category) for e in errors] == [(401, "INTERNAL_ERROR")] * 2
+        assert sb.state.oauth_refreshes == 0  # refused once, not asked again

@@ -5,6 +5,8 @@ thread."""
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 import time
 from collections import Counter
 from pathlib import Path
@@ -69,6 +71,36 @@ async def test_data_dir_keeps_tokens_messages_events_and_the_password(tmp_path: 
             stored = (await r.json())["results"]
         assert [m["messageId"] for m in stored] == ["<m1@hubspot-tx.test>", "<m2@hubspot-tx.test>"]
         assert stored[0]["id"] < stored[1]["id"]
+
+
+def _modes(folder: Path) -> dict[str, int]:
+    return {path.name: stat.S_IMODE(path.stat().st_mode) for path in folder.iterdir()}
+
+
+async def test_the_data_folder_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    data = tmp_path / "sandbox-data"
+    umask = os.umask(0)  # the most permissive: what is not made private is world-writable
+    try:
+        async with sandbox_process("--data", str(data), "--no-rate-limit") as proc:
+            async with _client(proc) as hs:
+                token = await hs.smtp_tokens.create(campaign_name="private")
+            (await _send(proc, token, 1)).raise_for_status()
+            running = _modes(data)  # with SQLite's -wal and -shm
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert {"sandbox.sqlite3", "sandbox.sqlite3-wal", "sandbox-ca-key.pem"} <= set(running)
+    assert set(running.values()) == {0o600}, running
+
+
+async def test_data_files_kept_from_before_are_made_private(tmp_path: Path) -> None:
+    async with Sandbox(data_dir=tmp_path, rate_limit=None) as sb, sb.client() as hs:
+        await hs.smtp_tokens.create(campaign_name="kept")
+    for path in await asyncio.to_thread(lambda: list(tmp_path.iterdir())):
+        path.chmod(0o644)  # as an older version left them
+    async with Sandbox(data_dir=tmp_path, rate_limit=None) as sb:
+        assert len(sb.state.tokens) == 1
+        assert set(_modes(tmp_path).values()) == {0o600}, _modes(tmp_path)
 
 
 async def test_in_process_restart_keeps_single_sends_and_cursors(tmp_path: Path) -> None:

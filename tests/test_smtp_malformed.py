@@ -162,7 +162,36 @@ async def test_body_lines_after_a_non_header_line_are_not_recipients(message: by
         a.addr_spec for f in ("To", "Cc") if parsed[f] is not None for a in parsed[f].addresses
     ]
     assert got.rcpt_to == header_recipients == ["ada@example.org"]
-    assert got.data == message  # the body is the body: nothing of it removed
+    # The body is the body, nothing of it removed; the header's end is an empty line.
+    assert got.data == message.replace(b"\r\nhello", b"\r\n\r\nhello")
+
+
+# Lines Python's parser reads on past (a ":" with no name, a misplaced mbox "From " line),
+# where the header block ended for the relay: what follows must not reach any receiver as a
+# header (a Bcc shown to everyone), so the relay ends the header with an empty line.
+@pytest.mark.parametrize(
+    "line",
+    [b":", b": x", b"From nobody Mon Jan  1 00:00:00 2024"],
+    ids=["colon", "colon-x", "from"],
+)
+async def test_no_parser_reads_a_bcc_header_after_where_the_header_ended(line: bytes) -> None:
+    message = (
+        b"From: sender@example.com\r\nTo: ada@example.org\r\n"
+        + line
+        + b"\r\nBcc: spy@example.org\r\nCc: boss@example.org\r\n\r\nbody\r\n"
+    )
+    async with (
+        recording_server() as (port, rec),
+        recorder_pool(port) as pool,
+    ):
+        outcome = await pool.send(message)
+    assert outcome.ok, outcome
+    (got,) = rec.received
+    for policy in (email.policy.default, email.policy.compat32):
+        parsed = email.message_from_bytes(got.data, policy=policy)
+        assert parsed.get_all("Bcc") is None
+        assert parsed.get_all("Cc") is None
+    assert got.rcpt_to == ["ada@example.org"]
 
 
 async def test_a_message_beginning_with_a_blank_line_has_no_header_and_sends_nothing() -> None:

@@ -26,7 +26,10 @@ PARENT_VARIABLE = "HUBSPOT_TX_WORKER_PARENT"
 REDIS_HELP = "default $HUBSPOT_TX_REDIS_URL or redis://127.0.0.1:6379/0"
 PORT_HELP = "SMTP port (default $HUBSPOT_SMTP_PORT, else 587; 465 with --tls implicit)"
 TLS_HELP = "STARTTLS (required, never skipped), implicit TLS, or none (plaintext)"
-REGION_HELP = "HubSpot's SMTP host: na = smtp.hubapi.com, eu = smtp-eu1.hubapi.com"
+REGION_HELP = (
+    "HubSpot's SMTP host: na = smtp.hubapi.com (the default), eu = smtp-eu1.hubapi.com; "
+    "beats $HUBSPOT_SMTP_HOST / _PORT"
+)
 CA_HELP = "trust this CA bundle too (default $HUBSPOT_CA_FILE)"
 
 
@@ -107,7 +110,7 @@ def add_worker_parser(sub: Any) -> None:
     worker.add_argument(
         "--tls", choices=["starttls", "implicit", "none"], default="starttls", help=TLS_HELP
     )
-    worker.add_argument("--region", choices=["na", "eu"], default="na", help=REGION_HELP)
+    worker.add_argument("--region", choices=["na", "eu"], default=None, help=REGION_HELP)
     worker.add_argument("--smtp-user", default=None, help="default $HUBSPOT_SMTP_USER")
     worker.add_argument(
         "--smtp-password", default=None, help="default $HUBSPOT_SMTP_PASSWORD (prefer the variable)"
@@ -195,6 +198,10 @@ def _child_env(args: argparse.Namespace) -> dict[str, str]:
 
 RESTART_BACKOFF = (1.0, 60.0)
 """The first and the longest wait before a dead worker process is started again."""
+STOP_GRACE = 120.0
+"""Seconds a worker may take to stop after its SIGTERM before it is killed: it drains for at
+most ``WorkerSettings.shutdown_timeout`` (30 s), then closes its SMTP pool as long; a hung
+one must not keep the supervisor waiting for good."""
 
 
 async def _supervise(args: argparse.Namespace) -> int:
@@ -212,20 +219,30 @@ async def _supervise(args: argparse.Namespace) -> int:
     env = _child_env(args)
     env[PARENT_VARIABLE] = str(os.getpid())  # a worker whose supervisor is gone stops
     argv = _child_argv(args)
-    children = [await asyncio.create_subprocess_exec(*argv, env=env) for _ in range(args.processes)]
-    print(
-        f"hubspot-tx worker: {len(children)} processes: {' '.join(str(c.pid) for c in children)}",
-        file=sys.stderr,
-        flush=True,
-    )
+    children: list[asyncio.subprocess.Process] = []
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
 
-    def forward() -> None:
-        stopping.set()
+    def signal_all(sig: int) -> None:
         for child in children:
             if child.returncode is None:
-                child.send_signal(signal.SIGTERM)
+                child.send_signal(sig)
+
+    def forward() -> None:
+        # Asked again (a second Ctrl-C): kill, as when a worker outlives STOP_GRACE.
+        signal_all(signal.SIGKILL if stopping.is_set() else signal.SIGTERM)
+        stopping.set()
+
+    async def kill_late() -> None:
+        await stopping.wait()
+        await asyncio.sleep(STOP_GRACE)
+        signal_all(signal.SIGKILL)
+
+    async def start() -> asyncio.subprocess.Process:
+        child = await asyncio.create_subprocess_exec(*argv, env=env)
+        if stopping.is_set():  # asked to stop while it was being started: forward() missed it
+            child.send_signal(signal.SIGTERM)
+        return child
 
     async def keep(slot: int) -> int:
         first, longest = RESTART_BACKOFF
@@ -252,21 +269,35 @@ async def _supervise(args: argparse.Namespace) -> int:
             except TimeoutError:
                 pass
             delay = min(longest, delay * 2)
-            children[slot] = await asyncio.create_subprocess_exec(*argv, env=env)
+            children[slot] = await start()
             print(
                 f"hubspot-tx worker: process {children[slot].pid} started",
                 file=sys.stderr,
                 flush=True,
             )
 
+    # The handlers come first: a SIGTERM while the workers start must reach those already
+    # started, not kill the supervisor and leave them running without it.
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, forward)
     try:
-        codes = await asyncio.gather(*(keep(slot) for slot in range(len(children))))
+        while len(children) < args.processes and not stopping.is_set():
+            children.append(await start())
+        print(
+            f"hubspot-tx worker: {len(children)} processes: "
+            + " ".join(str(c.pid) for c in children),
+            file=sys.stderr,
+            flush=True,
+        )
+        killer = asyncio.create_task(kill_late())
+        try:
+            codes = await asyncio.gather(*(keep(slot) for slot in range(len(children))))
+        finally:
+            killer.cancel()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        forward()
+        signal_all(signal.SIGTERM)
     for child, code in zip(children, codes, strict=True):
         if code != 0:
             print(f"hubspot-tx worker: process {child.pid} exited {code}", file=sys.stderr)

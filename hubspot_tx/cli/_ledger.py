@@ -5,9 +5,10 @@ Ids are content ids (:class:`~hubspot_tx.cli._sources.MessageIds`). A message is
 the server has said 354 and before any byte of it is written: a message that never got there
 was certainly not delivered. On ``--resume``: messages recorded ``sent``, ``delivery_unknown``,
 or with any recipient accepted or in doubt are skipped; other failures are tried again; a
-journaled message without a result was in its data phase when the previous run died: it may
-have been delivered, so it is recorded as ``delivery_unknown`` and never sent again. At most
-``--concurrency`` messages can be in that state.
+journal line that no result answers (one marked ``journaled``: a result of the same run) was
+a message in its data phase when a run died: it may have been delivered, so it is recorded as
+``delivery_unknown`` and never sent again, whatever an earlier run recorded (a failure to
+retry does not answer a later run's attempt). At most ``--concurrency`` per killed run.
 
 A results file that records sends is not appended to by a run that neither resumes nor forces
 (that run would send them again); one written by an older hubspot-tx (ids by position) is
@@ -17,6 +18,7 @@ refused.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,17 +86,20 @@ class Ledger:
             ValueError: the results file is not one, or is from an older id scheme.
         """
         resumed = Resumed()
-        decided: set[str] = set()
+        answered: Counter[str] = Counter()  # results of runs in which the message was journaled
         for record in _read_lines(self.results_path):
-            decided.add(record["id"])
             # Sent, or maybe delivered: never again. Other failures are tried again.
             if _delivered(record):
                 resumed.done.add(record["id"])
+            if record.get("journaled"):
+                answered[record["id"]] += 1
         for record in _read_lines(self.journal_path):
-            if record["id"] not in decided:  # started, no result: the run died mid-send
-                resumed.unknown.append(record["id"])
-                resumed.done.add(record["id"])
-                decided.add(record["id"])
+            message_id = record["id"]
+            if answered[message_id]:
+                answered[message_id] -= 1
+            elif message_id not in resumed.done:  # started, no result: the run died mid-send
+                resumed.unknown.append(message_id)
+                resumed.done.add(message_id)
         if resumed.unknown and apply:
             self.open()
             for message_id in resumed.unknown:
@@ -104,6 +109,7 @@ class Ledger:
                         "status": "failed",
                         "category": "delivery_unknown",
                         "reply": "in flight when a previous run was interrupted: not resent",
+                        "journaled": True,  # answers its journal line
                     }
                 )
         return resumed

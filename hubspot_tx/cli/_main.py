@@ -120,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--smtps-port", type=int, default=2465, help="SMTP, implicit TLS (0 = any free)"
     )
     sb.add_argument("--pipelining", action="store_true", help="advertise SMTP PIPELINING")
+    sb.add_argument(
+        "--background",
+        action="store_true",
+        help="start it in the background, print its export line once it serves, and return "
+        "(for scripts: hubspot-tx sandbox --background > sandbox.env && . ./sandbox.env); "
+        "stop it with kill $HUBSPOT_TX_SANDBOX_PID",
+    )
     sb.add_argument("--access-token", default=None, help="bearer token to accept")
     sb.add_argument(
         "--no-rate-limit", action="store_true", help="do not enforce HubSpot's REST limits"
@@ -241,7 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="starttls (default, never downgraded), implicit (port 465), none (tests only)",
     )
     relay.add_argument(
-        "--region", choices=["na", "eu"], default="na", help="HubSpot's SMTP host (default na)"
+        "--region",
+        choices=["na", "eu"],
+        default=None,
+        help="HubSpot's SMTP host: na (the default) or eu; beats $HUBSPOT_SMTP_HOST / _PORT",
     )
     relay.add_argument("--smtp-user", default=None, help="default $HUBSPOT_SMTP_USER")
     relay.add_argument(
@@ -295,6 +305,7 @@ async def _run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hubspot-tx`` command."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for sandbox --background
     if getattr(args, "ca_file", None):  # the flag wins: HubSpot(), SmtpPool(), workers read it
         os.environ[_env.CA_FILE] = args.ca_file
     import asyncio
@@ -303,6 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         APIConnectionError,
         APIError,
         AuthenticationError,
+        ConfigurationError,
         HubSpotError,
         InsecureAuthError,
         SendStatusTimeout,
@@ -322,6 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(exc), EXIT_UNREACHABLE)
     except SendStatusTimeout as exc:
         return fail(str(exc), EXIT_FAILED)
+    except ConfigurationError as exc:  # before HubSpotError: a usage mistake
+        return fail(str(exc), EXIT_USAGE)
     except (APIError, HubSpotError) as exc:
         return fail(str(exc), EXIT_FAILED)
     except ConnectionError as exc:  # e.g. Redis unreachable (said by the command)

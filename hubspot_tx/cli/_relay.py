@@ -54,6 +54,7 @@ class _Done:
     recorded: bool = False  # already in the results file
     where: str = ""
     added_id: str | None = None  # the Message-ID the relay added, if any
+    journaled: bool = False  # reached its data phase in this run (its journal line's answer)
 
 
 @dataclass(slots=True)
@@ -71,6 +72,8 @@ def _record(done: _Done) -> dict[str, object]:
     record["source"] = done.where
     if done.added_id is not None:
         record["messageIdAdded"] = True
+    if done.journaled:
+        record["journaled"] = True
     return record
 
 
@@ -171,6 +174,7 @@ async def run_relay(args: argparse.Namespace) -> int:
 
     pool = _pool(args, on_outcome)
     reached = False  # a server answered a transaction in this run
+    journaled: set[str] = set()  # ids journaled in this run and not yet recorded
 
     async def work(index: int, item: _Item) -> _Done:
         nonlocal reached
@@ -180,6 +184,7 @@ async def run_relay(args: argparse.Namespace) -> int:
         async def before_data() -> None:  # after the 354, before any byte of the message
             if not flight.journaled:
                 flight.journaled = True
+                journaled.add(item.id)
                 ledger.started(item.id)
 
         # A task of its own, so that a signal can cancel this send and not the worker.
@@ -207,7 +212,15 @@ async def run_relay(args: argparse.Namespace) -> int:
             hint = _unreachable_hint(args, pool, outcome.reply)
             raise _Unreachable(outcome.reply + hint, code=outcome.code)
         reached = True
-        done = _Done(item.id, outcome, recorded=True, where=item.where, added_id=added)
+        journaled.discard(item.id)
+        done = _Done(
+            item.id,
+            outcome,
+            recorded=True,
+            where=item.where,
+            added_id=added,
+            journaled=flight.journaled,
+        )
         # Recorded at once, not when the loop below reads it: a kill then leaves unrecorded only
         # the messages in a transaction (at most --concurrency), never finished ones queued.
         ledger.result(_record(done))
@@ -227,7 +240,7 @@ async def run_relay(args: argparse.Namespace) -> int:
         outcome = Outcome(
             key=item.id, status=OutcomeStatus.FAILED, category=category, reply=str(exc)
         )
-        return _Done(item.id, outcome, where=item.where)
+        return _Done(item.id, outcome, where=item.where, journaled=item.id in journaled)
 
     pipeline: Pipeline[_Item, _Done] = Pipeline(
         items(),

@@ -18,11 +18,11 @@ STATUS_COLUMNS = ["statusId", "status", "sendResult", "requestedAt", "completedA
 
 def client_from(args: argparse.Namespace) -> HubSpot:
     """A client configured from flags and the environment."""
-    token = args.access_token or _env.get(_env.ACCESS_TOKEN)
-    if not token:
+    if not (args.access_token or _env.get(_env.ACCESS_TOKEN)):
         raise ValueError(f"no access token: pass --access-token or set {_env.ACCESS_TOKEN}")
-    # --ca-file was put in $HUBSPOT_CA_FILE by main(): HubSpot() trusts it as a program would.
-    return HubSpot(token, base_url=args.base_url, api_version=args.api_version)
+    # The variables are read by HubSpot() as a program's would be (--ca-file was put in
+    # $HUBSPOT_CA_FILE by main()), so $HUBSPOT_ACCESS_TOKEN never goes to another --base-url.
+    return HubSpot(args.access_token, base_url=args.base_url, api_version=args.api_version)
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:

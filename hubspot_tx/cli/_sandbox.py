@@ -8,14 +8,81 @@ import errno
 import json
 import shlex
 import signal
+import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 from .. import _env
 
-__all__ = ["run_sandbox"]
+__all__ = ["export_line", "run_sandbox"]
+
+#: The longest ``--background`` waits for the sandbox to serve.
+START_TIMEOUT = 60.0
+
+
+def export_line(info: dict[str, object]) -> str:
+    """The ``export`` line that points HubSpot(), SmtpPool() and the CLI at a sandbox."""
+    variables = {
+        _env.BASE_URL: info["https_url"],
+        _env.ACCESS_TOKEN: info["access_token"],
+        _env.CA_FILE: info["ca_file"],
+        _env.SMTP_HOST: info["smtp_host"],
+        _env.SMTP_PORT: info["smtp_port"],
+        _env.SMTP_USER: info["smtp_user"],
+        _env.SMTP_PASSWORD: info["smtp_password"],
+    }
+    return "export " + " ".join(f"{k}={shlex.quote(str(v))}" for k, v in variables.items())
+
+
+async def _background(args: argparse.Namespace) -> int:
+    """Run this command again, as a process of its own session, and return once it serves."""
+    argv = [a for a in args.argv if a != "--background"]
+    if "--json" not in argv:
+        argv.append("--json")
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - the sandbox writes it after we return
+        prefix="hubspot-tx-sandbox-", suffix=".log", delete=False
+    )
+    with log:
+        proc = subprocess.Popen(  # noqa: ASYNC220, S603 - this very command; returns at once
+            [sys.executable, "-m", "hubspot_tx.cli", *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            start_new_session=True,  # a Ctrl-C in this shell does not stop it
+        )
+    stdout = proc.stdout
+    if stdout is None:  # pragma: no cover - stdout=PIPE
+        raise RuntimeError("no pipe from the sandbox process")
+    try:
+        line = await asyncio.wait_for(asyncio.to_thread(stdout.readline), START_TIMEOUT)
+    except TimeoutError:
+        proc.kill()
+        line = b""
+    stdout.close()  # it prints nothing more on stdout: one JSON line
+    if not line:
+        await asyncio.to_thread(proc.wait, 10)
+        text = await asyncio.to_thread(Path(log.name).read_text, errors="replace")
+        errors = [line.strip() for line in text.splitlines() if line.strip()]
+        reason = errors[-1] if errors else f"it did not start in {START_TIMEOUT:.0f} s"
+        raise OSError(f"the sandbox did not start: {reason.removeprefix('hubspot-tx: error: ')}")
+    info = json.loads(line)
+    if args.json:
+        print(json.dumps({**info, "pid": proc.pid, "log": log.name}), flush=True)
+    else:
+        print(export_line(info))
+        print(f"HUBSPOT_TX_SANDBOX_PID={proc.pid}  # stop it: kill $HUBSPOT_TX_SANDBOX_PID")
+    print(
+        f"hubspot-tx sandbox running in the background: pid {proc.pid}, REST {info['https_url']}, "
+        f"inbox {info['base_url']}/, log {log.name}",
+        file=sys.stderr,
+    )
+    return 0
 
 
 async def run_sandbox(args: argparse.Namespace) -> int:
+    if args.background:
+        return await _background(args)
     try:
         from ..sandbox import Sandbox, SmtpRateLimit
     except ImportError as exc:
@@ -71,19 +138,9 @@ async def run_sandbox(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(info), flush=True)
         else:
-            variables = {
-                _env.BASE_URL: sb.https_url,
-                _env.ACCESS_TOKEN: sb.access_token,
-                _env.CA_FILE: sb.ca_file,
-                _env.SMTP_HOST: sb.host,
-                _env.SMTP_PORT: str(sb.smtp_port),
-                _env.SMTP_USER: token.id,
-                _env.SMTP_PASSWORD: password,
-            }
             emails = ", ".join(
                 f"{e.id} -> {e.campaign_ids[0]}" for e in sb.state.emails if e.published
             )
-            export = " ".join(f"{name}={shlex.quote(value)}" for name, value in variables.items())
             print(
                 f"hubspot-tx sandbox running (Ctrl-C to stop)\n"
                 f"  REST        {sb.base_url}  and  {sb.https_url}\n"
@@ -97,7 +154,7 @@ async def run_sandbox(args: argparse.Namespace) -> int:
                 + "\n"
                 "Point HubSpot(), SmtpPool(), the CLI and your app at it (SMTP login included; "
                 "a reset forgets the token):\n"
-                f"  export {export}",
+                f"  {export_line(info)}",
                 flush=True,
             )
         await stop.wait()

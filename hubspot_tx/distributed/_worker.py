@@ -91,7 +91,7 @@ class WorkerSettings:
     host: str | None = None
     port: int | None = None
     tls: TlsMode = "starttls"
-    region: Literal["na", "eu"] = "na"
+    region: Literal["na", "eu"] | None = None
     credentials: SmtpCredentials | None = None
     ssl_context: ssl.SSLContext | None = None
     allow_plaintext_auth: bool = False

@@ -2,9 +2,10 @@
 
 Shapes follow HubSpot's Marketing Emails specs (``PublicEmail``, ``EmailCreateRequest``,
 ``CollectionResponseWithTotalPublicEmail``; v3, 2026-03 and 2026-09 agree on every field used
-here). Every response field but ``id`` is optional and unknown fields are ignored; unknown enum
-values decode and are kept. The legacy campaign listing (``/email/public/v1/campaigns``) is here
-too, since its ids are what an email's ``allEmailCampaignIds`` name.
+here). Every response field is optional (``isAb`` has a default) and unknown fields are
+ignored; unknown enum values decode and are kept. The legacy campaign listing
+(``/email/public/v1/campaigns``) is here too, since its ids are what an email's
+``allEmailCampaignIds`` name.
 """
 
 from __future__ import annotations
@@ -144,6 +145,8 @@ class EmailContent(Model, frozen=True):
 class MarketingEmail(Model, frozen=True):
     """A marketing email (``PublicEmail``).
 
+    HubSpot's schema requires ``isAb`` only: every other field, ``id`` included, may be absent.
+
     Attributes:
         id: the email id: the ``emailId`` of a single-send (a string here, an int there).
         type: e.g. ``AUTOMATED_EMAIL``, ``SINGLE_SEND_API``, ``MARKETING_SINGLE_SEND_API``.
@@ -155,7 +158,7 @@ class MarketingEmail(Model, frozen=True):
         campaign: the marketing campaign (a GUID) it belongs to, an unrelated id space.
     """
 
-    id: str
+    id: str = ""  # empty when HubSpot leaves it out (its schema does not require it)
     name: str | None = None
     subject: str | None = None
     type: EmailType | None = None

@@ -131,7 +131,9 @@ class EmailEvent(Model, frozen=True):
     location: Location | None = None
     device_type: str | None = None
     filtered_event: bool | None = None
-    duration: int | None = None  # OPEN: milliseconds the email was open
+    # OPEN: milliseconds the email was open. HubSpot's guide says an integer; a fractional
+    # value decodes too, rather than failing its whole page.
+    duration: float | None = None
     url: str | None = None  # CLICK
     referer: str | None = None
     link_id: int | None = None

@@ -276,7 +276,7 @@ class SingleSend:
         custom_properties: Mapping[str, Any] | None = None,
     ) -> SendStatus:
         """Send through the **marketing** single-send API (``/marketing/v4/email/single-send``,
-        or ``/marketing/email-campaigns/2026-03/single-send`` under the dated versions).
+        or ``/marketing/email-campaigns/{2026-03,2026-09}/single-send`` under the dated versions).
 
         Unlike :meth:`send`, this is a marketing API: it needs Marketing Hub Enterprise (scope
         ``marketing-email`` or ``transactional-email``) and its recipients become marketing

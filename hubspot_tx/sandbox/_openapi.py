@@ -9,6 +9,7 @@ the README's "Fidelity to HubSpot's published API" says where the sandbox differ
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -16,7 +17,7 @@ import msgspec
 
 from .. import __version__
 from .._auth import OAuthTokens
-from .._paths import API_VERSIONS
+from .._paths import API_VERSIONS, OAUTH_VERSIONS
 from .._secret import Secret
 from ..models.errors import ErrorBody
 from ..models.marketing_emails import (
@@ -297,19 +298,62 @@ def _emulated() -> dict[str, dict[str, Any]]:
             "parameters": email_id,
             "post": op("Publish a marketing email", _ok(None, "Published")),
         }
-        fields: dict[str, Any] = {name: {"type": "string"} for name in _OAUTH_FORM}
-        fields["grant_type"] = {"type": "string", "enum": ["refresh_token"]}
-        form = {"type": "object", "required": _OAUTH_FORM, "properties": fields}
-        paths[v.oauth_token] = {
-            "post": {**op("Refresh an OAuth access token", _ok("OAuthTokens", "Tokens")),
-                     "security": [], "requestBody": {"required": True, "content": {
-                         "application/x-www-form-urlencoded": {"schema": form}}}},
-        }  # fmt: skip
+    paths.update(_oauth_operations(op))
     return paths
 
 
+def _oauth_operations(op: Callable[..., dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    def form(fields: list[str], required: list[str], **enums: list[str]) -> dict[str, Any]:
+        properties = {name: {"type": "string", **({"enum": enums[name]} if name in enums else {})}
+                      for name in fields}  # fmt: skip
+        schema = {"type": "object", "required": required, "properties": properties}
+        return {"required": True,
+                "content": {"application/x-www-form-urlencoded": {"schema": schema}}}  # fmt: skip
+
+    refresh = form(_OAUTH_FORM, _OAUTH_FORM, grant_type=["refresh_token"])
+    about = form([*_OAUTH_APP, "token", "token_type_hint"], [*_OAUTH_APP, "token"])
+    info = {
+        "200": {
+            "description": "The token's details, or only active: false",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["active"],
+                        "properties": {"active": {"type": "boolean"}},
+                    }
+                }
+            },
+        }
+    }
+    paths: dict[str, dict[str, Any]] = {}
+    for version in ("v1", *OAUTH_VERSIONS):
+        token = f"/oauth/{version}/token"
+        paths[token] = {
+            "post": {
+                **op("Refresh an OAuth access token", _ok("OAuthTokens", "Tokens")),
+                "security": [],
+                "requestBody": refresh,
+            }
+        }
+        if version == "v1":
+            continue
+        paths[token + "/introspect"] = {
+            "post": {**op("Describe an OAuth token", info), "security": [], "requestBody": about}
+        }
+        paths[token + "/revoke"] = {
+            "post": {
+                **op("Revoke an OAuth token", {"200": {"description": "Revoked (no body)"}}),
+                "security": [],
+                "requestBody": about,
+            }
+        }
+    return paths  # fmt: skip
+
+
 _EMAIL_SORTS = ("createdAt", "updatedAt", "publishedAt", "name")
-_OAUTH_FORM = ["grant_type", "client_id", "client_secret", "refresh_token"]
+_OAUTH_APP = ["client_id", "client_secret"]
+_OAUTH_FORM = ["grant_type", *_OAUTH_APP, "refresh_token"]
 # Ids the sandbox sends as JSON numbers, as HubSpot's legacy APIs do; the structs read both.
 _NUMERIC_IDS = {
     "LegacyCampaign": ("id", "appId"),

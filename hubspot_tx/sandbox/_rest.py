@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 from aiohttp import web
 
-from .._paths import API_VERSIONS
+from .._paths import API_VERSIONS, OAUTH_VERSIONS
 from .._secret import Secret
 from ..models.single_send import SingleSendRequest
 from ..models.smtp_tokens import (
@@ -47,8 +47,12 @@ __all__ = ["RequestRecord", "build_app"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 TOKEN_ENDPOINT = "/oauth/v1/token"
-# The token endpoints of every API version; the dated ones answer HubSpot's standard error body.
-TOKEN_ENDPOINTS = frozenset(p.oauth_token for p in API_VERSIONS.values())
+# HubSpot's OAuth paths: all but v1's answer HubSpot's standard error body. The app
+# authenticates in the form, not with a bearer token.
+TOKEN_ENDPOINTS = frozenset({TOKEN_ENDPOINT, *(f"/oauth/{v}/token" for v in OAUTH_VERSIONS)})
+OAUTH_PATHS = TOKEN_ENDPOINTS | {
+    f"/oauth/{v}/token/{op}" for v in OAUTH_VERSIONS for op in ("introspect", "revoke")
+}
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
 
@@ -177,7 +181,7 @@ def _is_oauth(request: web.Request) -> bool:
 
 @web.middleware
 async def _bearer_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in TOKEN_ENDPOINTS:
+    if request.path in OAUTH_PATHS:
         return await handler(request)  # the client authenticates in the form
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -207,7 +211,7 @@ async def _bearer_auth(request: web.Request, handler: Handler) -> web.StreamResp
 @web.middleware
 async def _rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
     limits = request.app.get(LIMITS_KEY)
-    if limits is None or request.path in TOKEN_ENDPOINTS:
+    if limits is None or request.path in OAUTH_PATHS:
         return await handler(request)
     oauth = _is_oauth(request)
     broken = limits.take()
@@ -327,13 +331,20 @@ async def reset_password(request: web.Request) -> web.Response:
     return json_response(_with_password(*result))
 
 
-async def oauth_token(request: web.Request) -> web.Response:
+async def _oauth_form(request: web.Request) -> dict[str, str] | web.Response:
     dated = request.path != TOKEN_ENDPOINT
     try:
         form = await request.post()
     except (ValueError, AssertionError):  # e.g. multipart without a boundary (aiohttp asserts)
         return _oauth_error("BAD_REQUEST", "the body is not a readable form", dated=dated)
-    fields = {k: str(v) for k, v in form.items()}
+    return {k: str(v) for k, v in form.items()}
+
+
+async def oauth_token(request: web.Request) -> web.Response:
+    dated = request.path != TOKEN_ENDPOINT
+    fields = await _oauth_form(request)
+    if isinstance(fields, web.Response):
+        return fields
     if fields.get("grant_type") != "refresh_token":
         return _oauth_error(
             "BAD_GRANT_TYPE", "only grant_type=refresh_token is supported", dated=dated
@@ -344,8 +355,7 @@ async def oauth_token(request: web.Request) -> web.Response:
         fields.get("refresh_token", ""),
     )
     if isinstance(granted, str):
-        message = "missing or unknown " + granted.lower().replace("_", " ")
-        return _oauth_error(granted, message, dated=dated)
+        return _oauth_refused(granted, dated=dated)
     token, ttl = granted
     answer: dict[str, object] = {
         "token_type": "bearer",
@@ -356,6 +366,25 @@ async def oauth_token(request: web.Request) -> web.Response:
     if dated:  # AccessTokenResponse of the dated OAuth API
         answer.update(token_use="access_token", hub_id=PORTAL_ID, scopes=["transactional-email"])
     return json_response(answer)
+
+
+async def oauth_introspect_or_revoke(request: web.Request) -> web.Response:
+    fields = await _oauth_form(request)
+    if isinstance(fields, web.Response):
+        return fields
+    state, token = _state(request), fields.get("token", "")
+    app = fields.get("client_id", ""), fields.get("client_secret", "")
+    if request.path.endswith("/revoke"):
+        refused = state.revoke_oauth(*app, token)
+        # HubSpot's spec documents no body for a revoke
+        return web.Response(status=200) if refused is None else _oauth_refused(refused, dated=True)
+    info = state.introspect_oauth(*app, token)
+    return _oauth_refused(info, dated=True) if isinstance(info, str) else json_response(info)
+
+
+def _oauth_refused(status: str, *, dated: bool) -> web.Response:
+    message = "missing or unknown " + status.lower().replace("_", " ")
+    return _oauth_error(status, message, dated=dated)
 
 
 def _oauth_error(status: str, message: str, *, dated: bool) -> web.Response:
@@ -439,6 +468,9 @@ def build_app(
         router.add_get(path + "/{statusId}", send_status)
     for path in sorted(TOKEN_ENDPOINTS):
         router.add_post(path, oauth_token)
+    for version in OAUTH_VERSIONS:
+        for operation in ("introspect", "revoke"):
+            router.add_post(f"/oauth/{version}/token/{operation}", oauth_introspect_or_revoke)
     router.add_routes(email_routes(p.marketing_emails for p in API_VERSIONS.values()))
     router.add_routes(tracking_routes(p.email_statistics for p in API_VERSIONS.values()))
     if control is not None:

@@ -213,6 +213,7 @@ class SandboxState:
         self.refresh_tokens: dict[str, str] = {}
         self.access_tokens: dict[str, float] = {}
         self.oauth_scopes: dict[str, frozenset[str]] = {}  # client id / access token -> scopes
+        self.oauth_clients: dict[str, str] = {}  # access token -> the client id it was granted to
         self.oauth_access_ttl = 1800.0
         self.oauth_refreshes = 0
         self.store = store
@@ -341,22 +342,64 @@ class SandboxState:
         self.oauth_scopes[client_id] = frozenset(scopes)
         return client_id, secret, refresh
 
-    def refresh_oauth(
-        self, client_id: str, client_secret: str, refresh_token: str
-    ) -> tuple[str, float] | str:
-        """Grant an access token: ``(token, ttl seconds)``, or HubSpot's error status."""
+    def _oauth_client_error(self, client_id: str, client_secret: str) -> str | None:
+        """HubSpot's error status for these app credentials, ``None`` when they are right."""
         expected = self.oauth_apps.get(client_id)
         if expected is None:
             return "BAD_CLIENT_ID"
         if not hmac.compare_digest(expected.encode(), client_secret.encode()):
             return "BAD_CLIENT_SECRET"
+        return None
+
+    def refresh_oauth(
+        self, client_id: str, client_secret: str, refresh_token: str
+    ) -> tuple[str, float] | str:
+        """Grant an access token: ``(token, ttl seconds)``, or HubSpot's error status."""
+        error = self._oauth_client_error(client_id, client_secret)
+        if error is not None:
+            return error
         if self.refresh_tokens.get(refresh_token) != client_id:
             return "BAD_REFRESH_TOKEN"
         token = f"oauth-{secrets.token_hex(20)}"
         self.access_tokens[token] = self.clock() + self.oauth_access_ttl
         self.oauth_scopes[token] = self.oauth_scopes.get(client_id, frozenset())
+        self.oauth_clients[token] = client_id
         self.oauth_refreshes += 1
         return token, self.oauth_access_ttl
+
+    def introspect_oauth(
+        self, client_id: str, client_secret: str, token: str
+    ) -> dict[str, object] | str:
+        """What HubSpot's ``token/introspect`` says of ``token`` (an access or refresh token
+        of this app), or HubSpot's error status for the app credentials."""
+        error = self._oauth_client_error(client_id, client_secret)
+        if error is not None:
+            return error
+        common = {"active": True, "client_id": client_id, "app_id": 0, "hub_id": PORTAL_ID,
+                  "user_id": 0}  # fmt: skip
+        if self.refresh_tokens.get(token) == client_id:
+            scopes = sorted(self.oauth_scopes.get(client_id, ()))
+            return {**common, "token": token, "token_use": "refresh_token",
+                    "token_type": "refresh", "scopes": scopes}  # fmt: skip
+        if self.oauth_clients.get(token) == client_id and self.access_token_state(token) == "valid":
+            return {**common, "token": token, "token_use": "access_token",
+                    "token_type": "bearer", "scopes": sorted(self.oauth_scopes.get(token, ())),
+                    "expires_in": int(self.access_tokens[token] - self.clock()),
+                    "is_private_distribution": False}  # fmt: skip
+        return {"active": False}
+
+    def revoke_oauth(self, client_id: str, client_secret: str, token: str) -> str | None:
+        """HubSpot's ``token/revoke``: end this app's refresh or access token (an unknown one
+        is not an error, as in RFC 7009); HubSpot's error status for bad app credentials."""
+        error = self._oauth_client_error(client_id, client_secret)
+        if error is not None:
+            return error
+        if self.refresh_tokens.get(token) == client_id:
+            del self.refresh_tokens[token]
+        elif self.oauth_clients.get(token) == client_id:
+            self.access_tokens.pop(token, None)
+            del self.oauth_clients[token]
+        return None
 
     def revoke_refresh_token(self, refresh_token: str) -> None:
         """Revoke an installation's refresh token (later refreshes fail)."""

@@ -8,6 +8,7 @@ one implicit transaction per change), so a restart, or a crash, finds what was a
 from __future__ import annotations
 
 import itertools
+import os
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from ._emails import EmailRecord
     from ._state import SandboxEvent, SandboxState, SendRecord, StoredMessage, TokenRecord
 
-__all__ = ["Store"]
+__all__ = ["Store", "private_dir", "private_file"]
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -46,12 +47,38 @@ CREATE TABLE IF NOT EXISTS emails (id INTEGER PRIMARY KEY, record BLOB NOT NULL)
 """
 
 
+def private_dir(path: Path) -> None:
+    """Create the data folder for this user only (0700, whatever the umask): it holds token
+    password hashes and the CA's key. A folder that exists keeps its mode; its files are 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        return
+    path.chmod(0o700)  # mkdir's mode is masked by the umask
+
+
+def private_file(path: Path, content: bytes | None = None) -> None:
+    """Make ``path`` (new or kept) readable and writable by this user only, then write
+    ``content`` when given."""
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as file:
+        os.fchmod(file.fileno(), 0o600)  # a file kept from before, or a permissive umask
+        if content is not None:
+            file.truncate()
+            file.write(content)
+
+
 class Store:
     """One SQLite database (``sandbox.sqlite3`` in ``data_dir``) mirroring the sandbox's state."""
 
     def __init__(self, data_dir: str | Path) -> None:
         self.path = Path(data_dir) / "sandbox.sqlite3"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
+        # SQLite gives its -wal and -shm files the database file's mode.
+        private_file(self.path)
+        for journal in (Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+            if journal.exists():  # left by a crash, maybe by an older version
+                private_file(journal)
         # The sandbox is single-threaded (one event loop), except for a reset or a read from a
         # test's thread, which the sandbox serialises; autocommit keeps each change durable.
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)

@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from ._store import private_dir, private_file
+
 __all__ = ["LOOPBACK_NAMES", "SandboxCA"]
 
 DEFAULT_HOSTS = ("127.0.0.1", "::1", "localhost")
@@ -102,19 +104,20 @@ class SandboxCA:
     ) -> None:
         self._kept = data_dir is not None
         self._dir = data_dir or Path(tempfile.mkdtemp(prefix="hubspot-tx-sandbox-"))
-        self._dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self._dir)
         self.ca_file = self._dir / "sandbox-ca.pem"
         key_file = self._dir / "sandbox-ca-key.pem"
         kept = self._kept and self.ca_file.exists() and key_file.exists()
         # A CA kept by an older version, without the name constraints, is replaced.
         if kept and _is_constrained(self.ca_file.read_bytes()):
+            private_file(key_file)  # kept by an older version, maybe readable by all
+            private_file(self.ca_file)
             self._ca = trustme.CA.from_pem(self.ca_file.read_bytes(), key_file.read_bytes())
         else:
             self._ca = _constrained_ca()
-            self._ca.cert_pem.write_to_path(str(self.ca_file))
+            private_file(self.ca_file, self._ca.cert_pem.bytes())
             if self._kept:
-                key_file.touch(mode=0o600)
-                self._ca.private_key_pem.write_to_path(str(key_file))
+                private_file(key_file, self._ca.private_key_pem.bytes())
         self._cert = self._ca.issue_cert(*hosts)
 
     def server_context(self, *, hosts: tuple[str, ...] | None = None) -> ssl.SSLContext:

@@ -406,21 +406,18 @@ class Connection:
                 self.abort()
                 raise
         try:
-            # Body and final "." in one write (one syscall). It raises, writing nothing, if the
-            # connection is already gone: the message certainly did not go out then. Only a
-            # small message lingers (to share a segment with the next message's commands).
-            wire.writelines(
-                (stuffed, b".\r\n"), linger=self.pipelining and len(stuffed) < HIGH_WATER
-            )
-            if wire.paused:  # a large message: until its bytes (and its ".") have left
+            if len(stuffed) < HIGH_WATER:
+                # Body and final "." in one write (one syscall). It raises, writing nothing, if
+                # the connection is already gone: the message certainly did not go out then.
+                # With PIPELINING it lingers (to share a segment with the next commands).
+                wire.writelines((stuffed, b".\r\n"), linger=self.pipelining)
+            else:  # a large message: its "." only once the rest has left
                 try:
-                    await wire.drain(min(timeout, DATA_BLOCK_TIMEOUT))
+                    await wire.upload(stuffed, min(timeout, DATA_BLOCK_TIMEOUT))
                 except asyncio.CancelledError:
-                    if wire.owed:  # kept for a reply owed to the message ahead: it may leave
-                        self.dot_written = True
-                    else:  # dropped with the rest of it unsent: certainly not delivered
-                        self.abort()
+                    self.abort()  # dropped with no "." written: certainly not delivered
                     raise
+                wire.write(b".\r\n")
             self.dot_written = True
             pending = wire.expect(1, final_timeout or timeout)
             if not self.pipelining:

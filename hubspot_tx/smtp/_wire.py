@@ -301,6 +301,23 @@ class Wire(asyncio.Protocol):
         else:
             self.transport.writelines(parts)
 
+    async def upload(self, data: bytes, stall: float) -> None:
+        """Write ``data`` part by part under flow control, each part once the last has left
+        the transport; return once all has. Raises like :meth:`drain`.
+
+        In parts because a transport may not pause us for one large write: CPython's selector
+        transport (3.12, 3.13) never does from ``writelines``, and a TLS transport (asyncio's,
+        uvloop's) hands all it is given to the socket's transport at once and pauses us only
+        when more comes while that one is full: a dead peer would look like a slow reply."""
+        if self._out is not None:  # held bytes go first
+            self._flush()
+        view = memoryview(data)
+        for start in range(0, len(view), HIGH_WATER):
+            self._check_open()
+            self.transport.write(view[start : start + HIGH_WATER])
+            if self.paused:
+                await self.drain(stall)
+
     def hold(self, parts: tuple[bytes, ...]) -> None:
         """Like :meth:`writelines`, but keep the bytes (with whatever is written next) until
         :meth:`flush_soon`'s loop turn: then they leave in one send."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.generator
 import email.policy
+import inspect
 import io
 import re
 from collections.abc import Iterable
@@ -131,6 +132,18 @@ def _split(data: bytes) -> tuple[bytes, bytes]:
     return data[:end], data[end:]
 
 
+def _separated(data: bytes) -> tuple[bytes, bytes]:
+    """CRLF ``data`` and its header block, which ends with an empty line if a body follows: a
+    header block that ended at a line that is no field (a message that lost its empty line)
+    gets one, so that no receiver reads the lines after it as header fields (a ``Bcc`` one,
+    a parser that reads on past a ``:`` or ``From `` line, as Python's does)."""
+    head, body = _split(data)
+    if head and body and not head.endswith(b"\r\n\r\n"):
+        head += b"\r\n"
+        data = head + body
+    return data, head
+
+
 # A header field's first line (RFC 5322 2.2; obsolete syntax allows blanks before the colon),
 # or a folded line.
 _FIELD_OR_FOLD = rb"(?:[\x21-\x39\x3b-\x7e]+[ \t]*:|[ \t])"
@@ -156,7 +169,9 @@ def strip_bcc(data: bytes) -> bytes:
     return _without_bcc(crlf(data), None)[0]
 
 
-_SIMPLE = re.compile(r"[^\"(),;:\\<>]*(?:<([^<>\s]+)>)?\s*")  # one plain address, or Name <addr>
+# One plain address, or Name <addr>; an obsolete source route (RFC 5322 4.4: <@relay:addr>)
+# is not part of the address (nor of what the receiver reads as its recipient).
+_SIMPLE = re.compile(r"[^\"(),;:\\<>]*(?:<(?:@[^<>\s:]*:)?([^<>\s]+)>)?\s*")
 
 
 def _addresses(values: Iterable[object]) -> list[str]:
@@ -171,14 +186,22 @@ def _addresses(values: Iterable[object]) -> list[str]:
                 continue
         if "=?" in text:  # encoded words: a raw comma in one (as some clients write) is no
             # separator for the receiver's parser; email.utils would split the address there
+            if ":" not in text:  # no group: a ";" separates addresses (as Outlook writes
+                text = text.replace(";", ",")  # them, and as email.utils reads them below)
             try:
                 header = _HEADER_FACTORY("to", text)
                 found.extend(a.addr_spec for a in header.addresses if a.username)
                 continue
             except Exception:  # noqa: S110  # unparsable: the general parser decides
                 pass
-        found.extend(addr for _, addr in getaddresses([text]) if addr)
+        found.extend(addr for _, addr in getaddresses([text], **_LENIENT) if addr)
     return found
+
+
+# Python 3.13 (and 3.12.6, 3.11.10) read a list strictly: one stray "," or ";" (a trailing
+# comma, a comment holding one) and the whole field is read as no address, so its recipients
+# would silently not be sent to. Lists are read as every version read them before.
+_LENIENT = {"strict": False} if "strict" in inspect.signature(getaddresses).parameters else {}
 
 
 _HEADER_FACTORY = email.policy.default.header_factory
@@ -299,7 +322,7 @@ def prepare_for_wire(message: MessageInput, *, key: str | None = None) -> Prepar
         if not message.rcpt_to:
             raise InvalidMessageError("the envelope has no recipients", reason=Why.NO_RECIPIENTS)
         data, long = _normalised(message.data)
-        data, head = _without_bcc(data, None)
+        data, head = _without_bcc(*_separated(data))
         message_id = _clean_id(_scan_headers(head).get("Message-ID"))
         env = Envelope(
             mail_from=message.mail_from,
@@ -312,10 +335,10 @@ def prepare_for_wire(message: MessageInput, *, key: str | None = None) -> Prepar
     if isinstance(message, Message):
         data, long = _normalised(_flatten(message))
         headers = message
-        data, head = _without_bcc(data, None)
+        data, head = _without_bcc(*_separated(data))
     elif isinstance(message, bytes | bytearray | memoryview):
         data, long = _normalised(bytes(message))
-        head, _ = _split(data)
+        data, head = _separated(data)
         if not head.strip():
             raise InvalidMessageError(
                 "empty message, or one that does not begin with a header field",

@@ -88,12 +88,15 @@ class SmtpPool:
     Args:
         host: the server; default ``$HUBSPOT_SMTP_HOST``, else HubSpot's for ``region``.
         port: default ``$HUBSPOT_SMTP_PORT``, else 587 for ``starttls``, 465 for ``implicit``,
-            25 for ``none`` (HubSpot also offers STARTTLS on 25).
+            25 for ``none`` (HubSpot also offers STARTTLS on 25). An argument always wins over
+            the environment: with ``host`` or ``region`` given, ``$HUBSPOT_SMTP_HOST`` and
+            ``$HUBSPOT_SMTP_PORT`` (which name another server) are not read.
         credentials: the SMTP token id and password. When neither it nor ``host`` is given:
             ``$HUBSPOT_SMTP_USER`` and ``$HUBSPOT_SMTP_PASSWORD`` if set (a login from the
             environment never goes to a host named in code); else no AUTH.
         tls: ``"starttls"`` (required, never downgraded), ``"implicit"``, or ``"none"``.
-        region: ``"na"`` (smtp.hubapi.com) or ``"eu"`` (smtp-eu1.hubapi.com).
+        region: ``"na"`` (smtp.hubapi.com) or ``"eu"`` (smtp-eu1.hubapi.com); default
+            ``$HUBSPOT_SMTP_HOST`` when set, else ``"na"``.
         ssl_context: trust for TLS; default the system's store plus ``$HUBSPOT_CA_FILE`` when
             set, verified.
         command_timeout: the wait for each reply before the data; while a large message is
@@ -116,7 +119,7 @@ class SmtpPool:
         *,
         credentials: SmtpCredentials | None = None,
         tls: TlsMode = "starttls",
-        region: Literal["na", "eu"] = "na",
+        region: Literal["na", "eu"] | None = None,
         ssl_context: ssl.SSLContext | None = None,
         max_connections: int = 10,
         max_messages_per_connection: int = 1000,
@@ -132,14 +135,19 @@ class SmtpPool:
     ) -> None:
         if tls not in DEFAULT_PORTS:
             raise ValueError(f"tls must be 'starttls', 'implicit' or 'none', not {tls!r}")
-        if region not in HOSTS:
+        if region is not None and region not in HOSTS:
             raise ValueError(f"region must be one of {sorted(HOSTS)}, not {region!r}")
         if max_connections < 1 or max_messages_per_connection < 1:
             raise ValueError("max_connections and max_messages_per_connection must be >= 1")
         ca_file = None if ssl_context else _env.get(_env.CA_FILE)
+        # The variables name one server (host and port): a host or region given in code names
+        # another, so neither variable applies to it.
+        from_env = host is None and region is None
+        env_host = _env.get(_env.SMTP_HOST) if from_env else None
+        env_port = _env.smtp_port() if from_env else None
         self.settings = Settings(
-            host=host or _env.get(_env.SMTP_HOST) or HOSTS[region],
-            port=port or _env.smtp_port() or DEFAULT_PORTS[tls],
+            host=host or env_host or HOSTS[region or "na"],
+            port=port or env_port or DEFAULT_PORTS[tls],
             tls=tls,
             # No trust store for a plaintext pool: loading the system's takes tens of ms.
             ssl_context=ssl_context or (_env.ssl_context() if tls != "none" else None),
