@@ -380,12 +380,13 @@ class Connection:
         try:
             if self.pipelining:
                 wire.write(b"".join(commands))
-                replies = await wire.replies(len(commands), timeout)
+                replies = await wire.expect(len(commands), timeout)
             else:
                 replies = []
                 for command in commands:
                     wire.write(command)
-                    replies.append(reply := await wire.reply(timeout))
+                    # ``expect``'s future itself: no coroutine per reply (4 per message here)
+                    replies.append(reply := (await wire.expect(1, timeout))[0])
                     if (len(replies) == 1 and reply[0] != 250) or reply[0] == 421:
                         break  # MAIL refused, or the server is closing: ask nothing more
                     if len(replies) == len(commands) - 1 and not any(
