@@ -268,6 +268,8 @@ def _user_folder(namespace: dict[str, Any]) -> Path:
 def run_session(example: Example) -> None:
     """Run a console block's commands in one shell, as a user would (see the module's doc)."""
     commands = _commands(example.parsed)
+    # A block whose commands lack the `$ ` prompt would otherwise pass having run nothing.
+    assert commands, f"no `$ ` command in this console block:\n{example.parsed}"
     not_run = [c for c, _ in commands if _words(c) in NOT_RUN]
     run = [(i, c, shown) for i, (c, shown) in enumerate(commands) if c not in not_run]
     # A sandbox the session started in the background is stopped even if a command fails.
@@ -276,8 +278,11 @@ def run_session(example: Example) -> None:
         [
             'trap \'[ -z "${HUBSPOT_TX_SANDBOX_PID:-}" ] || kill "$HUBSPOT_TX_SANDBOX_PID" '
             "2>/dev/null || true' EXIT",
-            *(f": {MARK} {i}\n{c}" for i, c, _ in run),
-            "wait",  # for what the session started with & (and stopped)
+            # `$!` after each command collects what the session started with `&`
+            *(f': {MARK} {i}\n{c}\n_jobs="${{_jobs:-}} ${{!:-}}"' for i, c, _ in run),
+            # Each of them (stopped by the session) must end well: a bare `wait` returns 0
+            # even for one that crashed or that SIGTERM killed instead of stopping cleanly.
+            'for job in $(printf "%s\\n" $_jobs | sort -u); do wait "$job"; done',
         ]
     )
     venv = sys.prefix

@@ -362,6 +362,21 @@ async def test_sandbox_in_the_background_serves_once_it_returns() -> None:
             await asyncio.sleep(0.05)
 
 
+@pytest.mark.parametrize("spelling", ["--background", "--backg", "--b"])
+def test_sandbox_in_the_background_starts_one_sandbox_in_the_foreground(spelling: str) -> None:
+    # argparse takes a prefix of --background for it: the command that --backg starts must
+    # serve, not go to the background again (a new process each time, without end).
+    from hubspot_tx.cli._main import build_parser
+    from hubspot_tx.cli._sandbox import foreground_argv
+
+    argv = ["sandbox", spelling, "--http-port", "0", "--json"]
+    assert build_parser().parse_args(argv).background
+    started = build_parser().parse_args(foreground_argv(argv))
+    assert not started.background
+    assert started.json
+    assert started.http_port == 0
+
+
 def _running(pid: int) -> bool:
     """Alive, and not a zombie its new parent has yet to reap."""
     try:

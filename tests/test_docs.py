@@ -87,3 +87,60 @@ def test_a_shell_session_fails_on_a_failing_command_or_a_wrong_output(
     result.stdout.fnmatch_lines(["*exit 1*"])
     result.stdout.fnmatch_lines(["*not run: `make test`: the test suite itself*"])
     assert "+ echo never" not in result.stdout.str()  # nothing runs after a failure
+
+
+def test_a_shell_session_without_a_command_fails(pytester: pytest.Pytester) -> None:
+    # A prompt mistyped (`$hubspot-tx`, `% hubspot-tx`) must not pass having run nothing.
+    pytester.makeconftest((ROOT / "conftest.py").read_text())
+    pytester.makefile(
+        ".md",
+        README="""
+        ```console
+        $hubspot-tx --no-such-option
+        ```
+
+        ```console
+        % hubspot-tx --no-such-option
+        ```
+        """,
+    )
+    pytester.path.joinpath("pyproject.toml").touch()
+    for command in (["git", "init", "-q"], ["git", "add", "."]):  # it copies the checkout
+        subprocess.run(command, cwd=pytester.path, check=True, timeout=60)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "README.md", timeout=300)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*no `$ ` command in this console block*"])
+
+
+def test_a_shell_session_fails_when_what_it_started_with_and_fails(
+    pytester: pytest.Pytester,
+) -> None:
+    # The README starts the worker with `&` and stops it with `kill %1`: it must exit cleanly.
+    pytester.makeconftest((ROOT / "conftest.py").read_text())
+    pytester.makefile(
+        ".md",
+        README="""
+        ```console
+        $ sleep 0.1 &
+        $ echo started
+        started
+        ```
+
+        ```console
+        $ sh -c 'sleep 0.1; exit 3' &
+        $ echo started
+        ```
+
+        ```console
+        $ sleep 30 &
+        $ kill %1   # killed by SIGTERM: not a clean stop
+        ```
+        """,
+    )
+    pytester.path.joinpath("pyproject.toml").touch()
+    for command in (["git", "init", "-q"], ["git", "add", "."]):  # it copies the checkout
+        subprocess.run(command, cwd=pytester.path, check=True, timeout=60)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "README.md", timeout=300)
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(["*exit 3*"])
+    result.stdout.fnmatch_lines(["*exit 143*"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -101,6 +102,34 @@ async def test_data_files_kept_from_before_are_made_private(tmp_path: Path) -> N
     async with Sandbox(data_dir=tmp_path, rate_limit=None) as sb:
         assert len(sb.state.tokens) == 1
         assert set(_modes(tmp_path).values()) == {0o600}, _modes(tmp_path)
+
+
+async def test_a_data_folder_others_may_write_in_is_refused(tmp_path: Path) -> None:
+    # Like a --data folder in /tmp made by another user: its owner could link the database's
+    # -wal file or the CA's key to one of ours, which the sandbox would then overwrite.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine\n")
+    (shared / "sandbox-ca-key.pem").symlink_to(victim)
+    free = ["--http-port", "0", "--https-port", "0", "--smtp-port", "0", "--smtps-port", "0"]
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "hubspot_tx.cli", "sandbox", "--data", str(shared), *free),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:  # it served there
+            proc.kill()
+            await asyncio.wait_for(proc.wait(), 30)
+    assert (proc.returncode, out) == (2, b""), err
+    assert err.decode().count("\n") == 1, err  # one line, which says what to do
+    assert "choose a folder of yours" in err.decode()
+    assert victim.read_text() == "mine\n"
+    assert sorted(p.name for p in shared.iterdir()) == ["sandbox-ca-key.pem"]
 
 
 async def test_in_process_restart_keeps_single_sends_and_cursors(tmp_path: Path) -> None:

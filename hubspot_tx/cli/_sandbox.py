@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .. import _env
 
-__all__ = ["export_line", "run_sandbox"]
+__all__ = ["export_line", "foreground_argv", "run_sandbox"]
 
 #: The longest ``--background`` waits for the sandbox to serve.
 START_TIMEOUT = 60.0
@@ -35,11 +35,18 @@ def export_line(info: dict[str, object]) -> str:
     return "export " + " ".join(f"{k}={shlex.quote(str(v))}" for k, v in variables.items())
 
 
+def foreground_argv(argv: list[str]) -> list[str]:
+    """The command ``--background`` starts: ``argv`` serving in the foreground, with ``--json``.
+
+    argparse also takes a prefix of ``--background`` (``--back``) for it: those go too, or
+    the command started would start another, and so on without end."""
+    argv = [a for a in argv if not (a.startswith("--b") and "--background".startswith(a))]
+    return argv if "--json" in argv else [*argv, "--json"]
+
+
 async def _background(args: argparse.Namespace) -> int:
     """Run this command again, as a process of its own session, and return once it serves."""
-    argv = [a for a in args.argv if a != "--background"]
-    if "--json" not in argv:
-        argv.append("--json")
+    argv = foreground_argv(args.argv)
     log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - the sandbox writes it after we return
         prefix="hubspot-tx-sandbox-", suffix=".log", delete=False
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import sqlite3
+import stat
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,11 +50,23 @@ CREATE TABLE IF NOT EXISTS emails (id INTEGER PRIMARY KEY, record BLOB NOT NULL)
 
 def private_dir(path: Path) -> None:
     """Create the data folder for this user only (0700, whatever the umask): it holds token
-    password hashes and the CA's key. A folder that exists keeps its mode; its files are 0600."""
+    password hashes and the CA's key. A folder that exists keeps its mode; its files are 0600.
+
+    Raises:
+        PermissionError: the folder exists and another user owns it or may write in it (e.g.
+            one made in /tmp by someone else): they could swap the CA's key for theirs, or link
+            the database's files to this user's files, which the sandbox would then overwrite.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         path.mkdir(mode=0o700)
     except FileExistsError:
+        found = path.stat()
+        if found.st_uid != os.getuid() or found.st_mode & stat.S_IWOTH:
+            raise PermissionError(
+                f"{path} is not this user's alone (another user owns it or may write in it): "
+                "choose a folder of yours for the sandbox's data"
+            ) from None
         return
     path.chmod(0o700)  # mkdir's mode is masked by the umask
 
