@@ -45,7 +45,7 @@ async def sdk_pool(
     meter = Meter()
     sent = 0
     async with SmtpPool(HOST, port, tls="none", credentials=None, max_connections=connections) as p:
-        # The default concurrency (2x the sessions): a session takes its next message while
+        # The default concurrency (3x the sessions): a session takes its next message while
         # the reply to the previous one's final "." is on its way. Still `connections` sessions.
         relay = p.send_many(iter(data))
         async with relay:

@@ -4,6 +4,9 @@ ratio. The other revision's ``hubspot_tx`` is exported with ``git archive`` and 
 ``sys.path`` of its own processes; rounds alternate between the two.
 
     python benchmarks/compare_revisions.py OLD_REV [--messages N] [--rounds R] [--loop uvloop]
+        [--connections C] [--lf]
+
+``--lf`` relays ``EmailMessage.as_bytes()`` (LF line endings) instead of CRLF bytes.
 """
 
 from __future__ import annotations
@@ -23,16 +26,16 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
-async def _measure(messages: int) -> dict[str, float | str]:
-    from _common import Meter, mime_bytes, smtp_sink
+async def _measure(messages: int, connections: int, kind: str) -> dict[str, float | str]:
+    from _common import Meter, fresh, smtp_sink
 
     import hubspot_tx
     from hubspot_tx import SmtpPool
 
-    data = [mime_bytes(i) for i in range(messages)]
+    data = fresh(kind, messages)
     async with (
         smtp_sink() as port,
-        SmtpPool("127.0.0.1", port, tls="none", max_connections=10) as pool,
+        SmtpPool("127.0.0.1", port, tls="none", max_connections=connections) as pool,
     ):
         assert (await pool.send(data[0])).ok  # warm: session open, code paths hot
         meter = Meter()
@@ -49,12 +52,14 @@ async def _measure(messages: int) -> dict[str, float | str]:
     }
 
 
-def _run(code: Path | None, messages: int, loop: str) -> dict[str, float | str]:
+def _run(
+    code: Path | None, messages: int, loop: str, connections: int, kind: str
+) -> dict[str, float | str]:
     env = dict(os.environ)
     paths = [str(HERE)] + ([str(code)] if code else [])
     env["PYTHONPATH"] = os.pathsep.join([*reversed(paths), env.get("PYTHONPATH", "")])
     out = subprocess.run(
-        [sys.executable, __file__, "--worker", str(messages), loop],
+        [sys.executable, __file__, "--worker", str(messages), loop, str(connections), kind],
         env=env,
         check=True,
         capture_output=True,
@@ -67,18 +72,21 @@ def _run(code: Path | None, messages: int, loop: str) -> dict[str, float | str]:
 
 def main() -> None:
     if sys.argv[1:2] == ["--worker"]:
+        work = _measure(int(sys.argv[2]), int(sys.argv[4]), sys.argv[5])
         if sys.argv[3] == "uvloop":
             import uvloop
 
-            print(json.dumps(uvloop.run(_measure(int(sys.argv[2])))))
+            print(json.dumps(uvloop.run(work)))
         else:
-            print(json.dumps(asyncio.run(_measure(int(sys.argv[2])))))
+            print(json.dumps(asyncio.run(work)))
         return
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("old", help="the git revision to compare with (e.g. main)")
     p.add_argument("--messages", type=int, default=20_000)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    p.add_argument("--connections", type=int, default=10)
+    p.add_argument("--lf", action="store_true", help="EmailMessage.as_bytes() input (LF)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         archive = subprocess.run(
@@ -91,9 +99,10 @@ def main() -> None:
         with tarfile.open(tar_path) as tar:
             tar.extractall(tmp, filter="data")
         results: dict[str, list[dict[str, float | str]]] = {"old": [], "new": []}
+        how = (args.messages, args.loop, args.connections, "lf" if args.lf else "crlf")
         for _ in range(args.rounds):
-            results["old"].append(_run(Path(tmp), args.messages, args.loop))
-            results["new"].append(_run(None, args.messages, args.loop))
+            results["old"].append(_run(Path(tmp), *how))
+            results["new"].append(_run(None, *how))
     for name, runs in results.items():
         cpu = statistics.median(float(r["cpu_ms"]) for r in runs)
         rate = statistics.median(float(r["rate"]) for r in runs)
@@ -101,6 +110,9 @@ def main() -> None:
     old = statistics.median(float(r["cpu_ms"]) for r in results["old"])
     new = statistics.median(float(r["cpu_ms"]) for r in results["new"])
     print(f"new / old CPU per message: {new / old:.3f}x")
+    old_rate = statistics.median(float(r["rate"]) for r in results["old"])
+    new_rate = statistics.median(float(r["rate"]) for r in results["new"])
+    print(f"new / old msg/s: {new_rate / old_rate:.3f}x")
 
 
 if __name__ == "__main__":

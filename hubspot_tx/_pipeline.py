@@ -108,7 +108,9 @@ class Pipeline(Generic[In, Out]):
         self._putting = None
 
     async def _worker(self) -> None:
-        while (entry := await self._inbox.get()) is not None:
+        inbox, outbox = self._inbox, self._outbox
+        # get_nowait / put_nowait when they can: no coroutine per item for the common case.
+        while (entry := inbox.get_nowait() if inbox.qsize() else await inbox.get()) is not None:
             index, item = entry
             reason = self.fatal or self._stop_working
             if reason is not None:
@@ -122,7 +124,10 @@ class Pipeline(Generic[In, Out]):
                     if self.fatal is None:
                         self.fatal = exc
                     result = self._abandoned(index, item, exc, True)
-            await self._outbox.put(result)
+            if outbox.full():
+                await outbox.put(result)
+            else:
+                outbox.put_nowait(result)
 
     async def _supervise(self) -> None:
         try:
@@ -149,7 +154,8 @@ class Pipeline(Generic[In, Out]):
             raise StopAsyncIteration
         if self._supervisor is None:
             self._supervisor = asyncio.create_task(self._supervise())
-        result = await self._outbox.get()
+        outbox = self._outbox
+        result = outbox.get_nowait() if outbox.qsize() else await outbox.get()
         if self._closed:
             raise self._closed_error()
         if result is None:

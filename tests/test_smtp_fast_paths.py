@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hubspot_tx.smtp.envelope import MAX_LINE, _has_long_line, crlf
+from hubspot_tx.smtp.envelope import MAX_LINE, _crlf, _has_long_line, crlf
 
 # Lines of text joined by any mix of line breaks, the messy ones included.
 _BREAKS = st.sampled_from([b"\n", b"\r\n", b"\r", b"\r\r\n"])
@@ -47,3 +47,15 @@ def test_long_line_check_of_a_large_message_uses_the_regex_path() -> None:
     assert not _has_long_line(big)
     assert _has_long_line(big + b"z" * (MAX_LINE + 1))
     assert not _has_long_line(big + b"z" * MAX_LINE)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(st.integers(0, 1200), _BREAKS), max_size=8), st.integers(0, 1200))
+def test_the_one_split_never_misses_a_long_line(parts: list[tuple[int, bytes]], tail: int) -> None:
+    # prepare_for_wire skips the long-line check when the split that normalised the line
+    # endings saw no long line: that must never let one through.
+    data = b"".join(b"x" * n + brk for n, brk in parts) + b"y" * tail
+    normalised, maybe_long = _crlf(data)
+    assert normalised == _reference_crlf(data)
+    if _has_long_line(normalised):
+        assert maybe_long

@@ -54,7 +54,7 @@ class Settings:
     host: str
     port: int
     tls: TlsMode
-    ssl_context: ssl.SSLContext
+    ssl_context: ssl.SSLContext | None  # None with tls="none"
     connect_timeout: float
     command_timeout: float
     final_reply_timeout: float
@@ -262,16 +262,18 @@ class Connection:
     def _commands(self, prepared: Prepared, rcpt_to: list[str]) -> list[bytes]:
         """MAIL, RCPT for each of ``rcpt_to``, DATA; raises :class:`Unsendable` first if the
         server cannot take the message."""
-        size, utf8, eight_bit = prepared.size, prepared.utf8, prepared.eight_bit
-        self.check(size, utf8, eight_bit)
-        params = b""
-        if "size" in self._extensions:
-            params += b" SIZE=%d" % size
-        if eight_bit:
-            params += b" BODY=8BITMIME"
-        if utf8:
-            params += b" SMTPUTF8"
-        commands = [b"MAIL FROM:<%s>%s\r\n" % (prepared.env.mail_from.encode(), params)]
+        env = prepared.env
+        size, utf8, eight_bit = len(env.data), prepared.utf8, prepared.eight_bit
+        if utf8 or eight_bit or "size" in self._extensions:
+            self.check(size, utf8, eight_bit)
+            params = b" SIZE=%d" % size if "size" in self._extensions else b""
+            if eight_bit:
+                params += b" BODY=8BITMIME"
+            if utf8:
+                params += b" SMTPUTF8"
+        else:  # plain ASCII to a server without SIZE: nothing to check, no parameters
+            params = b""
+        commands = [b"MAIL FROM:<%s>%s\r\n" % (env.mail_from.encode(), params)]
         commands += [b"RCPT TO:<%s>\r\n" % r.encode() for r in rcpt_to]
         commands.append(b"DATA\r\n")
         return commands
@@ -304,7 +306,7 @@ class Connection:
 
         def on_end(replies: list[Reply]) -> None:
             ((code, text),) = replies
-            done.set_result(self._ended(Transaction("end", code, text, accepted, refused)))
+            wire.settle(done, self._ended(Transaction("end", code, text, accepted, refused)))
 
         def on_commands(replies: list[Reply]) -> None:
             tx = self._fold(rcpt_to, replies)
@@ -378,12 +380,13 @@ class Connection:
         try:
             if self.pipelining:
                 wire.write(b"".join(commands))
-                replies = await wire.replies(len(commands), timeout)
+                replies = await wire.expect(len(commands), timeout)
             else:
                 replies = []
                 for command in commands:
                     wire.write(command)
-                    replies.append(reply := await wire.reply(timeout))
+                    # ``expect``'s future itself: no coroutine per reply (4 per message here)
+                    replies.append(reply := (await wire.expect(1, timeout))[0])
                     if (len(replies) == 1 and reply[0] != 250) or reply[0] == 421:
                         break  # MAIL refused, or the server is closing: ask nothing more
                     if len(replies) == len(commands) - 1 and not any(

@@ -55,6 +55,7 @@ class Wire(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._watchdog: asyncio.TimerHandle | None = None
         self._out: list[bytes] | None = None  # held for one loop turn (see ``writelines``)
+        self._settle: list[tuple[asyncio.Future[Any], Any]] | None = None  # see ``settle``
         # Flow control: paused while the transport holds more than HIGH_WATER bytes, resumed
         # once it holds none (low water 0: "resumed" means everything written has left).
         self.paused = False
@@ -64,7 +65,25 @@ class Wire(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         self._buffer += data
-        self._parse()
+        settle: list[tuple[asyncio.Future[Any], Any]] = []
+        self._settle = settle
+        try:
+            self._parse()
+        finally:
+            self._settle = None
+            for future, value in settle:
+                if not future.done():
+                    future.set_result(value)
+
+    def settle(self, future: asyncio.Future[Any], value: Any) -> None:
+        """``future.set_result(value)``, after the rest of the read that brings it (at once
+        outside a read). The task it wakes runs after those that replies later in the same
+        read wake: a session handed back from such a read goes on (its next commands, its
+        flush) before the task whose message just ended does its bookkeeping."""
+        if self._settle is not None:
+            self._settle.append((future, value))
+        elif not future.done():
+            future.set_result(value)
 
     def eof_received(self) -> bool:
         self._fail(WireClosed("the server closed the connection"))

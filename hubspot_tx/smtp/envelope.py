@@ -88,12 +88,29 @@ class Prepared(NamedTuple):
 def crlf(data: bytes) -> bytes:
     """``data`` with every line break as CRLF: a bare LF, a bare CR, and CR CR LF (a CRLF file
     converted again) each count as one."""
-    if b"\r" not in data:  # LF only (``EmailMessage.as_bytes()``): one pass in C, no regex
-        return data.replace(b"\n", b"\r\n")
-    lf = data.count(b"\n")
-    if lf == data.count(b"\r") == data.count(b"\r\n"):
-        return data  # CRLF only: the common case, no copy
-    return _LINE_ENDINGS.sub(b"\r\n", data)
+    return _crlf(data)[0]
+
+
+def _crlf(data: bytes) -> tuple[bytes, bool]:
+    """:func:`crlf`, and whether a line of the result may be longer than :data:`MAX_LINE`
+    (``False``: certainly none is). A message of the usual size is split into its lines once,
+    in C: the lines tell both the line endings and the longest line (no ``bytes.count``
+    passes, no regex)."""
+    if len(data) > _SPLIT_UP_TO:  # no copy of each line of a large message
+        if data.find(b"\r") < 0:
+            return data.replace(b"\n", b"\r\n"), True
+        if data.count(b"\n") == data.count(b"\r") == data.count(b"\r\n"):
+            return data, True
+        return _LINE_ENDINGS.sub(b"\r\n", data), True
+    # ``find``, not ``in``: ``in`` first tries its operand as an int, and formats the error.
+    if data.find(b"\r") < 0:  # LF only (``EmailMessage.as_bytes()``)
+        lines = data.split(b"\n")
+        return b"\r\n".join(lines), max(map(len, lines)) > MAX_LINE
+    lines = data.split(b"\r\n")
+    rest = b"".join(lines)
+    if rest.find(b"\r") < 0 and rest.find(b"\n") < 0:  # CRLF only: the common case, no copy
+        return data, max(map(len, lines)) > MAX_LINE
+    return _LINE_ENDINGS.sub(b"\r\n", data), True
 
 
 def _split(data: bytes) -> tuple[bytes, bytes]:
@@ -135,13 +152,15 @@ _NOT_A_FIELD = re.compile(rb"\n(?!" + _FIELD_OR_FOLD + rb")")
 _HEADER_LINES = re.compile(rb"(?:" + _FIELD_OR_FOLD + rb"[^\r\n]*(?:\r\n|\Z))*")
 
 
-def _normalised(data: bytes) -> bytes:
-    data = crlf(data)
+def _normalised(data: bytes) -> tuple[bytes, bool]:
+    """``data`` with CRLF line endings and no mbox ``From`` line, and whether a line of it may
+    be too long (see :func:`_crlf`)."""
+    data, long = _crlf(data)
     # An mbox separator line ("From sender date"), not a header field (nor "From :").
     if data.startswith(b"From ") and not data[5:].lstrip(b" \t").startswith(b":"):
         end = data.find(b"\r\n")
         data = data[end + 2 :] if end >= 0 else b""
-    return data
+    return data, long
 
 
 def strip_bcc(data: bytes) -> bytes:
@@ -208,10 +227,17 @@ _WANTED_FIELD = re.compile(
 def _scan_headers(head: bytes) -> _Fields:
     """Unfold the header block (RFC 5322 2.2.3) and keep the fields an envelope needs."""
     found = _Fields()
-    for match in _WANTED_FIELD.finditer(head):
-        name, value = match.groups()
-        text = b" ".join(part.strip() for part in value.split(b"\n"))
-        found.setdefault(name.lower().decode(), []).append(text.decode("utf-8", "surrogateescape"))
+    for name, value in _WANTED_FIELD.findall(head):
+        if value.find(b"\n") >= 0:  # folded
+            value = b" ".join(part.strip() for part in value.split(b"\n"))
+        else:
+            value = value.strip()
+        key = name.lower().decode()
+        text = value.decode("utf-8", "surrogateescape")
+        if key in found:
+            found[key].append(text)
+        else:
+            found[key] = [text]
     return found
 
 
@@ -295,7 +321,8 @@ def prepare_for_wire(message: MessageInput, *, key: str | None = None) -> Prepar
             raise InvalidMessageError("Envelope.data must be bytes", reason=Why.NOT_A_MESSAGE)
         if not message.rcpt_to:
             raise InvalidMessageError("the envelope has no recipients", reason=Why.NO_RECIPIENTS)
-        data, head = _without_bcc(*_separated(_normalised(message.data)))
+        data, long = _normalised(message.data)
+        data, head = _without_bcc(*_separated(data))
         message_id = _clean_id(_scan_headers(head).get("Message-ID"))
         env = Envelope(
             mail_from=message.mail_from,
@@ -303,14 +330,15 @@ def prepare_for_wire(message: MessageInput, *, key: str | None = None) -> Prepar
             data=data,
             key=message.key if message.key is not None else key,
         )
-        return _ready(env, message_id, head)
+        return _ready(env, message_id, head, long)
     headers: Message | _Fields
     if isinstance(message, Message):
-        data = _normalised(_flatten(message))
+        data, long = _normalised(_flatten(message))
         headers = message
         data, head = _without_bcc(*_separated(data))
     elif isinstance(message, bytes | bytearray | memoryview):
-        data, head = _separated(_normalised(bytes(message)))
+        data, long = _normalised(bytes(message))
+        data, head = _separated(data)
         if not head.strip():
             raise InvalidMessageError(
                 "empty message, or one that does not begin with a header field",
@@ -342,11 +370,12 @@ def prepare_for_wire(message: MessageInput, *, key: str | None = None) -> Prepar
         data=data,
         key=key if key is not None else message_id,
     )
-    return _ready(env, message_id, head)
+    return _ready(env, message_id, head, long)
 
 
-def _ready(env: Envelope, message_id: str | None, head: bytes) -> Prepared:
-    utf8 = _checked(env, head, message_id)
+def _ready(env: Envelope, message_id: str | None, head: bytes, long: bool) -> Prepared:
+    """``long``: a line may be too long (removing lines, as the Bcc field's, cannot make one)."""
+    utf8 = _checked(env, head, message_id, long)
     return Prepared(env, message_id, _stuff(env.data), utf8, not env.data.isascii())
 
 
@@ -359,17 +388,17 @@ def _without_bcc(data: bytes, head: bytes | None) -> tuple[bytes, bytes]:
     return head + body, head
 
 
-def _checked(env: Envelope, head: bytes, message_id: str | None) -> bool:
+def _checked(env: Envelope, head: bytes, message_id: str | None, long: bool) -> bool:
     """Refuse, before any byte is sent, what no SMTP server may receive; return whether the
     message needs SMTPUTF8 (a non-ASCII address or header)."""
     try:
-        return _check(env, head)
+        return _check(env, head, long)
     except InvalidMessageError as exc:  # its outcome still carries the caller's key
         exc.key, exc.message_id = env.key, message_id
         raise
 
 
-def _check(env: Envelope, head: bytes) -> bool:
+def _check(env: Envelope, head: bytes, long: bool = True) -> bool:
     addresses = env.mail_from + "".join(env.rcpt_to)
     if _BAD_ADDRESS.search(addresses):
         for address in (env.mail_from, *env.rcpt_to):
@@ -397,9 +426,9 @@ def _check(env: Envelope, head: bytes) -> bool:
     for rcpt in env.rcpt_to:
         if "@" not in rcpt:
             raise InvalidMessageError(f"invalid recipient address {rcpt!r}", reason=Why.BAD_ADDRESS)
-    if b"\x00" in env.data:
+    if env.data.find(b"\x00") >= 0:
         raise InvalidMessageError("the message contains NUL bytes", reason=Why.NUL_BYTE)
-    if _has_long_line(env.data):
+    if long and _has_long_line(env.data):
         raise InvalidMessageError(
             f"a line of the message is longer than {MAX_LINE} bytes", reason=Why.LINE_TOO_LONG
         )
@@ -445,6 +474,6 @@ def _stuff(data: bytes) -> bytes:
     """:func:`dot_stuff` for data already CRLF."""
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
-    if b"\n." in data or data.startswith(b"."):
+    if data.find(b"\n.") >= 0 or data.startswith(b"."):
         data = _LEADING_DOT.sub(b"..", data)
     return data

@@ -149,7 +149,8 @@ class SmtpPool:
             host=host or env_host or HOSTS[region or "na"],
             port=port or env_port or DEFAULT_PORTS[tls],
             tls=tls,
-            ssl_context=ssl_context or _env.ssl_context(),
+            # No trust store for a plaintext pool: loading the system's takes tens of ms.
+            ssl_context=ssl_context or (_env.ssl_context() if tls != "none" else None),
             tls_advice=_env.tls_advice(ca_file, custom_context=ssl_context is not None),
             connect_timeout=connect_timeout,
             command_timeout=command_timeout,
@@ -567,9 +568,11 @@ class SmtpPool:
         """
         if self._closing:
             raise PoolClosedError("the SMTP pool is closed")
-        # Twice the sessions by default: with PIPELINING a session takes the next message while
-        # the reply to the previous one's final "." is still on its way.
-        relay = Relay(self, messages, concurrency or 2 * self.max_connections, progress)
+        # Three times the sessions by default: with PIPELINING a session carries a message whose
+        # final reply is on its way and one waiting for its 354, and a third message waits for
+        # it, ready, so that its commands leave with the data of the one ahead (one send, one
+        # round trip per message; with two, the data often left alone).
+        relay = Relay(self, messages, concurrency or 3 * self.max_connections, progress)
         self._relays.add(relay)
         return relay
 
@@ -695,6 +698,15 @@ class _Result:
     def apply(self, tx: Transaction) -> Outcome | None:
         """Fold a finished transaction in; the outcome if final, ``None`` to retry."""
         self.last = (tx.code, tx.message)
+        if (
+            tx.stage == "end"
+            and 200 <= tx.code < 300
+            and not tx.refused
+            and tx.accepted == self.pending
+        ):  # the common case: every pending recipient accepted it
+            self.accepted.extend(tx.accepted)
+            self.pending = []
+            return self._settle(FailureCategory.RECIPIENTS_REFUSED)
         tried = set(tx.accepted) | {r for r, _, _ in tx.refused}
         untried = [r for r in self.pending if r not in tried]  # after a 421 to RCPT
         # A 5xx refusal of a recipient is final; 4xx ones and untried ones go again.
