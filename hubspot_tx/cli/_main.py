@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--background",
         action="store_true",
         help="start it in the background, print its export line once it serves, and return "
-        "(for scripts: hubspot-tx sandbox --background > sandbox.env && . ./sandbox.env); "
+        '(for scripts: eval "$(hubspot-tx sandbox --background)"); '
         "stop it with kill $HUBSPOT_TX_SANDBOX_PID",
     )
     sb.add_argument("--access-token", default=None, help="bearer token to accept")
