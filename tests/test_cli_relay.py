@@ -681,3 +681,29 @@ async def test_a_message_killed_after_its_dot_in_a_resumed_run_is_not_sent_by_th
     assert "1 message(s) were in flight" in err
     assert _records(results)[-1]["category"] == "delivery_unknown"
     assert code == 0  # nothing else to send; the unknown one is reported, not resent
+
+
+async def test_a_byte_order_mark_before_a_message_is_not_part_of_it(
+    sandbox: Sandbox, token: SmtpTokenWithPassword, tmp_path: Path
+) -> None:
+    """Windows editors and some exporters save .eml files (and mboxes) with a UTF-8 BOM: it
+    was sent as the start of the first header line (refused `not_a_message`)."""
+    bom = b"\xef\xbb\xbf"
+    folder = tmp_path / "mail"
+    folder.mkdir()
+    (folder / "a.eml").write_bytes(bom + make_message(1))
+    one = tmp_path / "b.eml"
+    one.write_bytes(bom + make_message(2))
+    box = tmp_path / "in.mbox"
+    box.write_bytes(bom + _mbox(tmp_path / "plain.mbox", [make_message(3)]).read_bytes())
+    env = _env(sandbox, token)
+    for n, source in enumerate((folder, one, box)):
+        code, _, err = await relay(str(source), "--results", str(tmp_path / f"{n}.jsonl"), env=env)
+        assert code == 0, err
+    code, _, err = await relay(
+        "-", "--results", str(tmp_path / "stdin.jsonl"), env=env, stdin=bom + make_message(4)
+    )
+    assert code == 0, err
+    stored = sandbox.state.messages
+    assert [m.message_id for m in stored] == [f"<m{i}@hubspot-tx.test>" for i in (1, 2, 3, 4)]
+    assert not any(bom in m.data for m in stored)

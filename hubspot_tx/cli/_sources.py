@@ -38,6 +38,7 @@ __all__ = [
 # syntax allows blanks before the colon).
 _FIELD = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
 _MBOX = b"From "
+_BOM = b"\xef\xbb\xbf"
 ID_PATTERN = re.compile(r"sha256:[0-9a-f]{32}:[0-9]+")
 """The relay's message ids: a content hash and the occurrence of that content in the run."""
 
@@ -80,7 +81,7 @@ def describe(source: str) -> str:
             # line: its body's "From " lines are not escaped as an mbox's are.
             return "eml"
         with path.open("rb") as file:
-            return "mbox" if file.read(len(_MBOX)) == _MBOX else "eml"
+            return "mbox" if _unbom(file.read(len(_BOM + _MBOX))).startswith(_MBOX) else "eml"
     raise ValueError(f"{source}: no such file or directory")
 
 
@@ -111,9 +112,19 @@ class _MboxSplitter:
         return b"".join(lines)
 
 
+def _unbom(data: bytes) -> bytes:
+    """``data`` without a leading UTF-8 byte-order mark: Windows editors and some mail
+    exporters save .eml files with one, which is no part of the message."""
+    return data.removeprefix(_BOM)
+
+
 def _split_mbox(lines: Iterable[bytes]) -> Iterator[bytes]:
     splitter = _MboxSplitter()
-    for line in lines:
+    lines = iter(lines)
+    first = next(lines, None)
+    if first is None:
+        return
+    for line in itertools.chain((_unbom(first),), lines):
         if (message := splitter.line(line)) is not None:
             yield message
     if (message := splitter.end()) is not None:
@@ -135,7 +146,7 @@ def _stdin_kind(first_line: bytes) -> str:
 
 def _read_stdin(stream: BinaryIO) -> Iterator[bytes]:
     lines = iter(stream)
-    first = next(lines, b"")
+    first = _unbom(next(lines, b""))
     if _stdin_kind(first) == "mbox":
         yield from _split_mbox(itertools.chain((first,), lines))
     else:
@@ -151,12 +162,12 @@ def read_messages(source: str) -> Iterator[tuple[str, bytes]]:
         for index, raw in enumerate(_read_stdin(sys.stdin.buffer)):
             yield f"stdin:{index}", raw
     elif kind == "eml":
-        yield f"eml:{Path(source).resolve()}", Path(source).read_bytes()
+        yield f"eml:{Path(source).resolve()}", _unbom(Path(source).read_bytes())
     elif kind == "eml-folder":
         folder = Path(source).resolve()
         for path in _eml_files(folder):
             with open(path, "rb") as file:
-                yield f"eml:{path}", file.read()
+                yield f"eml:{path}", _unbom(file.read())
     elif kind == "maildir":
         box = mailbox.Maildir(source, factory=None, create=False)
         for key in sorted(box.iterkeys()):
@@ -204,7 +215,7 @@ async def _aread_stdin() -> AsyncIterator[tuple[str, bytes]]:
             yield item
         return
     try:
-        first = await reader.readline()
+        first = _unbom(await reader.readline())
         if _stdin_kind(first) == "message":
             raw = first + await reader.read()
             if not _stdin_stopped:
