@@ -17,7 +17,13 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from types import TracebackType
 from typing import Generic, Self, TypeVar
 
+from ._logging import get_logger
+
 __all__ = ["Pipeline"]
+
+logger = get_logger("hubspot_tx.pipeline")
+CLOSE_TIMEOUT = 30.0
+"""Seconds ``aclose`` waits for the cancelled work to end."""
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -124,6 +130,14 @@ class Pipeline(Generic[In, Out]):
                     if self.fatal is None:
                         self.fatal = exc
                     result = self._abandoned(index, item, exc, True)
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # The work swallowed this task's cancellation (``asyncio.wait_for`` on 3.11
+                # can, in aiosmtplib's reads, when a reply lands at that moment): honour it, or
+                # this worker would wait on the inbox for good and ``aclose`` with it.
+                if not outbox.full():
+                    outbox.put_nowait(result)
+                raise asyncio.CancelledError
             if outbox.full():
                 await outbox.put(result)
             else:
@@ -193,7 +207,16 @@ class Pipeline(Generic[In, Out]):
         self._stop_working = reason
         if self._supervisor is not None:
             self._supervisor.cancel()
-            await asyncio.gather(self._supervisor, return_exceptions=True)
+            # Bounded: a task that lost its cancellation deeper down must not hang the close.
+            _, pending = await asyncio.wait([self._supervisor], timeout=CLOSE_TIMEOUT)
+            if pending:
+                logger.warning(
+                    "a bulk send's tasks did not stop within %g s of being cancelled: "
+                    "left behind",
+                    CLOSE_TIMEOUT,
+                )
+            elif not self._supervisor.cancelled():
+                self._supervisor.exception()  # retrieved: it was cancelled, its error is moot
         leftovers = [self._putting] if self._putting is not None else []
         while not self._inbox.empty():
             entry = self._inbox.get_nowait()
