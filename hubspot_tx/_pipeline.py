@@ -211,8 +211,7 @@ class Pipeline(Generic[In, Out]):
             _, pending = await asyncio.wait([self._supervisor], timeout=CLOSE_TIMEOUT)
             if pending:
                 logger.warning(
-                    "a bulk send's tasks did not stop within %g s of being cancelled: "
-                    "left behind",
+                    "a bulk send's tasks did not stop within %g s of being cancelled: left behind",
                     CLOSE_TIMEOUT,
                 )
             elif not self._supervisor.cancelled():
