@@ -88,8 +88,10 @@ async def test_bad_requests_get_their_own_outcome() -> None:
     by_index = sorted(outcomes, key=lambda o: o.index)
     assert [o.ok for o in by_index] == [True, False, True]
     assert by_index[0].send_id == by_index[2].send_id == "keep-me"
-    assert by_index[2].status is not None
-    assert by_index[2].status.send_result is SendResult.IDEMPOTENT_IGNORE
+    # The two copies go out concurrently: whichever HubSpot sees second is ignored.
+    results = [o.status.send_result for o in (by_index[0], by_index[2]) if o.status is not None]
+    assert len(results) == 2
+    assert results.count(SendResult.IDEMPOTENT_IGNORE) == 1
     assert "not a SingleSendRequest" in str(by_index[1].error)
     assert len(sb.state.sent_emails) == 1
 
