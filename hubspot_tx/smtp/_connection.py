@@ -8,12 +8,14 @@ certainly did not accept the message; after it, the outcome is unknown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import aiosmtplib
 from aiosmtplib.errors import (
@@ -34,7 +36,7 @@ __all__ = [
     "HIGH_WATER",
     "Connection",
     "ConnectionLost",
-    "Sent",
+    "Job",
     "Settings",
     "Transaction",
     "Unsendable",
@@ -99,14 +101,62 @@ class Transaction:
     the session is free for the next message meanwhile."""
 
 
-@dataclass(slots=True)
-class Sent:
-    """How far a :meth:`Connection.send_pipelined` transaction got (read by its caller if it
-    gives up meanwhile)."""
+# How far a queued job got (see ``Connection.submit``).
+QUEUED, COMMANDS, DATA, ENDED = 0, 1, 2, 3
 
-    dot_written: bool = False
-    released: bool = False  # the session went back to the pool, before the final reply
-    data_reply: int = 0  # the reply to DATA of a transaction refused before the data
+
+class Job:
+    """One transaction queued on a PIPELINING session (internal; see
+    :meth:`Connection.submit`)."""
+
+    __slots__ = (
+        "accepted",
+        "commands",
+        "conn",
+        "data_reply",
+        "final_timeout",
+        "future",
+        "prepared",
+        "rcpt_to",
+        "refused",
+        "released",
+        "state",
+        "timeout",
+    )
+
+    future: asyncio.Future[Transaction]
+
+    def __init__(
+        self,
+        conn: Connection,
+        prepared: Prepared,
+        rcpt_to: list[str],
+        commands: list[bytes],
+        timeout: float,
+        final_timeout: float,
+    ) -> None:
+        self.conn = conn
+        self.prepared = prepared
+        self.rcpt_to = rcpt_to
+        self.commands = commands
+        self.timeout = timeout
+        self.final_timeout = final_timeout
+        self.state = QUEUED
+        self.accepted: list[str] = []
+        self.refused: list[tuple[str, int, str]] = []
+        self.data_reply = 0  # the reply to DATA of a job refused before the data
+        self.released = False  # its 354 handed the session back to the pool (``on_free``)
+
+    @property
+    def dot_written(self) -> bool:
+        """Its data and final "." were written: if the session breaks now, it may have gone."""
+        return self.state >= DATA
+
+    def on_commands(self, replies: list[Reply]) -> None:
+        self.conn._on_commands(self, replies)
+
+    def on_end(self, replies: list[Reply]) -> None:
+        self.conn._on_end(self, replies)
 
 
 def _is_tls_failure(exc: BaseException, *, certificate: bool = False) -> bool:
@@ -129,12 +179,19 @@ class Connection:
 
     __slots__ = (
         "_extensions",
+        "_opening",
+        "_queue",
         "_smtp",
+        "_stalled",
         "_wire",
         "dot_written",
         "generation",
         "last_used",
+        "lease",
         "messages",
+        "on_drained",
+        "on_free",
+        "on_lost",
         "pipelining",
         "reusable",
     )
@@ -146,8 +203,18 @@ class Connection:
         self._extensions = dict(smtp.esmtp_extensions)
         self.pipelining = "pipelining" in self._extensions
         # From here on the session is ours: aiosmtplib's protocol is detached.
-        self._wire = Wire(transport)
+        self._wire = Wire(transport, on_closed=self._closed)
         transport.set_protocol(self._wire)
+        # PIPELINING (``submit``): the job whose commands await their 354, the jobs behind it.
+        self._opening: Job | None = None
+        self._queue: deque[Job] = deque()
+        self._stalled = False  # a refused job's RSET comes first (``resume``)
+        # Set by the pool: called when a 354 finds no job queued (returns whether the pool
+        # took the session back), when nothing more runs on it, and when it breaks.
+        self.on_free: Callable[[Connection], bool] | None = None
+        self.on_drained: Callable[[Connection], None] | None = None
+        self.on_lost: Callable[[Connection], None] | None = None
+        self.lease: Any = None  # the pool's slot, held while jobs run on the session
         self.generation = generation
         self.messages = 0
         self.last_used = time.monotonic()
@@ -278,73 +345,137 @@ class Connection:
         commands.append(b"DATA\r\n")
         return commands
 
-    async def send_pipelined(
-        self,
-        prepared: Prepared,
-        rcpt_to: list[str],
-        timeout: float,
-        final_timeout: float,
-        release: Callable[[Connection], bool],
-        progress: Sent,
-    ) -> Transaction:
-        """One whole transaction on a PIPELINING session, driven from the reads: the data goes
-        out from the read that brings the 354 (no task switch first), and ``release(self)`` is
-        called right after (it returns whether it took the session back). The data is held
-        until the next loop turn, after the task that release woke: the next message's
-        commands leave with it, in one send. The caller's task wakes once, with the reply to
-        the final "." (or the refusal before the data).
+    # -- PIPELINING: a queue of transactions driven from the reads --------------------------
+    def submit(
+        self, prepared: Prepared, rcpt_to: list[str], timeout: float, final_timeout: float
+    ) -> Job:
+        """Queue one transaction on this PIPELINING session; await ``job.future`` for how it
+        ended (a :class:`Transaction`; ``WireClosed``, ``TimeoutError`` or ``OSError`` if the
+        session broke: ``job.dot_written`` tells whether its final "." had been written).
 
-        ``progress`` records how far it got (the caller reads it if it gives up meanwhile). A
-        refusal before the data has been RSET when this returns. Raises
-        :class:`ConnectionLost` if the session breaks (``after_dot`` once the data is written).
-        """
+        The commands of the first job go out now (behind data held for this loop turn, if
+        any: one send); a later job's leave from the read that brings the 354 of the job
+        ahead, in the same write as that job's data. Its task is not woken until the reply to
+        its final "." (or its refusal before the data: then :meth:`reset` it and
+        :meth:`resume`). Raises :class:`Unsendable` (nothing queued) if the server cannot take
+        the message."""
         commands = self._commands(prepared, rcpt_to)
-        wire = self._wire
-        self.dot_written = False
+        job = Job(self, prepared, rcpt_to, commands, timeout, final_timeout)
+        job.future = self._wire.loop.create_future()
         self.messages += 1
-        done: asyncio.Future[Transaction] = asyncio.get_running_loop().create_future()
+        if self._opening is None and not self._stalled:
+            self._start(job)
+        else:
+            self._queue.append(job)
+        return job
 
-        def on_end(replies: list[Reply]) -> None:
-            ((code, text),) = replies
-            wire.settle(done, self._ended(Transaction("end", code, text, accepted, refused)))
+    @property
+    def queued(self) -> int:
+        """Jobs whose commands wait for the 354 of the job ahead."""
+        return len(self._queue)
 
-        def on_commands(replies: list[Reply]) -> None:
-            tx = self._fold(rcpt_to, replies)
-            if tx is not None:  # refused before the data: the task resets the session
-                tx.pending = None
-                progress.data_reply = replies[-1][0] if len(replies) == len(commands) else 0
-                done.set_result(tx)
-                return
-            try:
-                wire.hold((prepared.stuffed, b".\r\n"))
-            except WireClosed as exc:
-                done.set_exception(exc)
-                return
-            progress.dot_written = self.dot_written = True
-            for rcpt, (c, m) in zip(rcpt_to, replies[1:-1], strict=False):
-                if c in (250, 251):
-                    accepted.append(rcpt)
-                else:
-                    refused.append((rcpt, c, m))
-            self.last_used = time.monotonic()
-            wire.expect_then(1, final_timeout, done, on_end)
-            # Released before the flush is scheduled: the task it wakes (the next message)
-            # writes its commands behind this data before the flush, in the same send.
-            progress.released = release(self)
+    def _start(self, job: Job) -> None:
+        wire = self._wire
+        try:
+            wire.write(b"".join(job.commands))
+        except WireClosed as exc:
+            if not job.future.done():
+                job.future.set_exception(exc)
+            return
+        job.state = COMMANDS
+        self._opening = job
+        wire.expect_then(len(job.commands), job.timeout, job.future, job.on_commands)
+
+    @property
+    def busy(self) -> bool:
+        """A queued job runs on this session, or a reply is owed on it."""
+        return self._opening is not None or bool(self._queue) or self._stalled or self._wire.owed
+
+    def now(self) -> float:
+        return self._wire.loop.time()
+
+    def _on_commands(self, job: Job, replies: list[Reply]) -> None:
+        self._opening = None
+        if job.future.done():  # its task gave up (``abandon``): the session is retired
+            return
+        wire = self._wire
+        tx = self._fold(job.rcpt_to, replies)
+        if tx is not None:  # refused before the data: its task resets the session
+            job.data_reply = replies[-1][0] if len(replies) == len(job.commands) else 0
+            self._stalled = True  # the queue waits for the RSET (see ``resume``)
+            job.future.set_result(tx)
+            return
+        try:
+            wire.hold((job.prepared.stuffed, b".\r\n"))
+        except WireClosed as exc:
+            job.future.set_exception(exc)
+            return
+        job.state = DATA
+        accepted, refused = job.accepted, job.refused
+        for rcpt, (c, m) in zip(job.rcpt_to, replies[1:-1], strict=False):
+            if c in (250, 251):
+                accepted.append(rcpt)
+            else:
+                refused.append((rcpt, c, m))
+        self.last_used = time.monotonic()
+        wire.expect_then(1, job.final_timeout, job.future, job.on_end)
+        if self._queue:  # the next commands leave with this data, now: one send
+            self._start(self._queue.popleft())
+            wire.flush()
+        else:
+            # Nothing queued: the data waits for this loop turn, so that commands written
+            # meanwhile (a message handed this session by ``on_free``) leave with it.
+            job.released = self.on_free is not None and self.on_free(self)
             wire.flush_soon()
 
-        accepted: list[str] = []
-        refused: list[tuple[str, int, str]] = []
-        try:
-            wire.write(b"".join(commands))
-            wire.expect_then(len(commands), timeout, done, on_commands)
-            tx = await done
-            if tx.stage != "end":
-                await self._reset(tx.code, timeout, data_open=progress.data_reply == 354)
-            return tx
-        except (WireClosed, TimeoutError, OSError) as exc:
-            self.abort()
-            raise ConnectionLost(_reason(exc), after_dot=progress.dot_written) from None
+    def _on_end(self, job: Job, replies: list[Reply]) -> None:
+        ((code, text),) = replies
+        job.state = ENDED
+        tx = self._ended(Transaction("end", code, text, job.accepted, job.refused))
+        if not job.future.done():  # else its task gave up: the reply is dropped
+            self._wire.settle(job.future, tx)
+        if self.on_drained is not None and not self.busy:
+            self.on_drained(self)
+
+    def resume(self) -> None:
+        """Go on with the queue after a refused job's :meth:`reset` (or fail it, if the
+        session cannot carry it)."""
+        self._stalled = False
+        if not self._queue:
+            freed = self.on_free is not None and self.on_free(self)
+            if not freed and not self.busy and self.on_drained is not None:
+                self.on_drained(self)
+            return
+        if self.reusable and not self.closed:
+            self._start(self._queue.popleft())
+        else:
+            self._drop_queue(WireClosed("the session was closed"))
+
+    def abandon(self, job: Job) -> None:
+        """The job's task gave up (cancelled). Queued: it is dropped. Its commands written and
+        no 354 yet: the session is out of step and is retired (after the reply owed to the
+        job ahead); the jobs queued behind go elsewhere. Its data written: its reply is still
+        read (and dropped)."""
+        if job.state == QUEUED:
+            with contextlib.suppress(ValueError):
+                self._queue.remove(job)
+        elif job.state == COMMANDS:
+            self._drop_queue(WireClosed("the session was dropped"))
+            self.retire()
+
+    def _drop_queue(self, exc: BaseException) -> None:
+        queue, self._queue = self._queue, deque()
+        for job in queue:
+            if not job.future.done():
+                job.future.set_exception(exc)
+                job.future.exception()  # retrieved: its task may be gone
+
+    def _closed(self, exc: BaseException) -> None:
+        """Called by the wire when the session breaks: queued jobs fail (never written)."""
+        self.reusable = False
+        self._drop_queue(WireClosed(str(exc)))
+        if self.on_lost is not None:
+            self.on_lost(self)
 
     async def transact(
         self,
@@ -478,6 +609,20 @@ class Connection:
             tx.stage, tx.code, tx.message = "data", data[0], data[1]
             return tx
         return None
+
+    async def reset(self, job: Job, tx: Transaction) -> None:
+        """RSET after ``job`` was refused before its data (``tx``), then go on with the queue
+        (:meth:`resume`). Raises :class:`ConnectionLost` if the session breaks meanwhile; if
+        cancelled, the session is dropped (out of step)."""
+        try:
+            await self._reset(tx.code, job.timeout, data_open=job.data_reply == 354)
+        except (WireClosed, TimeoutError, OSError) as exc:
+            self.abort()
+            raise ConnectionLost(_reason(exc), after_dot=False) from None
+        except BaseException:
+            self.abort()
+            raise
+        self.resume()
 
     async def _reset(self, code: int, timeout: float, *, data_open: bool = False) -> None:
         """RSET after a refused step, so the session can carry the next message."""

@@ -38,8 +38,13 @@ class Wire(asyncio.Protocol):
     up (cancelled) is consumed all the same: the session stays in step.
     """
 
-    def __init__(self, transport: asyncio.Transport) -> None:
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        on_closed: Callable[[BaseException], None] | None = None,
+    ) -> None:
         self.transport = transport
+        self._on_closed = on_closed  # called once, when the session breaks
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             # Commands and data go out in small writes and a reply is awaited after each
@@ -52,7 +57,7 @@ class Wire(asyncio.Protocol):
         self._owed: deque[_Owed] = deque()
         self._retired: Callable[[], None] | None = None  # see ``retire``
         self._closed: BaseException | None = None
-        self._loop = asyncio.get_running_loop()
+        self.loop = self._loop = asyncio.get_running_loop()
         self._watchdog: asyncio.TimerHandle | None = None
         self._out: list[bytes] | None = None  # held for one loop turn (see ``writelines``)
         self._settle: list[tuple[asyncio.Future[Any], Any]] | None = None  # see ``settle``
@@ -165,11 +170,10 @@ class Wire(asyncio.Protocol):
         if len(group) != count:
             return
         self._owed.popleft()
-        if not future.done():  # else its asker gave up: the replies are dropped
-            if then is not None:
-                then(group)  # may write, and ask for more replies (behind those owed now)
-            else:
-                future.set_result(group)
+        if then is not None:
+            then(group)  # may write, and ask for more replies (behind those owed now)
+        elif not future.done():  # else its asker gave up: the replies are dropped
+            future.set_result(group)
         if self._owed:
             # The next group's clock starts now at the latest: its replies could not come
             # before the ones ahead of them.
@@ -203,7 +207,8 @@ class Wire(asyncio.Protocol):
             self._watchdog = self._loop.call_at(deadline, self._check_deadline)
 
     def _fail(self, exc: BaseException) -> None:
-        if self._closed is None:
+        first = self._closed is None
+        if first:
             self._closed = exc
         owed, self._owed = self._owed, deque()
         if self._watchdog is not None:
@@ -219,6 +224,8 @@ class Wire(asyncio.Protocol):
             waiter.exception()
         if not self.transport.is_closing():
             self.transport.abort()
+        if first and self._on_closed is not None:
+            self._on_closed(self._closed or exc)
         self._check_retired()
 
     def expect(self, count: int, timeout: float) -> asyncio.Future[list[Reply]]:
@@ -233,9 +240,10 @@ class Wire(asyncio.Protocol):
         self, count: int, timeout: float, future: asyncio.Future[Any], then: Then
     ) -> None:
         """Like :meth:`expect`, but the replies go to ``then``, called at once from the read
-        that completes them (no loop turn between a reply and what it lets us write), unless
-        ``future`` is done by then (its asker gave up). ``then`` settles ``future`` itself,
-        now or later; if the session fails first, ``future`` gets the error."""
+        that completes them (no loop turn between a reply and what it lets us write), even if
+        ``future`` is done by then (its asker gave up: ``then`` checks). ``then`` settles
+        ``future`` itself, now or later; if the session fails first, ``future`` gets the
+        error."""
         self._ask(count, timeout, future, then)
 
     def _ask(
@@ -337,6 +345,10 @@ class Wire(asyncio.Protocol):
         (a task woken now writes its commands behind the held bytes first)."""
         if self._out is not None:
             self._loop.call_soon(self._flush)
+
+    def flush(self) -> None:
+        """Send what :meth:`hold` kept, now."""
+        self._flush()
 
     def _flush(self) -> None:
         out, self._out = self._out, None

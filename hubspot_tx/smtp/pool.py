@@ -22,13 +22,13 @@ from ._connection import (
     HIGH_WATER,
     Connection,
     ConnectionLost,
-    Sent,
     Settings,
     TlsMode,
     Transaction,
     Unsendable,
     ehlo_name,
 )
+from ._wire import WireClosed
 from .credentials import SmtpCredentials
 from .envelope import MessageInput, Prepared, prepare_for_wire
 from .outcome import (
@@ -173,6 +173,8 @@ class SmtpPool:
         self._slots = asyncio.Semaphore(max_connections)
         self._idle: deque[Connection] = deque()
         self._busy: set[Connection] = set()
+        self._lanes: list[Connection] = []  # busy PIPELINING sessions that queue messages
+        self._closers: set[asyncio.Task[None]] = set()  # lanes closing in the background
         self._in_flight = 0
         self._drained = asyncio.Event()
         self._drained.set()
@@ -388,6 +390,9 @@ class SmtpPool:
         before_mail: Callable[[], Awaitable[None]] | None = None,
     ) -> Outcome | None:
         """One transaction: the final outcome, or ``None`` when it may be retried."""
+        small = before_data is None and before_mail is None and len(prepared.stuffed) < HIGH_WATER
+        if small and (lane := self._lane()) is not None:
+            return await self._on_lane(lane, prepared, result)
         await self._slots.acquire()
         slot = _Slot(self._slots)
         conn: Connection | None = None
@@ -399,10 +404,12 @@ class SmtpPool:
             conn = await self._checkout(slot)
             if before_mail is not None:
                 await before_mail()  # the session is ready and idle: nothing of it is sent yet
-            if conn.pipelining and before_data is None and len(prepared.stuffed) < HIGH_WATER:
-                # A small message on a PIPELINING session: driven from the reads.
+            if conn.pipelining and small:
+                # A small message on a PIPELINING session: the session becomes a lane (it
+                # keeps the slot while jobs run on it), driven from the reads.
                 session, conn, handed = conn, None, True
-                return await self._pipelined(session, prepared, result, slot)
+                self._open_lane(session, slot)
+                return await self._on_lane(session, prepared, result)
             tx = await conn.transact(
                 prepared,
                 result.pending,
@@ -462,72 +469,125 @@ class SmtpPool:
         result.retry_category = FailureCategory.TEMPORARY_EXHAUSTED
         return result.final
 
-    async def _pipelined(
-        self, conn: Connection, prepared: Prepared, result: _Result, slot: _Slot
-    ) -> Outcome | None:
-        """One transaction on a PIPELINING session (``slot`` held, given back here).
+    # -- lanes: PIPELINING sessions that queue messages (see ``Connection.submit``) ----------
+    def _lane(self) -> Connection | None:
+        """A lane to queue a message on now, or ``None`` to take a slot instead. A lane with
+        nothing queued first; else, while a slot is free, ``None`` (another session, idle or
+        new, takes it); else the least busy lane."""
+        if not self._lanes or self._aborted:
+            return None
+        least: Connection | None = None
+        for conn in self._lanes:
+            if not self._may_carry(conn):
+                continue
+            queued = conn.queued
+            if not queued:
+                return conn
+            if least is None or queued < least.queued:
+                least = conn
+        return None if least is None or not self._slots.locked() else least
 
-        The session goes back to the pool from the read that brings the 354, right after this
-        message's data is written (``_hand_back``): the next message's commands then leave in
-        the same send, and this task wakes once, for the final reply."""
-        sent = Sent()
+    def _may_carry(self, conn: Connection) -> bool:
+        """Whether a session may take one more message (monotonic: once not, never again)."""
+        return (
+            conn.reusable
+            and not self._closing
+            and conn.generation == self._generation
+            and conn.messages < self.max_messages_per_connection
+            and not conn.closed
+        )
+
+    def _open_lane(self, conn: Connection, slot: _Slot) -> None:
+        """Make a checked-out PIPELINING session a lane: it holds ``slot`` until it is handed
+        back (a 354 finds nothing queued), closed or lost."""
+        slot.handed_off = True
+        conn.lease = slot
+        conn.on_free = self._lane_free
+        conn.on_drained = self._lane_drained
+        conn.on_lost = self._lane_lost
+        self._lanes.append(conn)
+
+    def _end_lane(self, conn: Connection) -> _Slot | None:
+        if conn in self._lanes:
+            self._lanes.remove(conn)
+        self._busy.discard(conn)
+        lease, conn.lease = conn.lease, None
+        return lease  # type: ignore[no-any-return]
+
+    def _lane_free(self, conn: Connection) -> bool:
+        """From a read: nothing is queued on ``conn``. Back to the idle list (its final reply
+        still on its way) if it can carry more."""
+        if conn.lease is None or not self._may_carry(conn):
+            return False
+        lease = self._end_lane(conn)
+        conn.last_used = conn.now()
+        self._idle.append(conn)
+        if lease is not None:
+            lease.release()
+        return True
+
+    def _lane_drained(self, conn: Connection) -> None:
+        """Nothing runs on a lane the pool did not take back: back to the idle list, or closed
+        (in the background, still under its slot)."""
+        if conn.lease is None or self._lane_free(conn):
+            return
+        lease = self._end_lane(conn)
+        task = asyncio.get_running_loop().create_task(self._close_lane(conn, lease))
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
+
+    async def _close_lane(self, conn: Connection, lease: _Slot | None) -> None:
         try:
-            tx = await conn.send_pipelined(
+            await conn.close(self.settings.command_timeout)
+        finally:
+            if lease is not None:
+                lease.release()
+
+    def _lane_lost(self, conn: Connection) -> None:
+        """The session broke: it carries nothing more; its jobs fail through their futures."""
+        lease = self._end_lane(conn)
+        if conn in self._idle:  # dropped while idle: never hand it out again
+            self._idle.remove(conn)
+        if lease is not None:
+            lease.release()
+
+    async def _on_lane(
+        self, conn: Connection, prepared: Prepared, result: _Result
+    ) -> Outcome | None:
+        """One transaction queued on a lane: its task wakes once, for the final reply."""
+        try:
+            job = conn.submit(
                 prepared,
                 result.pending,
                 self.settings.command_timeout,
                 self.settings.final_reply_timeout,
-                lambda c: self._hand_back(c, slot),
-                sent,
             )
         except Unsendable as exc:  # nothing written: the session is as it was
-            if not self._hand_back(conn, slot):
-                await self._give_back_async(conn, slot)
+            if not conn.busy:
+                self._lane_drained(conn)
             result.last = (None, str(exc))
             result.reason = exc.why
             result.final = result.failed(FailureCategory.INVALID_MESSAGE)
             return result.final
+        try:
+            tx = await job.future
+            if tx.stage != "end":  # refused before the data: RSET, then the queue goes on
+                await conn.reset(job, tx)
         except ConnectionLost as exc:
-            if sent.released:
-                if conn in self._idle:  # dropped while idle: never hand it out again
-                    self._idle.remove(conn)
-            else:
-                self._discard(conn)
-                slot.release()
             return self._lost(exc, result)
+        except (WireClosed, TimeoutError, OSError) as exc:
+            conn.abort()
+            lost = ConnectionLost(str(exc) or type(exc).__name__, after_dot=job.dot_written)
+            return self._lost(lost, result)
         except BaseException:  # cancelled: what it got to decides the outcome
-            result.dot_written = sent.dot_written
-            if not sent.released:  # mid-transaction: the session is out of sync
-                self._retire(conn, slot)
+            result.dot_written = job.dot_written
+            conn.abandon(job)
             raise
-        if not sent.released:
-            await self._give_back_async(conn, slot)
         if tx.stage == "end":
             result.dot_written = False  # answered: a retry after a 4xx starts from "not sent"
         result.final = result.apply(tx)
         result.retry_category = FailureCategory.TEMPORARY_EXHAUSTED
         return result.final
-
-    def _hand_back(self, conn: Connection, slot: _Slot) -> bool:
-        """Give a session back to the pool at once (from a read callback) if it can carry
-        more, freeing its slot; else leave it to its task (closing it takes a round trip)."""
-        if not (
-            conn.reusable
-            and not self._closing
-            and conn.generation == self._generation
-            and conn.messages < self.max_messages_per_connection
-        ):
-            return False
-        self._busy.discard(conn)
-        self._idle.append(conn)
-        slot.release()
-        return True
-
-    async def _give_back_async(self, conn: Connection, slot: _Slot) -> None:
-        try:
-            await self._checkin(conn)
-        finally:
-            slot.release()
 
     @staticmethod
     def _lost(exc: ConnectionLost, result: _Result) -> Outcome | None:
@@ -600,6 +660,7 @@ class SmtpPool:
         idle, self._idle = list(self._idle), deque()
         timeout_ = self.settings.command_timeout
         await asyncio.gather(*(conn.close(timeout_) for conn in idle), return_exceptions=True)
+        await asyncio.gather(*self._closers, return_exceptions=True)
         for relay in list(self._relays):
             await relay.aclose()
 
