@@ -1,8 +1,9 @@
 """A bounded concurrent map from an (async) iterable to one result per item.
 
 The engine under both bulk APIs (the SMTP relay and bulk single-send): it reads its input lazily,
-keeps at most ``concurrency`` items in work, ``concurrency`` more taken and waiting, and
-``2 * concurrency`` results waiting to be read, and yields results in completion order.
+keeps at most ``concurrency`` items in work (and, from an async iterable, ``concurrency`` more
+taken and waiting; a plain iterable is read by a worker when it is free) and ``2 *
+concurrency`` results waiting to be read, and yields results in completion order.
 
 Every item it takes gets exactly one result: a fatal error stops it reading (it never pulls an
 item it will not take), the items already taken still get results, then the error is raised
@@ -13,9 +14,9 @@ reports through its own hook (the reader of the pipeline is gone by then).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import Generic, Self, TypeVar, cast
 
 from ._logging import get_logger
 
@@ -68,6 +69,9 @@ class Pipeline(Generic[In, Out]):
         self._inbox: asyncio.Queue[tuple[int, In] | None] = asyncio.Queue(concurrency)  # None: end
         self._outbox: asyncio.Queue[Out | None] = asyncio.Queue(2 * concurrency)  # None: end
         self._putting: tuple[int, In] | None = None  # taken, waiting for room in the inbox
+        # A plain iterable is read by the workers themselves, an item when one is free (no
+        # reader task to wake per item); an async one by a reader task, through the inbox.
+        self._iterator: Iterator[In] | None = None  # set when the pipeline starts
         self._supervisor: asyncio.Task[None] | None = None
         self.fatal: Exception | None = None
         self._input_error: Exception | None = None
@@ -83,28 +87,36 @@ class Pipeline(Generic[In, Out]):
     async def _read_input(self) -> None:
         try:
             # Check before pulling: an item pulled is an item taken.
-            if isinstance(self._items, AsyncIterable):
-                source = aiter(self._items)
-                while self._reading():
-                    try:
-                        item = await anext(source)
-                    except StopAsyncIteration:
-                        break
-                    await self._take(item)
-            else:
-                iterator = iter(self._items)
-                while self._reading():
-                    try:
-                        item = next(iterator)
-                    except StopIteration:
-                        break
-                    await self._take(item)
+            source = aiter(cast(AsyncIterable[In], self._items))
+            while self._reading():
+                try:
+                    item = await anext(source)
+                except StopAsyncIteration:
+                    break
+                await self._take(item)
         except Exception as exc:  # the caller's iterator failed: finish what was taken
             self._input_error = exc
         # One end marker per worker. (If a worker died of a bug, the task group has cancelled
         # this reader already, so these puts cannot block forever.)
         for _ in range(self._concurrency):
             await self._inbox.put(None)
+
+    def _pull(self, iterator: Iterator[In]) -> tuple[int, In] | None:
+        """The next item of a plain iterable, taken (``None``: the end, or stop reading)."""
+        if not self._reading():
+            return None
+        try:
+            item = next(iterator)
+        except StopIteration:
+            self._stop_reading = True
+            return None
+        except Exception as exc:  # the caller's iterator failed: finish what was taken
+            self._input_error = exc
+            self._stop_reading = True
+            return None
+        index = self.consumed
+        self.consumed += 1
+        return index, item
 
     async def _take(self, item: In) -> None:
         entry = (self.consumed, item)
@@ -114,9 +126,15 @@ class Pipeline(Generic[In, Out]):
         self._putting = None
 
     async def _worker(self) -> None:
-        inbox, outbox = self._inbox, self._outbox
-        # get_nowait / put_nowait when they can: no coroutine per item for the common case.
-        while (entry := inbox.get_nowait() if inbox.qsize() else await inbox.get()) is not None:
+        inbox, outbox, iterator = self._inbox, self._outbox, self._iterator
+        while True:
+            # get_nowait / put_nowait when they can: no coroutine per item for the common case.
+            if iterator is not None:
+                entry = self._pull(iterator)
+            else:
+                entry = inbox.get_nowait() if inbox.qsize() else await inbox.get()
+            if entry is None:
+                break
             index, item = entry
             reason = self.fatal or self._stop_working
             if reason is not None:
@@ -146,7 +164,14 @@ class Pipeline(Generic[In, Out]):
     async def _supervise(self) -> None:
         try:
             async with asyncio.TaskGroup() as group:  # a bug in one task stops them all
-                group.create_task(self._read_input())
+                if isinstance(self._items, AsyncIterable):
+                    group.create_task(self._read_input())
+                else:
+                    try:
+                        self._iterator = iter(self._items)
+                    except Exception as exc:  # not iterable after all: nothing was taken
+                        self._input_error = exc
+                        self._iterator = iter(())
                 for _ in range(self._concurrency):
                     group.create_task(self._worker())
         except BaseExceptionGroup as group_error:

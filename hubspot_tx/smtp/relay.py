@@ -28,7 +28,8 @@ class Relay(Pipeline[MessageInput, Outcome]):
     of a relay still running when its pool is closed.
 
     Memory is bounded: at most ``concurrency`` messages are in flight, ``concurrency`` more
-    wait taken from the input, and ``2 * concurrency`` outcomes wait to be read.
+    wait taken from an async iterable (none from a plain one), and ``2 * concurrency`` outcomes
+    wait to be read.
     """
 
     def __init__(
