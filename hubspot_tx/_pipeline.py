@@ -66,6 +66,7 @@ class Pipeline(Generic[In, Out]):
         self._closed_error = closed
         self._on_result = on_result
         self.consumed = 0
+        self.exhausted = False  # the whole input was read
         self._inbox: asyncio.Queue[tuple[int, In] | None] = asyncio.Queue(concurrency)  # None: end
         self._outbox: asyncio.Queue[Out | None] = asyncio.Queue(2 * concurrency)  # None: end
         self._putting: tuple[int, In] | None = None  # taken, waiting for room in the inbox
@@ -92,6 +93,7 @@ class Pipeline(Generic[In, Out]):
                 try:
                     item = await anext(source)
                 except StopAsyncIteration:
+                    self.exhausted = True
                     break
                 await self._take(item)
         except Exception as exc:  # the caller's iterator failed: finish what was taken
@@ -108,7 +110,7 @@ class Pipeline(Generic[In, Out]):
         try:
             item = next(iterator)
         except StopIteration:
-            self._stop_reading = True
+            self.exhausted = self._stop_reading = True
             return None
         except Exception as exc:  # the caller's iterator failed: finish what was taken
             self._input_error = exc

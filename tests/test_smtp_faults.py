@@ -195,10 +195,12 @@ async def test_cancelled_caller_leaves_one_exact_outcome(
         with pytest.raises(asyncio.CancelledError):
             await task
         assert [o.category for o in seen] == [expected]
-        assert pool.open_connections == 0  # the interrupted session was discarded
-        assert (await pool.send(make_message(2))).ok  # on a new session
+        # Cut before its data: the session is out of step and discarded. After its final
+        # ".": the session is in step; it reads the reply nobody awaits and goes on.
+        assert pool.open_connections == (0 if stage == "mail" else 1)
+        assert (await pool.send(make_message(2))).ok
     await asyncio.sleep(0.6)
-    assert sandbox.state.smtp_sessions_total == 2
+    assert sandbox.state.smtp_sessions_total == (2 if stage == "mail" else 1)
     assert stored_ids(sandbox)[MID] == (1 if stage == "stored" else 0)
 
 

@@ -52,11 +52,14 @@ async def test_cancelled_while_a_session_is_retired_still_leaves_one_outcome(
     sandbox.faults.smtp_reply("rcpt", 451, "try later")
     sandbox.faults.smtp_slow("quit", 1.0)
     seen: list[Outcome] = []
+    slow_retry = SmtpRetry(max_attempts=3, initial_backoff=2.0, max_backoff=2.0)
     async with sandbox.smtp_pool(
-        token, retry=FAST_SMTP_RETRY, max_messages_per_connection=1, on_outcome=seen.append
+        token, retry=slow_retry, max_messages_per_connection=1, on_outcome=seen.append
     ) as pool:
         task = asyncio.create_task(pool.send(make_message(1)))
-        await asyncio.sleep(0.4)  # the 451 came; the spent session is being QUIT
+        # The 451 came; the spent session is being QUIT (in the background, under its slot)
+        # and the message waits for its retry.
+        await asyncio.sleep(0.4)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert [o.category for o in seen] == [FailureCategory.CANCELLED]

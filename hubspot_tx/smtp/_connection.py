@@ -120,6 +120,7 @@ class Job:
         "rcpt_to",
         "refused",
         "released",
+        "replies",
         "state",
         "timeout",
     )
@@ -144,6 +145,7 @@ class Job:
         self.state = QUEUED
         self.accepted: list[str] = []
         self.refused: list[tuple[str, int, str]] = []
+        self.replies: list[Reply] = []  # without PIPELINING, as they come
         self.data_reply = 0  # the reply to DATA of a job refused before the data
         self.released = False  # its 354 handed the session back to the pool (``on_free``)
 
@@ -157,6 +159,9 @@ class Job:
 
     def on_end(self, replies: list[Reply]) -> None:
         self.conn._on_end(self, replies)
+
+    def on_step(self, replies: list[Reply]) -> None:
+        self.conn._step(self, replies)
 
 
 def _is_tls_failure(exc: BaseException, *, certificate: bool = False) -> bool:
@@ -376,15 +381,45 @@ class Connection:
 
     def _start(self, job: Job) -> None:
         wire = self._wire
+        lockstep = not self.pipelining
         try:
-            wire.write(b"".join(job.commands))
+            wire.write(job.commands[0] if lockstep else b"".join(job.commands))
         except WireClosed as exc:
             if not job.future.done():
                 job.future.set_exception(exc)
             return
         job.state = COMMANDS
+        if lockstep:
+            self._opening = job
+            wire.expect_then(1, job.timeout, job.future, job.on_step)
+            return
         self._opening = job
         wire.expect_then(len(job.commands), job.timeout, job.future, job.on_commands)
+
+    def _step(self, job: Job, replies: list[Reply]) -> None:
+        """Without PIPELINING: a command at a time, each written from the read that brings
+        the reply to the one before (as :meth:`transact` does, with no task woken)."""
+        if job.future.done():  # its task gave up (``abandon``): the session is retired
+            self._opening = None
+            return
+        got = job.replies
+        got.extend(replies)
+        code, count, last = replies[-1][0], len(got), len(job.commands) - 1
+        if (
+            (count == 1 and code != 250)  # MAIL refused
+            or code == 421  # the server is closing: ask nothing more
+            or count == last + 1  # DATA answered
+            or (count == last and not any(c in (250, 251) for c, _ in got[1:]))  # no RCPT
+        ):
+            self._on_commands(job, got)
+            return
+        try:
+            self._wire.write(job.commands[count])
+        except WireClosed as exc:
+            self._opening = None
+            job.future.set_exception(exc)
+            return
+        self._wire.expect_then(1, job.timeout, job.future, job.on_step)
 
     @property
     def busy(self) -> bool:
@@ -406,7 +441,11 @@ class Connection:
             job.future.set_result(tx)
             return
         try:
-            wire.hold((job.prepared.stuffed, b".\r\n"))
+            if self.pipelining:
+                wire.hold((job.prepared.stuffed, b".\r\n"))
+            else:  # nothing may follow before the final reply: no wait for company
+                wire.writelines((job.prepared.stuffed, b".\r\n"))
+                self._opening = job  # the next job starts after the final reply
         except WireClosed as exc:
             job.future.set_exception(exc)
             return
@@ -419,6 +458,8 @@ class Connection:
                 refused.append((rcpt, c, m))
         self.last_used = time.monotonic()
         wire.expect_then(1, job.final_timeout, job.future, job.on_end)
+        if not self.pipelining:
+            return
         if self._queue:  # the next commands leave with this data, now: one send
             self._start(self._queue.popleft())
             wire.flush()
@@ -434,6 +475,15 @@ class Connection:
         tx = self._ended(Transaction("end", code, text, job.accepted, job.refused))
         if not job.future.done():  # else its task gave up: the reply is dropped
             self._wire.settle(job.future, tx)
+        if not self.pipelining and self._opening is job:  # the next job may start now
+            self._opening = None
+            if self._queue and not self._stalled:
+                if self.reusable and not self.closed:
+                    self._start(self._queue.popleft())
+                else:
+                    self._drop_queue(WireClosed("the session was closed"))
+            elif self.on_free is not None:
+                self.on_free(self)
         if self.on_drained is not None and not self.busy:
             self.on_drained(self)
 

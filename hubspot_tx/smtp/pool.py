@@ -404,9 +404,9 @@ class SmtpPool:
             conn = await self._checkout(slot)
             if before_mail is not None:
                 await before_mail()  # the session is ready and idle: nothing of it is sent yet
-            if conn.pipelining and small:
-                # A small message on a PIPELINING session: the session becomes a lane (it
-                # keeps the slot while jobs run on it), driven from the reads.
+            if small:
+                # A small message: the session becomes a lane (it keeps the slot while jobs
+                # run on it), driven from the reads.
                 session, conn, handed = conn, None, True
                 self._open_lane(session, slot)
                 return await self._on_lane(session, prepared, result)
@@ -481,7 +481,7 @@ class SmtpPool:
             if not self._may_carry(conn):
                 continue
             queued = conn.queued
-            if not queued:
+            if not queued and conn.pipelining:
                 return conn
             if least is None or queued < least.queued:
                 least = conn

@@ -59,6 +59,13 @@ class Relay(Pipeline[MessageInput, Outcome]):
             if exc is self.fatal:
                 exc.consumed = self.consumed
             raise
+        except StopAsyncIteration:
+            stopped = self._stop_working
+            if stopped is not None and not self.exhausted:
+                # Its pool closed before the input ran out: the end is no "all sent".
+                self._stop_working = None
+                raise stopped from None
+            raise
 
     def _count(self, outcome: Outcome) -> None:
         self.summary.consumed = self.consumed
