@@ -84,6 +84,7 @@ class LaneServer:
         say("220 lanes.test ESMTP")
         txn = 0
         rcpts = 0
+        in_mail = False
         while line := await asyncio.wait_for(reader.readline(), 60):
             verb = line[:4].upper()
             if verb == b"EHLO":
@@ -100,11 +101,14 @@ class LaneServer:
                     return
                 if reply == "hang":
                     await asyncio.sleep(60)
+                in_mail = not reply or reply.startswith("2")
                 say(reply or "250 OK")
             elif verb == b"RCPT":
                 reply = await self._mark(txn, "rcpt")
                 if reply == "drop":
                     return
+                if not in_mail:
+                    reply = "503 need MAIL first"
                 if not reply or reply.startswith("2"):
                     rcpts += 1
                 say(reply or "250 OK")
@@ -141,8 +145,13 @@ class LaneServer:
                 if reply.startswith("2") and rcpts:
                     self.stored[mid] += 1
                     self.txn_mid[txn] = mid
+                in_mail, rcpts = False, 0
                 say(reply)
-            elif verb == b"RSET" or verb == b"NOOP":
+            elif verb == b"RSET":
+                await self._mark(txn, "rset")
+                in_mail, rcpts = False, 0
+                say("250 OK")
+            elif verb == b"NOOP":
                 say("250 OK")
             elif verb == b"QUIT":
                 self.quits += 1
@@ -190,7 +199,7 @@ def mid(i: int) -> str:
 
 async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
-        while not predicate():
+        while not predicate():  # noqa: ASYNC110 (polls pool state, no event to wait on)
             await asyncio.sleep(0.001)
 
 
@@ -232,7 +241,8 @@ async def test_cancel_a_job_whose_commands_are_written_keeps_the_reply_owed_ahea
             t1, t2, t3 = await _three_on_one_lane(server, pool)
             await asyncio.sleep(0.05)  # J2's commands went with J1's data; J3 waits
             (lane,) = pool._lanes
-            assert lane._opening is not None and lane.queued == 1
+            assert lane._opening is not None
+            assert lane.queued == 1
             t2.cancel()
             await asyncio.sleep(0.05)
             server.hold[(1, "end")].set()
@@ -257,7 +267,8 @@ async def test_cancel_a_queued_job_leaves_the_others_alone() -> None:
             o1, o2 = await asyncio.wait_for(asyncio.gather(t1, t2), 10)
             with pytest.raises(asyncio.CancelledError):
                 await t3
-            assert o1.ok and o2.ok
+            assert o1.ok
+            assert o2.ok
             assert (await pool.send(msg(4))).ok
         assert server.stored == {mid(1): 1, mid(2): 1, mid(4): 1}
         assert server.sessions == 1
@@ -272,7 +283,8 @@ async def test_cancel_a_job_whose_data_is_written_is_unknown_and_the_queue_goes_
             await asyncio.sleep(0.01)
             server.hold[(1, "end")].set()
             o2, o3 = await asyncio.wait_for(asyncio.gather(t2, t3), 10)
-            assert o2.ok and o3.ok
+            assert o2.ok
+            assert o3.ok
         cancelled = [o for o in outcomes if o.key is None and o not in (o2, o3)]
         assert [o.category for o in cancelled] == [FailureCategory.DELIVERY_UNKNOWN]
         assert server.stored == {mid(1): 1, mid(2): 1, mid(3): 1}
@@ -291,7 +303,8 @@ async def test_cancel_everything_on_a_lane_frees_its_slot() -> None:
             await until(lambda: not pool._slots.locked())
             assert pool._slots._value == 1  # type: ignore[attr-defined]
         assert server.stored[mid(9)] == 1
-        assert server.stored[mid(2)] == 0 and server.stored[mid(3)] == 0
+        assert server.stored[mid(2)] == 0
+        assert server.stored[mid(3)] == 0
 
 
 # -- refusals and drops in the middle of a queue ----------------------------------------------
@@ -510,3 +523,57 @@ async def test_a_plain_iterable_is_pulled_only_when_a_worker_is_free() -> None:
             assert pulled <= 5 + 2 + 1
             rest = [o async for o in relay]
         exactly_once([first, *rest], server, 30)
+
+
+async def test_cancel_a_refused_job_during_its_reset() -> None:
+    """J2 is refused at MAIL (451), its task cancelled while its RSET is answered: J2 is
+    ``cancelled`` (never stored), J1 sent, J3 (queued behind) retried and sent once."""
+    async with lane_server() as server:
+        server.plan[(2, "mail")] = "451 busy"
+        server.hold[(2, "mail")] = asyncio.Event()
+        server.hold[(2, "rset")] = asyncio.Event()
+        outcomes: list[Outcome] = []
+        async with pool_for(server, max_connections=1, on_outcome=outcomes.append) as pool:
+            t1, t2, t3 = await _three_on_one_lane(server, pool)
+            server.hold[(1, "end")].set()
+            o1 = await asyncio.wait_for(t1, 5)
+            (lane,) = pool._lanes
+            server.hold[(2, "mail")].set()
+            await asyncio.wait_for(server.at(2, "rset").wait(), 5)  # J2's task sent RSET
+            assert lane._stalled
+            t2.cancel()
+            await asyncio.sleep(0.01)
+            server.hold[(2, "rset")].set()
+            o3 = await asyncio.wait_for(t3, 10)
+            with pytest.raises(asyncio.CancelledError):
+                await t2
+            assert (await pool.send(msg(4))).ok
+            await until(lambda: pool._slots._value == 1)  # type: ignore[attr-defined]
+        assert o1.ok
+        assert o3.ok
+        (o2,) = [o for o in outcomes if o.message_id == mid(2)]
+        assert o2.category is FailureCategory.CANCELLED
+        assert server.stored == {mid(1): 1, mid(3): 1, mid(4): 1}
+
+
+async def test_a_big_send_is_not_starved_by_a_busy_relay() -> None:
+    """With every slot held by a lane whose queue the relay keeps full, a message that needs
+    a slot (over 64 KiB, or with before_data) waits until a lane's queue runs dry: with a
+    steady relay, until the relay's input ends."""
+    async with lane_server() as server:
+        async with pool_for(server, max_connections=1) as pool:
+            relay = pool.send_many((msg(i) for i in range(400)), concurrency=30)
+            got: list[Outcome] = []
+
+            async def read() -> None:
+                async for o in relay:
+                    got.append(o)
+
+            reading = asyncio.create_task(read())
+            await until(lambda: len(got) >= 20)
+            big = await asyncio.wait_for(pool.send(msg(1000, size=70_000)), 20)
+            done_before_big = len(got)
+            await asyncio.wait_for(reading, 30)
+        assert big.ok
+        exactly_once(got, server, 400)
+        assert done_before_big < 200, f"{done_before_big} relay messages went before the big one"
