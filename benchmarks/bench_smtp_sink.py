@@ -2,8 +2,9 @@
 
 The SDK's pool (1 and 10 connections; bytes with CRLF, ``EmailMessage.as_bytes()`` with LF, and
 EmailMessage) beside aiosmtplib (10 persistent connections with EmailMessage and with bytes),
-stdlib smtplib (one persistent connection, in a thread) and Postfix ``smtp-source`` (C, 10
-sessions).
+stdlib smtplib (one persistent connection, in a thread), Postfix ``smtp-source`` (C, 10
+sessions), and the event loop's floor (``_floor_client.py``: a bare pipelined asyncio Protocol
+with no checks, 1 and 10 sessions).
 
     python benchmarks/bench_smtp_sink.py [--quick] [--json out.json] [--loop uvloop]
 """
@@ -15,6 +16,7 @@ import smtplib
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from email.message import EmailMessage
 
+import _floor_client
 import aiosmtplib
 from _common import (
     Json,
@@ -127,6 +129,14 @@ SENDMAIL = "aiosmtplib SMTP.sendmail, 10 persistent connections"
 SEND_MESSAGE = "aiosmtplib SMTP.send_message, 10 persistent connections"
 SMTPLIB = "smtplib.SMTP.sendmail, 1 persistent connection (thread)"
 SOURCE = "Postfix smtp-source -s 10 -d (C)"
+FLOOR_10 = "asyncio floor: bare pipelined Protocol, no checks, 10 connections"
+FLOOR_1 = "asyncio floor: bare pipelined Protocol, no checks, 1 connection"
+
+
+async def floor(port: int, data: Sequence[bytes], connections: int) -> Sample:
+    meter = Meter()
+    ok = await _floor_client.relay(HOST, port, data, connections)
+    return checked(meter.stop(ok), len(data), "floor client")
 
 
 async def run(quick: bool) -> Json:
@@ -158,6 +168,8 @@ async def run(quick: bool) -> Json:
                 "bytes (CRLF)",
             ),
             Variant(SMTPLIB, lambda: smtplib_thread(port, fresh("crlf", total)), "bytes (CRLF)"),
+            Variant(FLOOR_1, lambda: floor(port, fresh("crlf", total), 1), "bytes (CRLF)"),
+            Variant(FLOOR_10, lambda: floor(port, fresh("crlf", total), 10), "bytes (CRLF)"),
             Variant(
                 SOURCE,
                 lambda: smtp_source(port, total),

@@ -34,6 +34,7 @@ from .outcome import InvalidReason
 
 __all__ = [
     "HIGH_WATER",
+    "QUEUED",
     "Connection",
     "ConnectionLost",
     "Job",
@@ -509,6 +510,7 @@ class Connection:
         if job.state == QUEUED:
             with contextlib.suppress(ValueError):
                 self._queue.remove(job)
+                self.messages -= 1  # never started on this session
         elif job.state == COMMANDS:
             self._drop_queue(WireClosed("the session was dropped"))
             self.retire()

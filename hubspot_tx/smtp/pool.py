@@ -20,6 +20,7 @@ from .._exceptions import InvalidMessageError, PoolClosedError, SmtpConnectError
 from ._connection import (
     FINAL_REPLY_TIMEOUT,
     HIGH_WATER,
+    QUEUED,
     Connection,
     ConnectionLost,
     Settings,
@@ -175,6 +176,7 @@ class SmtpPool:
         self._busy: set[Connection] = set()
         self._lanes: list[Connection] = []  # busy PIPELINING sessions that queue messages
         self._closers: set[asyncio.Task[None]] = set()  # lanes closing in the background
+        self._slot_waiters = 0  # attempts waiting for a slot
         self._in_flight = 0
         self._drained = asyncio.Event()
         self._drained.set()
@@ -393,10 +395,19 @@ class SmtpPool:
         small = before_data is None and before_mail is None and len(prepared.stuffed) < HIGH_WATER
         if small and (lane := self._lane()) is not None:
             return await self._on_lane(lane, prepared, result)
-        await self._slots.acquire()
+        if self._slots.locked():
+            # Counted: while anyone waits for a slot, no message queues on a lane (``_lane``),
+            # so that lanes run dry and give their slots back, first come, first served.
+            self._slot_waiters += 1
+            try:
+                await self._slots.acquire()
+            finally:
+                self._slot_waiters -= 1
+        else:
+            await self._slots.acquire()
         slot = _Slot(self._slots)
         conn: Connection | None = None
-        handed = False  # the slot and session went to ``_pipelined``, which gives them back
+        handed = False  # the slot and session went to ``_on_lane``, which gives them back
         try:
             if self._aborted:
                 result.attempts -= 1  # not attempted: the pool closed while it waited
@@ -474,7 +485,7 @@ class SmtpPool:
         """A lane to queue a message on now, or ``None`` to take a slot instead. A lane with
         nothing queued first; else, while a slot is free, ``None`` (another session, idle or
         new, takes it); else the least busy lane."""
-        if not self._lanes or self._aborted:
+        if not self._lanes or self._aborted or self._slot_waiters:
             return None
         least: Connection | None = None
         for conn in self._lanes:
@@ -576,7 +587,8 @@ class SmtpPool:
         except ConnectionLost as exc:
             return self._lost(exc, result)
         except (WireClosed, TimeoutError, OSError) as exc:
-            conn.abort()
+            if job.state != QUEUED:  # else only its queue was dropped: the session goes on
+                conn.abort()
             lost = ConnectionLost(str(exc) or type(exc).__name__, after_dot=job.dot_written)
             return self._lost(lost, result)
         except BaseException:  # cancelled: what it got to decides the outcome
@@ -658,8 +670,19 @@ class SmtpPool:
         for conn in list(self._busy):
             self._discard(conn)
         idle, self._idle = list(self._idle), deque()
+        # An idle session may still owe the reply to a message's final ".": drained or not,
+        # that message is still in flight, and a QUIT would wait behind its reply (up to
+        # ``final_reply_timeout``). Such sessions are dropped; the others QUIT politely.
+        for conn in idle:
+            if conn.busy:
+                conn.abort()
+        if not drain:
+            for task in self._closers:
+                task.cancel()  # a spent lane's QUIT: dropped instead
         timeout_ = self.settings.command_timeout
-        await asyncio.gather(*(conn.close(timeout_) for conn in idle), return_exceptions=True)
+        await asyncio.gather(
+            *(conn.close(timeout_) for conn in idle if not conn.closed), return_exceptions=True
+        )
         await asyncio.gather(*self._closers, return_exceptions=True)
         for relay in list(self._relays):
             await relay.aclose()
