@@ -501,6 +501,8 @@ class Connection:
             self._start(self._queue.popleft())
         else:
             self._drop_queue(WireClosed("the session was closed"))
+            if not self.busy and self.on_drained is not None:
+                self.on_drained(self)
 
     def abandon(self, job: Job) -> None:
         """The job's task gave up (cancelled). Queued: it is dropped. Its commands written and

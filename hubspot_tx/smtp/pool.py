@@ -176,7 +176,7 @@ class SmtpPool:
         self._busy: set[Connection] = set()
         self._lanes: list[Connection] = []  # busy PIPELINING sessions that queue messages
         self._closers: set[asyncio.Task[None]] = set()  # lanes closing in the background
-        self._slot_waiters = 0  # attempts waiting for a slot
+        self._slot_waiters = 0  # attempts that cannot use a lane, waiting for a slot
         self._in_flight = 0
         self._drained = asyncio.Event()
         self._drained.set()
@@ -395,9 +395,10 @@ class SmtpPool:
         small = before_data is None and before_mail is None and len(prepared.stuffed) < HIGH_WATER
         if small and (lane := self._lane()) is not None:
             return await self._on_lane(lane, prepared, result)
-        if self._slots.locked():
-            # Counted: while anyone waits for a slot, no message queues on a lane (``_lane``),
-            # so that lanes run dry and give their slots back, first come, first served.
+        if self._slots.locked() and not small:
+            # Counted: while a message that needs a session of its own (large, or with a
+            # hook) waits for a slot, no message queues on a lane (``_lane``): lanes run dry
+            # and give their slots back, and it is not starved by a busy relay.
             self._slot_waiters += 1
             try:
                 await self._slots.acquire()
