@@ -207,12 +207,19 @@ _LENIENT = {"strict": False} if "strict" in inspect.signature(getaddresses).para
 _HEADER_FACTORY = email.policy.default.header_factory
 
 
+_NONE: list[str] = []  # never appended to
+
+
 class _Fields(dict[str, list[str]]):
     """The few header fields an envelope needs, scanned from raw bytes (a fraction of the cost
     of the ``email`` parser, which builds every field); ``get_all`` / ``get`` as on Message."""
 
     def get_all(self, name: str, default: list[str]) -> list[str]:
         return super().get(name.lower(), default)
+
+    def get_lower(self, name: str) -> list[str]:
+        """The values of the field ``name`` (lowercase), or none."""
+        return super().get(name, _NONE)
 
     def get(self, name: str, default: object = None) -> str | None:  # type: ignore[override]
         values = super().get(name.lower())
@@ -227,18 +234,30 @@ _WANTED_FIELD = re.compile(
 def _scan_headers(head: bytes) -> _Fields:
     """Unfold the header block (RFC 5322 2.2.3) and keep the fields an envelope needs."""
     found = _Fields()
+    keys = _KEYS
     for name, value in _WANTED_FIELD.findall(head):
         if value.find(b"\n") >= 0:  # folded
             value = b" ".join(part.strip() for part in value.split(b"\n"))
         else:
             value = value.strip()
-        key = name.lower().decode()
+        key = keys.get(name) or name.lower().decode()
         text = value.decode("utf-8", "surrogateescape")
         if key in found:
             found[key].append(text)
         else:
             found[key] = [text]
     return found
+
+
+# The usual spellings of the wanted field names, decoded once (others: ``lower().decode()``).
+_KEYS = {
+    spelling.encode(): spelling.lower()
+    for spelling in (
+        *("From", "Sender", "To", "Cc", "Bcc", "Resent-Bcc", "Message-ID", "Message-Id"),
+        *("from", "sender", "to", "cc", "bcc", "resent-bcc", "message-id"),
+        *("FROM", "SENDER", "TO", "CC", "BCC", "RESENT-BCC", "MESSAGE-ID"),
+    )
+}
 
 
 class _Generator(email.generator.BytesGenerator):
@@ -351,10 +370,15 @@ def prepare_for_wire(message: MessageInput, *, key: str | None = None) -> Prepar
         raise TypeError(
             f"cannot send a {type(message).__name__}: give bytes, an EmailMessage or an Envelope"
         )
-    recipients = list(
-        dict.fromkeys(_addresses(v for f in ("To", "Cc", "Bcc") for v in headers.get_all(f, [])))
-    )
-    senders = _addresses(headers.get_all("Sender", []) or headers.get_all("From", []))
+    if isinstance(headers, _Fields):  # the field names are lowercase keys
+        get = headers.get_lower
+        recipients = _addresses([*get("to"), *get("cc"), *get("bcc")])
+        senders = _addresses(get("sender") or get("from"))
+    else:
+        recipients = _addresses(v for f in ("To", "Cc", "Bcc") for v in headers.get_all(f, []))
+        senders = _addresses(headers.get_all("Sender", []) or headers.get_all("From", []))
+    if len(recipients) > 1:
+        recipients = list(dict.fromkeys(recipients))  # duplicates removed, order kept
     if not senders:
         raise InvalidMessageError(
             "the message has no From (or Sender) address", reason=Why.NO_SENDER
