@@ -301,7 +301,7 @@ async def test_cancel_everything_on_a_lane_frees_its_slot() -> None:
             server.hold[(1, "end")].set()
             assert (await asyncio.wait_for(pool.send(msg(9)), 10)).ok
             await until(lambda: not pool._slots.locked())
-            assert pool._slots._value == 1  # type: ignore[attr-defined]
+            assert pool._slots._value == 1
         assert server.stored[mid(9)] == 1
         assert server.stored[mid(2)] == 0
         assert server.stored[mid(3)] == 0
@@ -327,7 +327,7 @@ async def test_a_refusal_in_the_middle_of_a_queue(phase: str, reply: str) -> Non
         async with pool_for(server, max_connections=2) as pool:
             relay = pool.send_many([msg(i) for i in range(30)], concurrency=20)
             outcomes = [o async for o in relay]
-            assert pool._slots._value == 2  # type: ignore[attr-defined]
+            assert pool._slots._value == 2
         exactly_once(outcomes, server, 30)
         failed = [o for o in outcomes if not o.ok]
         if reply.startswith("5"):
@@ -346,7 +346,7 @@ async def test_421_in_the_middle_of_a_queue(phase: str) -> None:
             outcomes = [
                 o async for o in pool.send_many([msg(i) for i in range(30)], concurrency=20)
             ]
-            await until(lambda: pool._slots._value == 2)  # type: ignore[attr-defined]
+            await until(lambda: pool._slots._value == 2)
         exactly_once(outcomes, server, 30)
         assert server.most <= 2
         assert all(o.ok or o.category is FailureCategory.DELIVERY_UNKNOWN for o in outcomes)
@@ -378,7 +378,7 @@ async def test_many_messages_few_sessions(per_session: int) -> None:
             outcomes = [
                 o async for o in pool.send_many([msg(i) for i in range(60)], concurrency=100)
             ]
-            await until(lambda: pool._slots._value == 2)  # type: ignore[attr-defined]
+            await until(lambda: pool._slots._value == 2)
             assert pool.open_connections <= 2
         exactly_once(outcomes, server, 60)
         assert all(o.ok for o in outcomes)
@@ -392,7 +392,7 @@ async def test_sizes_the_server_cannot_take_mixed_in() -> None:
         messages = [msg(i, size=3000 if i % 3 == 0 else 0) for i in range(40)]
         async with pool_for(server, max_connections=2) as pool:
             outcomes = [o async for o in pool.send_many(messages, concurrency=30)]
-            await until(lambda: pool._slots._value == 2)  # type: ignore[attr-defined]
+            await until(lambda: pool._slots._value == 2)
             assert (await pool.send(msg(100))).ok
         exactly_once(outcomes, server, 40)
         for o in outcomes:
@@ -443,7 +443,7 @@ async def test_set_credentials_mid_relay() -> None:
 
             outcomes = [o async for o in pool.send_many(gen(), concurrency=30)]
             assert pool._generation == 1
-            await until(lambda: pool._slots._value == 2)  # type: ignore[attr-defined]
+            await until(lambda: pool._slots._value == 2)
         exactly_once(outcomes, server, 60)
         assert server.most <= 2
 
@@ -548,7 +548,7 @@ async def test_cancel_a_refused_job_during_its_reset() -> None:
             with pytest.raises(asyncio.CancelledError):
                 await t2
             assert (await pool.send(msg(4))).ok
-            await until(lambda: pool._slots._value == 1)  # type: ignore[attr-defined]
+            await until(lambda: pool._slots._value == 1)
         assert o1.ok
         assert o3.ok
         (o2,) = [o for o in outcomes if o.message_id == mid(2)]
