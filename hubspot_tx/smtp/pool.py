@@ -177,6 +177,7 @@ class SmtpPool:
         self._lanes: list[Connection] = []  # busy PIPELINING sessions that queue messages
         self._closers: set[asyncio.Task[None]] = set()  # lanes closing in the background
         self._slot_waiters = 0  # attempts that cannot use a lane, waiting for a slot
+        self._changed = asyncio.Event()  # pulsed when a lane opens or a slot is freed
         self._in_flight = 0
         self._drained = asyncio.Event()
         self._drained.set()
@@ -393,8 +394,17 @@ class SmtpPool:
     ) -> Outcome | None:
         """One transaction: the final outcome, or ``None`` when it may be retried."""
         small = before_data is None and before_mail is None and len(prepared.stuffed) < HIGH_WATER
-        if small and (lane := self._lane()) is not None:
-            return await self._on_lane(lane, prepared, result)
+        while small:
+            if (lane := self._lane()) is not None:
+                return await self._on_lane(lane, prepared, result)
+            if not self._slots.locked() or self._aborted:
+                break  # a slot is free: taken at once
+            # Every slot is taken and no lane takes more now (its session is still opening or
+            # spent, or a message that needs a slot of its own holds lanes back): wait until a
+            # lane opens or a slot is freed, then look again. Not in the semaphore's queue:
+            # there, a message would wait for a lane to run dry, which a busy relay never
+            # lets happen.
+            await self._changed.wait()
         if self._slots.locked() and not small:
             # Counted: while a message that needs a session of its own (large, or with a
             # hook) waits for a slot, no message queues on a lane (``_lane``): lanes run dry
@@ -406,7 +416,7 @@ class SmtpPool:
                 self._slot_waiters -= 1
         else:
             await self._slots.acquire()
-        slot = _Slot(self._slots)
+        slot = _Slot(self._slots, self._changed)
         conn: Connection | None = None
         handed = False  # the slot and session went to ``_on_lane``, which gives them back
         try:
@@ -518,6 +528,8 @@ class SmtpPool:
         conn.on_drained = self._lane_drained
         conn.on_lost = self._lane_lost
         self._lanes.append(conn)
+        self._changed.set()  # wakes the messages waiting for a lane
+        self._changed.clear()
 
     def _end_lane(self, conn: Connection) -> _Slot | None:
         if conn in self._lanes:
@@ -668,6 +680,8 @@ class SmtpPool:
                 async with asyncio.timeout(timeout):
                     await self._drained.wait()
         self._aborted = True
+        self._changed.set()  # the messages waiting for a lane go on (to end, not sent)
+        self._changed.clear()
         for conn in list(self._busy):
             self._discard(conn)
         idle, self._idle = list(self._idle), deque()
@@ -712,10 +726,11 @@ class _Slot:
     """One of the pool's ``max_connections`` slots, held by an attempt (internal). A session
     retired mid-transaction keeps it until it is dropped (``handed_off``)."""
 
-    __slots__ = ("_semaphore", "handed_off", "held")
+    __slots__ = ("_freed", "_semaphore", "handed_off", "held")
 
-    def __init__(self, semaphore: asyncio.Semaphore) -> None:
+    def __init__(self, semaphore: asyncio.Semaphore, freed: asyncio.Event) -> None:
         self._semaphore = semaphore
+        self._freed = freed
         self.held = True
         self.handed_off = False
 
@@ -723,6 +738,8 @@ class _Slot:
         if self.held:
             self.held = False
             self._semaphore.release()
+            self._freed.set()  # wakes the messages waiting for a lane or a slot
+            self._freed.clear()
 
 
 class _Result:
