@@ -499,14 +499,13 @@ class SmtpPool:
         if not self._lanes or self._aborted or self._slot_waiters:
             return None
         least: Connection | None = None
+        fewest = 0
         for conn in self._lanes:
-            if not self._may_carry(conn):
-                continue
             queued = conn.queued
-            if not queued and conn.pipelining:
+            if not queued and conn.pipelining and self._may_carry(conn):
                 return conn
-            if least is None or queued < least.queued:
-                least = conn
+            if (least is None or queued < fewest) and self._may_carry(conn):
+                least, fewest = conn, queued
         return None if least is None or not self._slots.locked() else least
 
     def _may_carry(self, conn: Connection) -> bool:
