@@ -6,8 +6,7 @@
 Each comparison runs in its own subprocess (its own CPU accounting and memory), bounded by a
 timeout; a failing one is recorded with its error and the others still run. With ``--only``,
 the comparisons run replace theirs in the existing results.json (each carries its date) and the
-others are kept.
-timeout; a failing one is recorded with its error and the others still run. The SMTP
+others are kept. The SMTP
 comparisons (A-C) run on asyncio, then again on uvloop (the targets are decided on asyncio; the
 uvloop figures are shown beside them).
 """
