@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hubspot_tx.smtp.envelope import MAX_LINE, _crlf, _has_long_line, crlf
+from hubspot_tx.smtp.envelope import MAX_LINE, _has_long_line, crlf
 
 # Lines of text joined by any mix of line breaks, the messy ones included.
 _BREAKS = st.sampled_from([b"\n", b"\r\n", b"\r", b"\r\r\n"])
@@ -41,21 +41,29 @@ def test_long_line_check_agrees_with_the_regex(lengths: list[int]) -> None:
     assert _has_long_line(data) == bool(re.search(rb"(?m)^[^\r\n]{999}", data))
 
 
-def test_long_line_check_of_a_large_message_uses_the_regex_path() -> None:
+def test_long_line_check_of_a_large_message() -> None:
     short = b"y" * 70 + b"\r\n"
-    big = short * 8000  # over the size split up to
+    big = short * 8000
     assert not _has_long_line(big)
     assert _has_long_line(big + b"z" * (MAX_LINE + 1))
     assert not _has_long_line(big + b"z" * MAX_LINE)
+    assert _has_long_line(big[: 72 * 70] + b"z" * (MAX_LINE + 1) + b"\r\n" + big)
+    assert not _has_long_line(big[: 72 * 70] + b"z" * MAX_LINE + b"\r\n" + big)
 
 
-@settings(max_examples=300)
-@given(st.lists(st.tuples(st.integers(0, 1200), _BREAKS), max_size=8), st.integers(0, 1200))
-def test_the_one_split_never_misses_a_long_line(parts: list[tuple[int, bytes]], tail: int) -> None:
-    # prepare_for_wire skips the long-line check when the split that normalised the line
-    # endings saw no long line: that must never let one through.
-    data = b"".join(b"x" * n + brk for n, brk in parts) + b"y" * tail
-    normalised, maybe_long = _crlf(data)
-    assert normalised == _reference_crlf(data)
-    if _has_long_line(normalised):
-        assert maybe_long
+@settings(max_examples=500)
+@given(
+    st.lists(st.tuples(st.integers(0, 2100), _BREAKS), max_size=8),
+    st.integers(0, 1200),
+    st.booleans(),
+)
+def test_the_window_check_never_misses_a_long_line(
+    parts: list[tuple[int, bytes]], tail: int, empty_lines: bool
+) -> None:
+    # Lines around the limit, messy line breaks normalised first (as prepare_for_wire does),
+    # runs of empty lines: the window jumps must agree with a line-by-line reading.
+    filler = b"\r\n" * 3 if empty_lines else b""
+    data = crlf(b"".join(b"x" * n + brk + filler for n, brk in parts) + b"y" * tail)
+    longest = max(len(line) for line in data.split(b"\r\n"))
+    assert _has_long_line(data) == (longest > MAX_LINE)
+    assert _has_long_line(data) == bool(re.search(rb"(?m)^[^\r\n]{999}", data))
