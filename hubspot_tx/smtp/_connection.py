@@ -120,7 +120,6 @@ class Job:
         "prepared",
         "rcpt_to",
         "refused",
-        "released",
         "replies",
         "state",
         "timeout",
@@ -148,7 +147,6 @@ class Job:
         self.refused: list[tuple[str, int, str]] = []
         self.replies: list[Reply] = []  # without PIPELINING, as they come
         self.data_reply = 0  # the reply to DATA of a job refused before the data
-        self.released = False  # its 354 handed the session back to the pool (``on_free``)
 
     @property
     def dot_written(self) -> bool:
@@ -467,7 +465,8 @@ class Connection:
         else:
             # Nothing queued: the data waits for this loop turn, so that commands written
             # meanwhile (a message handed this session by ``on_free``) leave with it.
-            job.released = self.on_free is not None and self.on_free(self)
+            if self.on_free is not None:
+                self.on_free(self)
             wire.flush_soon()
 
     def _on_end(self, job: Job, replies: list[Reply]) -> None:

@@ -69,11 +69,10 @@ class Wire(asyncio.Protocol):
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
-        self._buffer += data
         settle: list[tuple[asyncio.Future[Any], Any]] = []
         self._settle = settle
         try:
-            self._parse()
+            self._parse(data)
         finally:
             self._settle = None
             for future, value in settle:
@@ -130,15 +129,19 @@ class Wire(asyncio.Protocol):
                 left = now
 
     # -- replies ------------------------------------------------------------------------------
-    def _parse(self) -> None:
+    def _parse(self, data: bytes) -> None:
         buffer = self._buffer
-        end = buffer.rfind(b"\n")
-        if end < 0:
-            if len(buffer) > MAX_REPLY:
-                self._fail(WireClosed("reply too long"))
-            return
-        chunk = bytes(buffer[:end])
-        del buffer[: end + 1]
+        if not buffer and data.endswith(b"\n"):  # whole lines, the usual read: no copies
+            chunk = data[:-1]
+        else:
+            buffer += data
+            end = buffer.rfind(b"\n")
+            if end < 0:
+                if len(buffer) > MAX_REPLY:
+                    self._fail(WireClosed("reply too long"))
+                return
+            chunk = bytes(buffer[:end])
+            del buffer[: end + 1]
         lines = self._lines
         for line in chunk.split(b"\n"):
             if line.endswith(b"\r"):
