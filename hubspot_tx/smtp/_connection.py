@@ -433,12 +433,28 @@ class Connection:
         if job.future.done():  # its task gave up (``abandon``): the session is retired
             return
         wire = self._wire
-        tx = self._fold(job.rcpt_to, replies)
-        if tx is not None:  # refused before the data: its task resets the session
-            job.data_reply = replies[-1][0] if len(replies) == len(job.commands) else 0
-            self._stalled = True  # the queue waits for the RSET (see ``resume``)
-            job.future.set_result(tx)
-            return
+        rcpt_to = job.rcpt_to
+        if (  # the common case, one recipient and every reply positive: nothing to fold
+            len(replies) == 3
+            and len(rcpt_to) == 1
+            and replies[0][0] == 250
+            and replies[1][0] in (250, 251)
+            and replies[2][0] == 354
+        ):
+            job.accepted.append(rcpt_to[0])
+        else:
+            tx = self._fold(rcpt_to, replies)
+            if tx is not None:  # refused before the data: its task resets the session
+                job.data_reply = replies[-1][0] if len(replies) == len(job.commands) else 0
+                self._stalled = True  # the queue waits for the RSET (see ``resume``)
+                job.future.set_result(tx)
+                return
+            accepted, refused = job.accepted, job.refused
+            for rcpt, (c, m) in zip(rcpt_to, replies[1:-1], strict=False):
+                if c in (250, 251):
+                    accepted.append(rcpt)
+                else:
+                    refused.append((rcpt, c, m))
         try:
             if self.pipelining:
                 wire.hold((job.prepared.stuffed, b".\r\n"))
@@ -449,12 +465,6 @@ class Connection:
             job.future.set_exception(exc)
             return
         job.state = DATA
-        accepted, refused = job.accepted, job.refused
-        for rcpt, (c, m) in zip(job.rcpt_to, replies[1:-1], strict=False):
-            if c in (250, 251):
-                accepted.append(rcpt)
-            else:
-                refused.append((rcpt, c, m))
         self.last_used = time.monotonic()
         wire.expect_then(1, job.final_timeout, job.future, job.on_end)
         if not self.pipelining:
