@@ -1,10 +1,8 @@
-"""Adversarial review of three speed commits: ``prepare_for_wire``'s line-ending and long-line
-fast paths (8ff7d33), ``Wire._parse`` parsing a read in place (116bff3), and
-``Connection._on_commands``' fast path for one recipient (5c12b78).
-
-Each fast path is checked against a plain reference: regexes for the envelope, every split of
-the reply stream over a real socket for the wire, and the pool's non-lane path (``transact``,
-taken when a ``before_data`` hook is given) for the lane outcomes.
+"""The hot paths' edges, each against a plain reference: ``prepare_for_wire``'s line endings,
+998-byte check and dot-stuffing (regexes, on messy and on large input), ``Wire._parse`` reading
+a read where it lies (every split of the reply stream over a real socket), and the lanes' fast
+path for one recipient (the pool's non-lane path, ``transact``, taken when a ``before_data``
+hook is given, gives the same outcomes, with and without PIPELINING).
 """
 
 from __future__ import annotations
