@@ -32,7 +32,8 @@ from hubspot_tx.smtp.envelope import (
 )
 from hubspot_tx.smtp.outcome import InvalidReason
 
-from .test_smtp_lanes_lockstep import StepServer, pool_for, step_server
+from .lane_server import LaneServer, pool_for
+from .test_smtp_lanes_lockstep import step_server
 
 
 # -- references ----------------------------------------------------------------------------------
@@ -292,7 +293,7 @@ async def _plain() -> None:  # a before_data hook: the message takes ``transact`
 
 async def _outcome(
     plan: dict[str, str], rcpts: int, pipelining: bool, hook: Callable[[], Awaitable[None]] | None
-) -> tuple[Outcome, StepServer]:
+) -> tuple[Outcome, LaneServer]:
     async with step_server(pipelining=pipelining) as server:
         server.plan = {(1, phase): reply for phase, reply in plan.items()}
         async with pool_for(server, retry=ONE, max_connections=1) as pool:
