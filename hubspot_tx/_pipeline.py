@@ -147,9 +147,7 @@ class Pipeline(Generic[In, Out]):
                 except Exception as exc:
                     if not self._is_fatal(exc):
                         raise
-                    if self.fatal is None:
-                        self.fatal = exc
-                    result = self._abandoned(index, item, exc, True)
+                    result = self.fail(index, item, exc)
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 # The work swallowed this task's cancellation (``asyncio.wait_for`` on 3.11
@@ -183,6 +181,41 @@ class Pipeline(Generic[In, Out]):
         finally:
             if not self._closed:
                 await self._outbox.put(None)
+
+    # -- for work that goes on from callbacks, without its worker task ------------------------
+    def take_now(self) -> tuple[int, In] | None:
+        """The next item, taken now (it must get a result, through :meth:`emit` or from the
+        work that took it), or ``None`` if none can be without waiting (or none may be)."""
+        if self._iterator is not None:
+            return self._pull(self._iterator)
+        inbox = self._inbox
+        if not self._reading() or not inbox.qsize():
+            return None
+        entry = inbox.get_nowait()
+        if entry is None:  # the end markers come last: this one goes back, for a worker
+            inbox.put_nowait(entry)
+        return entry
+
+    def has_room(self, count: int) -> bool:
+        """Whether :meth:`emit` may be called ``count`` times now."""
+        outbox = self._outbox
+        return outbox.maxsize - outbox.qsize() >= count
+
+    def emit(self, result: Out) -> None:
+        """Hand the result of an item taken by :meth:`take_now` to the reader (after
+        :meth:`has_room`)."""
+        self._outbox.put_nowait(result)
+
+    def fail(self, index: int, item: In, exc: Exception) -> Out:
+        """The work of a taken item raised the fatal error ``exc``: the pipeline stops taking
+        input, and this is the item's result."""
+        if self.fatal is None:
+            self.fatal = exc
+        return self._abandoned(index, item, exc, True)
+
+    async def put(self, result: Out) -> None:
+        """:meth:`emit`, waiting for room."""
+        await self._outbox.put(result)
 
     # -- iteration ----------------------------------------------------------------------------
     def __aiter__(self) -> AsyncIterator[Out]:

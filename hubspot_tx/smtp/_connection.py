@@ -117,6 +117,7 @@ class Job:
         "data_reply",
         "final_timeout",
         "future",
+        "on_final",
         "prepared",
         "rcpt_to",
         "refused",
@@ -147,6 +148,9 @@ class Job:
         self.refused: list[tuple[str, int, str]] = []
         self.replies: list[Reply] = []  # without PIPELINING, as they come
         self.data_reply = 0  # the reply to DATA of a job refused before the data
+        # Called from the read with the reply to the final "."; True: it took the transaction
+        # (``future`` stays pending, for the job that follows it: see ``SmtpPool``'s chains).
+        self.on_final: Callable[[Job, Transaction], bool] | None = None
 
     @property
     def dot_written(self) -> bool:
@@ -351,7 +355,12 @@ class Connection:
 
     # -- PIPELINING: a queue of transactions driven from the reads --------------------------
     def submit(
-        self, prepared: Prepared, rcpt_to: list[str], timeout: float, final_timeout: float
+        self,
+        prepared: Prepared,
+        rcpt_to: list[str],
+        timeout: float,
+        final_timeout: float,
+        future: asyncio.Future[Transaction] | None = None,
     ) -> Job:
         """Queue one transaction on this PIPELINING session; await ``job.future`` for how it
         ended (a :class:`Transaction`; ``WireClosed``, ``TimeoutError`` or ``OSError`` if the
@@ -362,10 +371,11 @@ class Connection:
         ahead, in the same write as that job's data. Its task is not woken until the reply to
         its final "." (or its refusal before the data: then :meth:`reset` it and
         :meth:`resume`). Raises :class:`Unsendable` (nothing queued) if the server cannot take
-        the message."""
+        the message. ``future``: a pending one to settle instead of a new one (that of the job
+        ahead, which did not settle it: see ``Job.on_final``)."""
         commands = self._commands(prepared, rcpt_to)
         job = Job(self, prepared, rcpt_to, commands, timeout, final_timeout)
-        job.future = self._wire.loop.create_future()
+        job.future = self._wire.loop.create_future() if future is None else future
         self.messages += 1
         if self._opening is None and not self._stalled:
             self._start(job)
@@ -483,7 +493,9 @@ class Connection:
         ((code, text),) = replies
         job.state = ENDED
         tx = self._ended(Transaction("end", code, text, job.accepted, job.refused))
-        if not job.future.done():  # else its task gave up: the reply is dropped
+        if not job.future.done() and (  # else its task gave up: the reply is dropped
+            job.on_final is None or not job.on_final(job, tx)
+        ):
             self._wire.settle(job.future, tx)
         if not self.pipelining and self._opening is job:  # the next job may start now
             self._opening = None

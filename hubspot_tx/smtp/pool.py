@@ -23,6 +23,7 @@ from ._connection import (
     QUEUED,
     Connection,
     ConnectionLost,
+    Job,
     Settings,
     TlsMode,
     Transaction,
@@ -45,6 +46,7 @@ from .relay import Relay
 __all__ = ["HOSTS", "SmtpPool", "SmtpRetry"]
 
 logger = logging.getLogger("hubspot_tx.smtp")
+
 
 HOSTS = {"na": "smtp.hubapi.com", "eu": "smtp-eu1.hubapi.com"}
 """HubSpot's SMTP hosts by region (``region="eu"`` for EU-hosted accounts)."""
@@ -184,6 +186,7 @@ class SmtpPool:
         self._closing = False  # no new messages
         self._aborted = False  # no more attempts
         self._relays: weakref.WeakSet[Relay] = weakref.WeakSet()
+        self._chained: list[tuple[_Chain, Job, Transaction]] = []  # see ``_chain_later``
 
     # -- configuration ------------------------------------------------------------------------
     @property
@@ -310,36 +313,67 @@ class SmtpPool:
         *,
         key: str | None,
         index: int | None,
-        relayed: bool = False,
+        relayed: Relay | None = None,
         before_data: Callable[[], Awaitable[None]] | None = None,
         before_mail: Callable[[], Awaitable[None]] | None = None,
     ) -> Outcome:
+        """``relayed``: the relay this message comes from, which the read that brings its final
+        reply may hand the next message (see :class:`_Chain`)."""
         # A relay's messages were taken before the pool began closing: they may still go
         # out while it drains; new callers may not.
-        if self._closing and not relayed:
+        if self._closing and relayed is None:
             raise PoolClosedError("the SMTP pool is closed")
         self._in_flight += 1
         self._drained.clear()
         try:
-            return await self._deliver(
-                message, key=key, index=index, before_data=before_data, before_mail=before_mail
-            )
+            first = self._prepare(message, key, index)
+            if isinstance(first, Outcome):
+                return first
+            if relayed is None:
+                return await self._deliver(first, index, None, before_data, before_mail)
+            return await self._relay(first, index, message, relayed)
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._drained.set()
 
-    async def _deliver(
-        self,
-        message: MessageInput,
-        *,
-        key: str | None,
-        index: int | None,
-        before_data: Callable[[], Awaitable[None]] | None = None,
-        before_mail: Callable[[], Awaitable[None]] | None = None,
+    async def _relay(
+        self, prepared: Prepared, index: int | None, message: MessageInput, relay: Relay
     ) -> Outcome:
+        """Send a relay's message, and those its chain goes on with: the outcome of the last
+        (each one before it was handed to the relay's reader)."""
+        chain = _Chain(self, relay, index, message)
         try:
-            prepared = prepare_for_wire(message, key=key)
+            outcome = await self._deliver(prepared, index, chain)
+            while chain.carry is not None:
+                # The chain took a message that no lane takes (a large one): this task sends
+                # it, after handing on the outcome of the one before.
+                await relay.put(outcome)
+                prepared, chain.index, chain.message = chain.carry
+                chain.carry = None
+                outcome = await self._deliver(prepared, chain.index, chain)
+            return outcome
+        except SmtpError as exc:
+            if not exc.fatal or chain.index == index or chain.index is None:
+                raise
+            # The relay's error stops it; the message this task is at gets its result (the
+            # one it began with was handed on long ago).
+            return relay.fail(chain.index, chain.message, exc)
+        except BaseException:
+            if chain.carry is not None:  # taken, never started
+                prepared, at, _ = chain.carry
+                env = prepared.env
+                self._report(
+                    _Result(env.key, prepared.message_id, at, list(env.rcpt_to)).interrupted()
+                )
+            raise
+
+    def _prepare(
+        self, message: MessageInput, key: str | None, index: int | None
+    ) -> Prepared | Outcome:
+        """The message made ready for the wire, or its (reported) outcome if it cannot be."""
+        try:
+            return prepare_for_wire(message, key=key)
         except Exception as exc:  # whatever cannot be parsed or flattened cannot be sent
             message_id = None
             if isinstance(exc, InvalidMessageError):
@@ -359,12 +393,27 @@ class SmtpPool:
                     reason=why or InvalidReason.UNREADABLE,
                 )
             )
+
+    async def _deliver(
+        self,
+        prepared: Prepared,
+        index: int | None,
+        chain: _Chain | None,
+        before_data: Callable[[], Awaitable[None]] | None = None,
+        before_mail: Callable[[], Awaitable[None]] | None = None,
+    ) -> Outcome:
+        """Send a prepared message, with its retries: its outcome (reported). With ``chain``,
+        that of the last message of the chain (each message before it was handed on)."""
         env = prepared.env
         result = _Result(env.key, prepared.message_id, index, list(env.rcpt_to))
+        if chain is not None:
+            chain.prepared, chain.result = prepared, result
         try:
             while True:
                 result.attempts += 1
-                outcome = await self._attempt(prepared, result, before_data, before_mail)
+                outcome = await self._attempt(prepared, result, before_data, before_mail, chain)
+                if chain is not None:  # the chain may have moved on to a later message
+                    prepared, result = chain.prepared, chain.result
                 if outcome is None and self._aborted:
                     result.last = (None, "not sent: the pool was closed before a retry")
                     outcome = result.failed(FailureCategory.CANCELLED)
@@ -374,12 +423,16 @@ class SmtpPool:
                     return self._report(outcome)
                 await asyncio.sleep(self.retry.backoff(result.attempts - 1))
         except SmtpError as exc:
+            if chain is not None:
+                result = chain.result
             if not (exc.fatal and result.accepted):
                 raise
             # Some recipients have it already: their outcome must say so (a resume or retry
             # must never send it to them again). The error stops the next message instead.
             return self._report(result.stopped(exc))
         except asyncio.CancelledError:
+            if chain is not None:
+                result = chain.result
             # One exact outcome even now: the one decided before the cancellation reached us,
             # else what the transaction got to.
             self._report(result.final or result.interrupted())
@@ -391,12 +444,14 @@ class SmtpPool:
         result: _Result,
         before_data: Callable[[], Awaitable[None]] | None = None,
         before_mail: Callable[[], Awaitable[None]] | None = None,
+        chain: _Chain | None = None,
     ) -> Outcome | None:
-        """One transaction: the final outcome, or ``None`` when it may be retried."""
+        """One transaction: the final outcome, or ``None`` when it may be retried. With
+        ``chain``, those of the message the chain is at when it returns."""
         small = before_data is None and before_mail is None and len(prepared.stuffed) < HIGH_WATER
         while small:
             if (lane := self._lane()) is not None:
-                return await self._on_lane(lane, prepared, result)
+                return await self._on_lane(lane, prepared, result, chain)
             if not self._slots.locked() or self._aborted:
                 break  # a slot is free: taken at once
             # Every slot is taken and no lane takes more now (its session is still opening or
@@ -431,7 +486,7 @@ class SmtpPool:
                 # run on it), driven from the reads.
                 session, conn, handed = conn, None, True
                 self._open_lane(session, slot)
-                return await self._on_lane(session, prepared, result)
+                return await self._on_lane(session, prepared, result, chain)
             tx = await conn.transact(
                 prepared,
                 result.pending,
@@ -539,9 +594,13 @@ class SmtpPool:
 
     def _lane_free(self, conn: Connection) -> bool:
         """From a read: nothing is queued on ``conn``. Back to the idle list (its final reply
-        still on its way) if it can carry more."""
+        still on its way) if it can carry more. Kept (True) while a chain that ended on it is
+        about to go on (``_go_on`` checks it again then)."""
         if conn.lease is None or not self._may_carry(conn):
             return False
+        for chain, _, _ in self._chained:
+            if chain.conn is conn:
+                return True
         lease = self._end_lane(conn)
         conn.last_used = conn.now()
         self._idle.append(conn)
@@ -575,25 +634,22 @@ class SmtpPool:
             lease.release()
 
     async def _on_lane(
-        self, conn: Connection, prepared: Prepared, result: _Result
+        self, conn: Connection, prepared: Prepared, result: _Result, chain: _Chain | None
     ) -> Outcome | None:
-        """One transaction queued on a lane: its task wakes once, for the final reply."""
+        """One transaction queued on a lane: its task wakes once, for the final reply. With
+        ``chain``, the reads may go on with later messages meanwhile: the outcome is that of
+        the message the chain is at when its task wakes."""
+        job = self._submit(conn, prepared, result, None)
+        if isinstance(job, Outcome):
+            return job
+        if chain is not None:
+            chain.follow(conn, job, prepared, result)
         try:
-            job = conn.submit(
-                prepared,
-                result.pending,
-                self.settings.command_timeout,
-                self.settings.final_reply_timeout,
-            )
-        except Unsendable as exc:  # nothing written: the session is as it was
-            if not conn.busy:
-                self._lane_drained(conn)
-            result.last = (None, str(exc))
-            result.reason = exc.why
-            result.final = result.failed(FailureCategory.INVALID_MESSAGE)
-            return result.final
-        try:
-            tx = await job.future
+            try:
+                tx = await job.future
+            finally:
+                if chain is not None:  # woken for a later message of the chain
+                    conn, job, result = chain.conn, chain.job, chain.result
             if tx.stage != "end":  # refused before the data: RSET, then the queue goes on
                 await conn.reset(job, tx)
         except ConnectionLost as exc:
@@ -604,6 +660,9 @@ class SmtpPool:
             lost = ConnectionLost(str(exc) or type(exc).__name__, after_dot=job.dot_written)
             return self._lost(lost, result)
         except BaseException:  # cancelled: what it got to decides the outcome
+            if chain is not None and chain.answered is not None and not result.final:
+                # Answered, and cancelled before its chain went on: settled by that reply.
+                result.final = result.apply(chain.answered)
             result.dot_written = job.dot_written
             conn.abandon(job)
             raise
@@ -612,6 +671,57 @@ class SmtpPool:
         result.final = result.apply(tx)
         result.retry_category = FailureCategory.TEMPORARY_EXHAUSTED
         return result.final
+
+    def _submit(
+        self,
+        conn: Connection,
+        prepared: Prepared,
+        result: _Result,
+        future: asyncio.Future[Transaction] | None,
+    ) -> Job | Outcome:
+        """Queue a transaction on a lane; the outcome (``result.final``) if the server cannot
+        take the message."""
+        try:
+            return conn.submit(
+                prepared,
+                result.pending,
+                self.settings.command_timeout,
+                self.settings.final_reply_timeout,
+                future,
+            )
+        except Unsendable as exc:  # nothing written: the session is as it was
+            if not conn.busy:
+                self._lane_drained(conn)
+            result.last = (None, str(exc))
+            result.reason = exc.why
+            result.final = result.failed(FailureCategory.INVALID_MESSAGE)
+            return result.final
+
+    def _chain_later(self, chain: _Chain, job: Job, tx: Transaction) -> None:
+        """Run ``chain.go_on(job, tx)`` once this loop turn's writes have left (the sessions
+        that hold data flush at the next turn: then this, at the one after), with those of
+        every chain answered meanwhile: the next message is prepared while the server reads
+        what was sent, not before it is sent."""
+        chained = self._chained
+        chained.append((chain, job, tx))
+        if len(chained) == 1:
+            loop = asyncio.get_running_loop()
+            loop.call_soon(loop.call_soon, self._go_on)
+
+    def _go_on(self) -> None:
+        chained, self._chained = self._chained, []
+        for chain, job, tx in chained:
+            conn, future = chain.conn, job.future
+            if not future.done():  # else its task gave up
+                try:
+                    went_on = chain.go_on(job, tx)
+                except Exception as exc:  # a bug: its task raises it, no chain is stranded
+                    future.set_exception(exc)
+                    went_on = True
+                if not went_on:
+                    future.set_result(tx)
+            if conn.lease is not None and not conn.busy:  # kept for it (``_lane_free``)
+                self._lane_drained(conn)
 
     @staticmethod
     def _lost(exc: ConnectionLost, result: _Result) -> Outcome | None:
@@ -739,6 +849,118 @@ class _Slot:
             self._semaphore.release()
             self._freed.set()  # wakes the messages waiting for a lane or a slot
             self._freed.clear()
+
+
+class _Chain:
+    """A relay task's messages, one after another, each queued on a lane from the read that
+    brings the final reply of the one before (internal).
+
+    In the common case (the reply is positive, for every recipient still pending), that read
+    settles the message, hands its outcome to the relay's reader, takes the relay's next
+    message and queues it on a lane, with the same future: the task is woken only when
+    something needs it (a refusal, a retry, a lost session, no lane, the end of the input).
+    Its fields are the message it is at, read by the task when it wakes (or is cancelled).
+    """
+
+    __slots__ = (
+        "answered",
+        "carry",
+        "conn",
+        "index",
+        "job",
+        "message",
+        "pool",
+        "prepared",
+        "relay",
+        "result",
+    )
+
+    def __init__(
+        self, pool: SmtpPool, relay: Relay, index: int | None, message: MessageInput
+    ) -> None:
+        self.pool = pool
+        self.relay = relay
+        self.index = index  # the relay's item the chain is at
+        self.message = message
+        # Taken by the chain but queued on no lane: for the task to send.
+        self.carry: tuple[Prepared, int, MessageInput] | None = None
+        # The final reply that settled ``job``'s message, while the chain is about to go on.
+        self.answered: Transaction | None = None
+        self.conn: Connection
+        self.job: Job
+        self.prepared: Prepared
+        self.result: _Result
+
+    def follow(self, conn: Connection, job: Job, prepared: Prepared, result: _Result) -> None:
+        self.conn, self.job, self.prepared, self.result = conn, job, prepared, result
+        self.answered = None
+        job.on_final = self.advance
+
+    def advance(self, job: Job, tx: Transaction) -> bool:
+        """From the read that brings ``job``'s final reply ``tx``: True if it settles the
+        message as sent (every recipient still pending accepted it), and then the chain goes
+        on (:meth:`go_on`) once this loop turn's writes have left; else False (its task is
+        woken with ``tx``, as without a chain)."""
+        code = tx.code
+        if (
+            job is not self.job
+            or code < 200
+            or code >= 300
+            or tx.refused
+            or tx.accepted != self.result.pending
+        ):
+            return False
+        self.answered = tx
+        self.pool._chain_later(self, job, tx)
+        return True
+
+    def go_on(self, job: Job, tx: Transaction) -> bool:
+        """If a lane takes the relay's next message: hand on the outcome of ``job``'s message
+        (answered ``tx``), queue the next one with the same future, and return True. Else
+        False: the task wakes with ``tx`` (and sends ``carry``, a message it took that no lane
+        takes, next)."""
+        pool, relay = self.pool, self.relay
+        conn = self.conn
+        if (
+            conn.lease is not None
+            and not conn.queued
+            and pool._may_carry(conn)
+            and not (pool._slot_waiters or pool._aborted)
+        ):
+            lane: Connection | None = conn  # the lane it ended on, with nothing queued
+        else:
+            lane = pool._lane()
+        if lane is None:
+            return False
+        while True:  # the next message that a lane takes (with room for both outcomes)
+            if not relay.has_room(2):
+                return False
+            taken = relay.take_now()
+            if taken is None:
+                return False
+            index, message = taken
+            prepared = pool._prepare(message, None, index)
+            if isinstance(prepared, Outcome):  # reported already
+                relay.emit(prepared)
+                continue
+            if len(prepared.stuffed) >= HIGH_WATER:  # needs a session of its own
+                self.carry = (prepared, index, message)
+                return False
+            env = prepared.env
+            after = _Result(env.key, prepared.message_id, index, list(env.rcpt_to))
+            after.attempts = 1
+            queued = pool._submit(lane, prepared, after, job.future)
+            if isinstance(queued, Outcome):  # the server cannot take it
+                relay.emit(pool._report(queued))
+                continue
+            break
+        result = self.result
+        self.follow(lane, queued, prepared, after)
+        self.index, self.message = index, message
+        outcome = result.final = result.apply(tx)
+        if outcome is not None:  # always: every pending recipient accepted it
+            relay.emit(pool._report(outcome))
+        return True
 
 
 class _Result:

@@ -44,7 +44,7 @@ class Relay(Pipeline[MessageInput, Outcome]):
         self.summary = RelaySummary()
         super().__init__(
             messages,
-            lambda index, message: pool._send(message, key=None, index=index, relayed=True),
+            lambda index, message: pool._send(message, key=None, index=index, relayed=self),
             concurrency=concurrency,
             fatal=lambda exc: isinstance(exc, SmtpError) and exc.fatal,
             abandoned=self._abandoned_outcome,
