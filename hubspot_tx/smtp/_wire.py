@@ -30,7 +30,7 @@ Then = Callable[[list[Reply]], None]
 _Owed = tuple[list[Reply], int, "asyncio.Future[Any]", float, float, Then | None]
 
 
-class Wire(asyncio.Protocol):
+class Wire(asyncio.BufferedProtocol):
     """Hands the server's replies out in order, to whoever asked for them first.
 
     A caller who writes commands asks for their replies (:meth:`expect`) at once, so that a
@@ -51,6 +51,9 @@ class Wire(asyncio.Protocol):
             # group: Nagle's algorithm would hold them for the peer's delayed ACK (~40 ms).
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._buffer = bytearray()
+        # Reads land here (``get_buffer``), not in a new 256 KiB bytes object per read (the
+        # transports' read size), which glibc's heap trims and grows again: page faults.
+        self._inbound = memoryview(bytearray(MAX_REPLY))
         self._lines: list[bytes] = []  # the first lines of a multi-line reply
         self._replies: deque[Reply] = deque()  # arrived before anyone asked
         # Replies asked for, in order (see ``_Owed``).
@@ -67,7 +70,13 @@ class Wire(asyncio.Protocol):
         self._drain: asyncio.Future[None] | None = None
         transport.set_write_buffer_limits(high=HIGH_WATER, low=0)
 
-    # -- asyncio.Protocol ---------------------------------------------------------------------
+    # -- asyncio.BufferedProtocol -------------------------------------------------------------
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._inbound
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._inbound[:nbytes].tobytes())
+
     def data_received(self, data: bytes) -> None:
         settle: list[tuple[asyncio.Future[Any], Any]] = []
         self._settle = settle
