@@ -41,7 +41,7 @@ from hubspot_tx.smtp import Envelope, MessageInput, SmtpCredentials, SmtpPool, S
 from hubspot_tx.smtp.outcome import InvalidReason
 
 from .conftest import ASYNCIO_AND_UVLOOP, make_message
-from .lane_server import PATIENCE, mid
+from .lane_server import PATIENCE, lane_server, mid, msg, pool_for
 
 FAST = SmtpRetry(max_attempts=4, initial_backoff=0.005, max_backoff=0.01)
 LIMIT = 20.0  # one relay of this module, on a loaded machine
@@ -395,6 +395,60 @@ async def run_relay(
             if slow:
                 await asyncio.sleep(0.002)
     return got
+
+
+# -- the bug: a message the server cannot take, taken by a chain -------------------------------
+async def test_a_chain_does_not_go_on_with_a_lane_it_handed_back() -> None:
+    """Lockstep lanes, two of them. A chain whose next message is over the server's SIZE
+    (``Unsendable``, under 64 KiB: a lane's) handed its lane back to the idle list (and its
+    slot) when the submit failed, and then queued the message after it on that same session:
+    a session in the idle list with a transaction in flight, and no slot held for it. A send
+    that needs a session of its own (``before_data``) then took it out of the idle list and
+    wrote its MAIL in the middle of that transaction: the relay's message got the reply to
+    another command as its "final reply", the send timed out and was retried."""
+    async with lane_server(size=20_000, pipelining=False) as server:
+        server.hold[(3, "mail")] = asyncio.Event()
+        reported: list[Outcome] = []
+        async with pool_for(
+            server, max_connections=2, command_timeout=2, on_outcome=reported.append
+        ) as pool:
+            messages = [msg(0), msg(1), msg(2, size=30_000), msg(3), msg(4), msg(5)]
+            relay = pool.send_many(messages, concurrency=2)
+            got: list[Outcome] = []
+
+            async def read() -> None:
+                async for o in relay:
+                    got.append(o)
+
+            reading = asyncio.create_task(read())
+            # the message after the one too big is on its way (its MAIL held)
+            await asyncio.wait_for(server.at(3, "mail").wait(), PATIENCE)
+            in_flight_idle = [c for c in pool._idle if c.busy]
+            slots_free = pool._slots._value
+
+            async def hook() -> None:
+                pass
+
+            started = time.monotonic()
+            single = asyncio.create_task(pool.send(msg(100), before_data=hook))
+            await asyncio.sleep(0.05)
+            server.hold[(3, "mail")].set()
+            o100 = await asyncio.wait_for(single, PATIENCE)
+            await asyncio.wait_for(reading, PATIENCE)
+            elapsed = time.monotonic() - started
+        by = one_each(got, 6)
+        assert by[2].reason is InvalidReason.TOO_BIG
+        for i in (0, 1, 3, 4, 5):
+            assert by[i].ok, by[i]
+            assert by[i].reply == "queued", by[i]  # the reply to its own final "."
+            assert server.stored[mid(i)] == 1
+        assert o100.ok, o100
+        assert o100.attempts == 1, o100
+        assert elapsed < 1.5, elapsed  # no command timeout
+        assert not in_flight_idle, "a session with a transaction in flight was in the idle list"
+        assert slots_free == 0, "a session carrying a message held no slot"
+        assert server.stored[mid(100)] == 1
+        assert not server.ahead, server.ahead
 
 
 # -- every kind of message, interleaved (hypothesis) -------------------------------------------

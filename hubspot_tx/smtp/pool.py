@@ -952,6 +952,10 @@ class _Chain:
             queued = pool._submit(lane, prepared, after, job.future)
             if isinstance(queued, Outcome):  # the server cannot take it
                 relay.emit(pool._report(queued))
+                if lane.lease is None:  # nothing ran on it: handed back (or closed) meanwhile
+                    lane = pool._lane()
+                    if lane is None:
+                        return False
                 continue
             break
         result = self.result
