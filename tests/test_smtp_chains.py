@@ -68,6 +68,7 @@ class ChainServer:
     bodies: dict[str, list[bytes]] = field(default_factory=dict)
     ahead: list[bytes] = field(default_factory=list)  # lockstep: written before our reply
     logins: Counter[str] = field(default_factory=Counter)
+    deferred: Counter[str] = field(default_factory=Counter)  # 450 once to ``later...``
     sessions: int = 0
     open_now: int = 0
     most: int = 0
@@ -143,6 +144,9 @@ class ChainServer:
                     say("503 need MAIL")
                 elif rcpt.startswith("no"):
                     say("550 5.1.1 nobody")
+                elif rcpt.startswith("later") and not self.deferred[rcpt]:
+                    self.deferred[rcpt] += 1
+                    say("450 4.2.1 try again")
                 else:
                     rcpts.append(rcpt)
                     say("250 OK")
@@ -179,12 +183,18 @@ class ChainServer:
                     return
                 if reply == "then-drop":
                     reply, doomed = "250 queued", True
+                closing = reply == "then-close"
+                if closing:
+                    reply = "250 queued"
                 if reply.startswith("2"):
                     self.stored[message_id] += 1
                     self.delivered.update((message_id, r) for r in rcpts)
                     self.bodies.setdefault(message_id, []).append(bytes(body))
                 rcpts = None
                 say(reply)
+                if closing:  # the session ends right after the reply
+                    await writer.drain()
+                    return
             elif verb == b"RSET":
                 rcpts = None
                 say("250 OK")
@@ -247,6 +257,8 @@ KINDS = (
     "e421",  # 421 to its final "."
     "dropend",  # the session closed instead of the reply to its final "."
     "thendrop",  # 250, then the session ends at the next command
+    "thenclose",  # 250, and the server closes the session at once
+    "rcpt450once",  # its recipient deferred (450) the first time
 )
 SMALL_SIZE = 40_000  # a server SIZE under which "mid" and "large" are too big
 
@@ -266,6 +278,8 @@ def make(i: int, kind: str, server: ChainServer) -> MessageInput:
         to = (f"no{i}@example.org",)
     elif kind == "norcpt":
         to = ()
+    elif kind == "rcpt450once":
+        to = (f"later{i}@example.org",)
     elif kind == "nul":
         return _data(i, body=b"with a \x00 byte\r\n")
     elif kind == "garbage":
@@ -279,6 +293,7 @@ def make(i: int, kind: str, server: ChainServer) -> MessageInput:
         "e421": "421 4.3.2 closing",
         "dropend": "drop",
         "thendrop": "then-drop",
+        "thenclose": "then-close",
     }
     if kind in ends:
         server.end[mid(i)] = ends[kind]
@@ -318,7 +333,7 @@ def check(
             assert o.reason in (InvalidReason.TOO_BIG, InvalidReason.NEEDS_8BITMIME), (kind, o)
         assert dots == 0, (kind, o)
         return
-    if chaos and kind != "refused" and o.category is FailureCategory.TEMPORARY_EXHAUSTED:
+    if chaos and o.category is FailureCategory.TEMPORARY_EXHAUSTED:
         # Sessions dropped under it (by its neighbours) may have used up its attempts.
         assert o.attempts == max_attempts, (kind, o)
         assert stored == 0, (kind, o)
@@ -348,13 +363,15 @@ def check(
         assert (o.code, o.reply) == (250, "queued"), (kind, o)  # the reply to its "."
         assert stored == 1, (kind, o)
         assert dots == (2 if kind == "e451once" else 1), (kind, o)
-        if kind == "e451once":  # more if a neighbour's dropped session cut an attempt
+        if kind in ("e451once", "rcpt450once"):  # more if a neighbour's lost session cut one
             assert o.attempts == 2 or (chaos and o.attempts > 2), (kind, o)
         if kind == "partial":
             assert o.accepted == (f"r{o.index}@example.org",)
             assert [(r.recipient, r.code) for r in o.refused] == [(f"no{o.index}@example.org", 550)]
         elif kind == "two":
             assert set(o.accepted) == {f"r{o.index}@example.org", f"s{o.index}@example.org"}
+        elif kind == "rcpt450once":
+            assert o.accepted == (f"later{o.index}@example.org",)
         else:
             assert o.accepted == (f"r{o.index}@example.org",)
         # the body that arrived is this message's own, whole
@@ -493,7 +510,7 @@ async def _scenario(s: dict[str, Any]) -> None:
         assert not server.ahead, server.ahead[:3]
         by = one_each(got, len(kinds))
         assert Counter(o.index for o in reported) == Counter(o.index for o in got)
-        chaos = any(k in ("e421", "dropend", "thendrop") for k in kinds)
+        chaos = any(k in ("e421", "dropend", "thendrop", "thenclose") for k in kinds)
         for i, kind in enumerate(kinds):
             check(kind, by[i], server, chaos=chaos)
         assert set(server.delivered.values()) <= {1}
@@ -796,3 +813,101 @@ async def test_an_input_that_fails_midway_still_gives_each_message_taken_one_out
     by = one_each(got, 50)
     assert all(o.ok for o in by.values())
     assert set(server.stored.values()) == {1}
+
+
+# -- a chain answered, about to go on ----------------------------------------------------------
+@pytest.mark.parametrize("pipelining", [True, False])
+@pytest.mark.parametrize("then", ["cancel-its-task", "relay.aclose", "pool.aclose-nodrain"])
+async def test_closing_while_a_chain_is_about_to_go_on(pipelining: bool, then: str) -> None:
+    """The moment between the read that brings a message's final reply (the chain took it:
+    ``_chain_later``) and ``_go_on``: its task cancelled, or the relay or pool closed, right
+    then. That message was answered: it must end ``sent`` (not ``delivery_unknown``, not
+    ``cancelled``), reported once; every other message taken once too."""
+    async with chain_server(pipelining=pipelining) as server:
+        reported: list[Outcome] = []
+        pool = chain_pool(server, max_connections=2, on_outcome=reported.append)
+        relay = pool.send_many(iter([make(i, "ok", server) for i in range(300)]), concurrency=4)
+        hit: list[int] = []
+        chain_later = pool._chain_later
+        closers: list[asyncio.Task[None]] = []
+
+        def at_the_moment(chain: Any, job: Any, tx: Any) -> None:
+            chain_later(chain, job, tx)
+            if hit or chain.index < 40:
+                return
+            hit.append(chain.index)
+            if then == "cancel-its-task":
+                (task,) = [
+                    t for t in asyncio.all_tasks() if getattr(t, "_fut_waiter", None) is job.future
+                ]
+                task.cancel()
+            elif then == "relay.aclose":
+                closers.append(asyncio.ensure_future(relay.aclose()))
+            else:
+                closers.append(asyncio.ensure_future(pool.aclose(drain=False)))
+
+        pool._chain_later = at_the_moment  # type: ignore[method-assign]
+        got: list[Outcome] = []
+
+        async def read() -> None:
+            async for o in relay:
+                got.append(o)
+
+        reading = asyncio.create_task(read())
+        async with asyncio.timeout(LIMIT):
+            results = await asyncio.gather(reading, *closers, return_exceptions=True)
+            await asyncio.gather(*closers, return_exceptions=True)
+            await pool.aclose(drain=False)
+            await relay.aclose()
+        for r in results:
+            # a worker's cancellation is no bug of the relay's reader, but it ends the relay
+            assert r is None or isinstance(r, (PoolClosedError, asyncio.CancelledError)), r
+        (answered,) = hit
+        by = _consistent(reported, server, relay.consumed)
+        assert by[answered].ok, by[answered]
+        assert server.stored[mid(answered)] == 1
+        assert set(server.dots.values()) <= {1}
+        assert Counter(o.index for o in got) <= Counter(o.index for o in reported)
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+@pytest.mark.parametrize("max_connections", [1, 2, 3])
+async def test_sends_of_their_own_alongside_chains_that_meet_unsendable_messages(
+    pipelining: bool, max_connections: int
+) -> None:
+    """A relay whose every fifth message is over the server's SIZE (refused before anything is
+    written, from the chains), while single sends that need a session of their own
+    (``before_data``) keep coming: no session is ever shared by two transactions (every
+    message gets the reply to its own final "."; no send waits for a command timeout)."""
+    async with chain_server(pipelining=pipelining, size=SMALL_SIZE) as server:
+        kinds = ["mid" if i % 5 == 2 else "ok" for i in range(150)]
+        messages = [make(i, k, server) for i, k in enumerate(kinds)]
+        singles = [make(1000 + i, "ok", server) for i in range(30)]
+        async with chain_pool(
+            server, max_connections=max_connections, command_timeout=3, final_reply_timeout=3
+        ) as pool:
+
+            async def hook() -> None:
+                await asyncio.sleep(0)
+
+            async def one_by_one() -> list[Outcome]:
+                done = []
+                for m in singles:
+                    done.append(await pool.send(m, before_data=hook))
+                    await asyncio.sleep(0.001)
+                return done
+
+            async with asyncio.timeout(LIMIT):
+                got, alone = await asyncio.gather(
+                    run_relay(pool, messages, concurrency=5, as_async=False), one_by_one()
+                )
+        by = one_each(got, len(kinds))
+        for i, kind in enumerate(kinds):
+            check(kind, by[i], server)
+        for o in alone:
+            assert o.ok, o
+            assert (o.attempts, o.reply) == (1, "queued"), o
+            assert o.message_id is not None
+            assert server.stored[o.message_id] == 1
+        assert server.most <= max_connections
+        assert not server.ahead, server.ahead[:3]
