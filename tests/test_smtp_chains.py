@@ -280,6 +280,8 @@ def make(i: int, kind: str, server: ChainServer) -> MessageInput:
         to = ()
     elif kind == "rcpt450once":
         to = (f"later{i}@example.org",)
+    elif kind == "partial450":  # not in KINDS: stored twice (once per recipient)
+        to = (f"r{i}@example.org", f"later{i}@example.org")
     elif kind == "nul":
         return _data(i, body=b"with a \x00 byte\r\n")
     elif kind == "garbage":
@@ -794,17 +796,24 @@ async def test_a_slow_reader_and_a_single_session(
     )
 
 
-async def test_an_input_that_fails_midway_still_gives_each_message_taken_one_outcome() -> None:
+@pytest.mark.parametrize("as_async", [True, False])
+async def test_an_input_that_fails_midway_still_gives_each_message_taken_one_outcome(
+    as_async: bool,
+) -> None:
     def source() -> Iterator[MessageInput]:
         for i in range(50):
             yield make(i, "ok", server)
         raise RuntimeError("the source broke")
 
+    async def asource() -> AsyncIterator[MessageInput]:
+        for m in source():
+            yield m
+
     got: list[Outcome] = []
 
     async def drive(pool: SmtpPool) -> None:
         async with asyncio.timeout(LIMIT):
-            async for o in pool.send_many(source(), concurrency=4):
+            async for o in pool.send_many(asource() if as_async else source(), concurrency=4):
                 got.append(o)
 
     async with chain_server() as server, chain_pool(server, max_connections=2) as pool:
@@ -911,3 +920,50 @@ async def test_sends_of_their_own_alongside_chains_that_meet_unsendable_messages
             assert server.stored[o.message_id] == 1
         assert server.most <= max_connections
         assert not server.ahead, server.ahead[:3]
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+@pytest.mark.parametrize("concurrency", [1, 3, 8])
+async def test_bad_credentials_met_by_retries_mid_chain(pipelining: bool, concurrency: int) -> None:
+    """Messages whose first transaction is refused (451 to the final "."; or 450 to one of two
+    recipients) are retried on a new session once the credentials went bad: the retry meets
+    the refusal. Each message taken gets exactly one outcome, read: a message delivered to
+    one recipient stays ``sent`` for that one (``unsent`` the other); no recipient ever gets a
+    message twice or is said to have it when the server did not store it for them."""
+    async with chain_server(pipelining=pipelining, auth=("user", "good")) as server:
+        kinds = [("e451once", "partial450", "ok", "ok")[i % 4] for i in range(400)]
+        messages = [make(i, k, server) for i, k in enumerate(kinds)]
+        reported: list[Outcome] = []
+        async with chain_pool(
+            server,
+            max_connections=2,
+            max_messages_per_connection=5,
+            on_outcome=reported.append,
+            retry=SmtpRetry(max_attempts=4, initial_backoff=0.02, max_backoff=0.04),
+        ) as pool:
+            relay = pool.send_many(iter(messages), concurrency=concurrency)
+            got: list[Outcome] = []
+
+            async def drive() -> None:
+                async with asyncio.timeout(LIMIT):
+                    async for o in relay:
+                        got.append(o)
+                        if len(got) == 40:
+                            pool.set_credentials(SmtpCredentials("user", "bad"))
+
+            with pytest.raises(SmtpAuthError) as info:
+                await drive()
+        assert info.value.consumed == relay.consumed
+        by = one_each(got, relay.consumed)
+        assert Counter(o.index for o in reported) == Counter(o.index for o in got)
+        assert set(server.delivered.values()) <= {1}
+        for i, o in by.items():
+            m = mid(i)
+            for rcpt in o.accepted:
+                assert server.delivered[(m, rcpt)] == 1, o
+            for refusal in [*o.unsent, *o.refused]:
+                assert server.delivered[(m, refusal.recipient)] == 0, o
+            assert {r for (x, r) in server.delivered if x == m} == set(o.accepted), o
+            if not o.ok:
+                assert o.category is FailureCategory.AUTH, o
+        assert any(o.category is FailureCategory.AUTH for o in got)
