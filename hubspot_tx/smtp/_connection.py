@@ -475,7 +475,7 @@ class Connection:
             job.future.set_exception(exc)
             return
         job.state = DATA
-        self.last_used = time.monotonic()
+        self.last_used = wire.now  # called from a read
         wire.expect_then(1, job.final_timeout, job.future, job.on_end)
         if not self.pipelining:
             return

@@ -62,6 +62,8 @@ class Wire(asyncio.BufferedProtocol):
         self._closed: BaseException | None = None
         self.loop = self._loop = asyncio.get_running_loop()
         self._watchdog: asyncio.TimerHandle | None = None
+        self._watchdog_at = 0.0  # when it fires
+        self.now = 0.0  # the loop's time at the start of the current (or last) read
         self._out: list[bytes] | None = None  # held for one loop turn (see ``writelines``)
         self._settle: list[tuple[asyncio.Future[Any], Any]] | None = None  # see ``settle``
         # Flow control: paused while the transport holds more than HIGH_WATER bytes, resumed
@@ -78,6 +80,7 @@ class Wire(asyncio.BufferedProtocol):
         self.data_received(self._inbound[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
+        self.now = self._loop.time()  # one clock read per read, not one per reply
         settle: list[tuple[asyncio.Future[Any], Any]] = []
         self._settle = settle
         try:
@@ -190,10 +193,11 @@ class Wire(asyncio.BufferedProtocol):
             # The next group's clock starts now at the latest: its replies could not come
             # before the ones ahead of them.
             g, c, f, deadline, timeout, t = self._owed[0]
-            started = self._loop.time() + timeout
+            started = self.now + timeout
             if started > deadline:
                 self._owed[0] = (g, c, f, started, timeout, t)
-        self._check_retired()
+        if self._retired is not None:
+            self._check_retired()
 
     def retire(self, then: Callable[[], None]) -> None:
         """Take no more writes, and call ``then`` (which drops the session) once every reply
@@ -216,7 +220,11 @@ class Wire(asyncio.BufferedProtocol):
         if self._loop.time() >= deadline:
             self._fail(TimeoutError("no reply from the server in time"))
         else:
-            self._watchdog = self._loop.call_at(deadline, self._check_deadline)
+            self._watch(deadline)
+
+    def _watch(self, deadline: float) -> None:
+        self._watchdog = self._loop.call_at(deadline, self._check_deadline)
+        self._watchdog_at = deadline
 
     def _fail(self, exc: BaseException) -> None:
         first = self._closed is None
@@ -273,16 +281,18 @@ class Wire(asyncio.BufferedProtocol):
             if not future.done():
                 future.set_exception(WireClosed(str(self._closed)))
         else:
-            self._owed.append((group, count, future, self._loop.time() + timeout, timeout, then))
+            # Asked from a read (the usual case): that read's time will do.
+            now = self.now if self._settle is not None else self._loop.time()
+            self._owed.append((group, count, future, now + timeout, timeout, then))
             # The timer moves lazily (when it fires) to a later deadline, but must move at once
             # to an earlier one: a command's reply (command_timeout) after a final "." reply
             # (final_reply_timeout, longer) whose timer is still set.
             deadline = self._owed[0][3]
             watchdog = self._watchdog
-            if watchdog is None or deadline < watchdog.when():
+            if watchdog is None or deadline < self._watchdog_at:
                 if watchdog is not None:
                     watchdog.cancel()
-                self._watchdog = self._loop.call_at(deadline, self._check_deadline)
+                self._watch(deadline)
 
     async def replies(self, count: int, timeout: float) -> list[Reply]:
         """Wait for :meth:`expect`'s replies. Raises :class:`WireClosed` (``TimeoutError``
