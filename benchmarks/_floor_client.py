@@ -5,15 +5,19 @@ writes a message's data and the next message's commands from the read that bring
 
 It is a baseline row, not a client anyone should use: the gap between it and the SDK is what
 the SDK's guarantees and bookkeeping cost; the gap between it and smtp-source (C, no loop) is
-what the event loop costs.
+what the event loop costs. ``relay_lockstep_tls`` is the same floor for bench B: lock-step
+(the sandbox, like HubSpot, offers no PIPELINING) on the TLS session aiosmtplib opened.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Sequence
 from functools import partial
 from typing import cast
+
+import aiosmtplib
 
 SENDER = b"bench@example.com"
 
@@ -90,3 +94,79 @@ async def relay(host: str, port: int, messages: Sequence[bytes], sessions: int) 
     finally:
         for transport in transports:
             transport.close()
+
+
+class _LockStep(asyncio.BufferedProtocol):
+    """One session in lock-step (no PIPELINING: MAIL, RCPT, DATA, data, each after the reply
+    to the one before), on a transport already logged in; reads into one buffer, as the SDK's."""
+
+    def __init__(self, transport: asyncio.Transport, messages: Sequence[bytes]) -> None:
+        self.transport = transport
+        self.messages = messages
+        self.done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.inbound = memoryview(bytearray(65536))
+        self.buffer = b""
+        self.step = 0  # the reply awaited: 0 MAIL, 1 RCPT, 2 DATA, 3 end of data
+        self.next = 0
+        self.accepted = 0
+
+    def start(self) -> None:
+        self.transport.write(b"MAIL FROM:<%s>\r\n" % SENDER)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.inbound
+
+    def buffer_updated(self, nbytes: int) -> None:
+        lines = (self.buffer + self.inbound[:nbytes].tobytes()).split(b"\r\n")
+        self.buffer = lines.pop()
+        for line in lines:
+            if line[3:4] == b"-":
+                continue
+            step, self.step = self.step, (self.step + 1) % 4
+            if step == 0:
+                self.transport.write(b"RCPT TO:<rcpt%d@example.org>\r\n" % (self.next % 1000))
+            elif step == 1:
+                self.transport.write(b"DATA\r\n")
+            elif step == 2:
+                self.transport.write(self.messages[self.next] + b".\r\n")
+            else:
+                self.accepted += line.startswith(b"250")
+                self.next += 1
+                if self.next < len(self.messages):
+                    self.start()
+                elif not self.done.done():
+                    self.done.set_result(self.accepted)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_exception(ConnectionError(f"lost: {exc}"))
+
+
+async def relay_lockstep_tls(
+    host: str,
+    port: int,
+    context: ssl.SSLContext,
+    login: tuple[str, str],
+    messages: Sequence[bytes],
+    sessions: int,
+) -> int:
+    """Relay ``messages`` in lock-step over ``sessions`` STARTTLS sessions that aiosmtplib
+    opened and logged in (as the SDK's are); the count accepted."""
+    clients = []
+    for i in range(sessions):
+        if not messages[i::sessions]:
+            continue
+        smtp = aiosmtplib.SMTP(hostname=host, port=port, start_tls=True, tls_context=context)
+        await smtp.connect()
+        await smtp.login(*login)
+        transport = cast(asyncio.Transport, smtp.transport)
+        session = _LockStep(transport, messages[i::sessions])
+        transport.set_protocol(session)
+        clients.append((smtp, session))
+    try:
+        for _, session in clients:
+            session.start()
+        return sum(await asyncio.wait_for(asyncio.gather(*(s.done for _, s in clients)), 600))
+    finally:
+        for smtp, _ in clients:
+            smtp.close()
