@@ -196,6 +196,13 @@ class Wire(asyncio.BufferedProtocol):
             started = self.now + timeout
             if started > deadline:
                 self._owed[0] = (g, c, f, started, timeout, t)
+                deadline = started
+            # A command's reply behind a final "." reply: the timer, moved to the latter's
+            # (later) deadline when it fired, must come back to this one at once.
+            watchdog = self._watchdog
+            if watchdog is not None and deadline < self._watchdog_at:
+                watchdog.cancel()
+                self._watch(deadline)
         if self._retired is not None:
             self._check_retired()
 
