@@ -856,10 +856,11 @@ class _Chain:
     brings the final reply of the one before (internal).
 
     In the common case (the reply is positive, for every recipient still pending), that read
-    settles the message, hands its outcome to the relay's reader, takes the relay's next
-    message and queues it on a lane, with the same future: the task is woken only when
-    something needs it (a refusal, a retry, a lost session, no lane, the end of the input).
-    Its fields are the message it is at, read by the task when it wakes (or is cancelled).
+    records it; two loop turns later (once the writes of that turn have left) the chain hands
+    the message's outcome to the relay's reader, takes the relay's next message and queues it
+    on a lane, with the same future: the task is woken only when something needs it (a
+    refusal, a retry, a lost session, no lane, a large message, the end of the input). Its
+    fields are the message it is at, read by the task when it wakes (or is cancelled).
     """
 
     __slots__ = (
