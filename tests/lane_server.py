@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from hubspot_tx import FailureCategory, Outcome, OutcomeStatus
 from hubspot_tx.smtp import Envelope, SmtpPool, SmtpRetry
@@ -212,9 +212,19 @@ class LaneServer:
             await writer.drain()
 
 
+class Served(Protocol):
+    """A scripted server: one ``session`` per connection, its writers kept to close them."""
+
+    port: int
+    _writers: list[asyncio.StreamWriter]
+
+    async def session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Serve one connection."""
+
+
 @asynccontextmanager
-async def lane_server(**kwargs: Any) -> AsyncIterator[LaneServer]:
-    server = LaneServer(**kwargs)
+async def serving(server: Served) -> AsyncIterator[None]:
+    """Serve ``server`` on a free loopback port (set as ``server.port``); stop it on exit."""
     # IPPROTO_TCP named, so that asyncio sets TCP_NODELAY on the accepted sockets (as the
     # sandbox does): without it every reply written right after another waits on Nagle +
     # delayed ACK (~40 ms) on asyncio's loop, and a relay of hundreds of messages takes many
@@ -224,12 +234,19 @@ async def lane_server(**kwargs: Any) -> AsyncIterator[LaneServer]:
     server.port = sock.getsockname()[1]
     srv = await asyncio.start_server(server.session, sock=sock)
     try:
-        yield server
+        yield
     finally:
         srv.close()
         for w in server._writers:
             w.close()
         await asyncio.wait_for(srv.wait_closed(), PATIENCE)
+
+
+@asynccontextmanager
+async def lane_server(**kwargs: Any) -> AsyncIterator[LaneServer]:
+    server = LaneServer(**kwargs)
+    async with serving(server):
+        yield server
 
 
 def pool_for(server: LaneServer, **kwargs: Any) -> SmtpPool:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import socket
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -41,7 +40,7 @@ from hubspot_tx.smtp import Envelope, MessageInput, SmtpCredentials, SmtpPool, S
 from hubspot_tx.smtp.outcome import InvalidReason
 
 from .conftest import ASYNCIO_AND_UVLOOP, make_message
-from .lane_server import PATIENCE, lane_server, mid, msg, pool_for
+from .lane_server import PATIENCE, lane_server, mid, msg, pool_for, serving
 
 FAST = SmtpRetry(max_attempts=4, initial_backoff=0.005, max_backoff=0.01)
 LIMIT = 20.0  # one relay of this module, on a loaded machine
@@ -213,18 +212,8 @@ class ChainServer:
 @asynccontextmanager
 async def chain_server(**kwargs: Any) -> AsyncIterator[ChainServer]:
     server = ChainServer(**kwargs)
-    # IPPROTO_TCP named: asyncio then sets TCP_NODELAY on the accepted sockets (see lane_server)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    server.port = sock.getsockname()[1]
-    srv = await asyncio.start_server(server.session, sock=sock)
-    try:
+    async with serving(server):
         yield server
-    finally:
-        srv.close()
-        for w in server._writers:
-            w.close()
-        await asyncio.wait_for(srv.wait_closed(), PATIENCE)
 
 
 def chain_pool(server: ChainServer, **kwargs: Any) -> SmtpPool:
