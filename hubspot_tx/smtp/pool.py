@@ -47,7 +47,6 @@ __all__ = ["HOSTS", "SmtpPool", "SmtpRetry"]
 
 logger = logging.getLogger("hubspot_tx.smtp")
 
-
 HOSTS = {"na": "smtp.hubapi.com", "eu": "smtp-eu1.hubapi.com"}
 """HubSpot's SMTP hosts by region (``region="eu"`` for EU-hosted accounts)."""
 DEFAULT_PORTS: dict[TlsMode, int] = {"starttls": 587, "implicit": 465, "none": 25}
