@@ -701,6 +701,9 @@ class SmtpPool:
         that hold data flush at the next turn: then this, at the one after), with those of
         every chain answered meanwhile: the next message is prepared while the server reads
         what was sent, not before it is sent."""
+        if not chain.conn.pipelining:
+            self._go_on_now(chain, job, tx)
+            return
         chained = self._chained
         chained.append((chain, job, tx))
         if len(chained) == 1:
@@ -710,17 +713,20 @@ class SmtpPool:
     def _go_on(self) -> None:
         chained, self._chained = self._chained, []
         for chain, job, tx in chained:
-            conn, future = chain.conn, job.future
-            if not future.done():  # else its task gave up
-                try:
-                    went_on = chain.go_on(job, tx)
-                except Exception as exc:  # a bug: its task raises it, no chain is stranded
-                    future.set_exception(exc)
-                    went_on = True
-                if not went_on:
-                    future.set_result(tx)
-            if conn.lease is not None and not conn.busy:  # kept for it (``_lane_free``)
-                self._lane_drained(conn)
+            self._go_on_now(chain, job, tx)
+
+    def _go_on_now(self, chain: _Chain, job: Job, tx: Transaction) -> None:
+        conn, future = chain.conn, job.future
+        if not future.done():  # else its task gave up
+            try:
+                went_on = chain.go_on(job, tx)
+            except Exception as exc:  # a bug: its task raises it, no chain is stranded
+                future.set_exception(exc)
+                went_on = True
+            if not went_on:
+                future.set_result(tx)
+        if conn.lease is not None and not conn.busy:  # kept for it (``_lane_free``)
+            self._lane_drained(conn)
 
     @staticmethod
     def _lost(exc: ConnectionLost, result: _Result) -> Outcome | None:
@@ -923,7 +929,9 @@ class _Chain:
         conn = self.conn
         if (
             conn.lease is not None
-            and not conn.queued
+            # Without PIPELINING its queue moves a message per final reply: staying keeps
+            # the lanes as even as they were (no scan of them all per message).
+            and (not conn.queued or not conn.pipelining)
             and pool._may_carry(conn)
             and not (pool._slot_waiters or pool._aborted)
         ):
