@@ -194,9 +194,7 @@ async def wire_to(chunks: list[bytes], pause: float = 0.005) -> AsyncIterator[Wi
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
-    wire = Wire(transport)
-    transport.set_protocol(wire)
+    transport, wire = await loop.create_connection(Wire, "127.0.0.1", port)
     try:
         yield wire
     finally:

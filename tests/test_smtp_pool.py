@@ -226,7 +226,7 @@ async def test_idle_session_is_health_checked_and_replaced_when_dead(
         assert (await pool.send(make_message(1))).ok
         # The server forgets the session (restart, idle timeout...): the NOOP finds out.
         for conn in list(pool._idle):
-            conn._smtp.transport.close()  # type: ignore[union-attr]
+            conn._wire.transport.close()
         await asyncio.sleep(0.05)
         assert (await pool.send(make_message(2))).ok
     assert sandbox.state.smtp_sessions_total == 2

@@ -420,9 +420,7 @@ async def test_a_reply_asked_from_a_long_read_gets_its_timeout_less_that_read() 
 
     srv = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = srv.sockets[0].getsockname()[1]
-    transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
-    wire = Wire(transport)
-    transport.set_protocol(wire)
+    _, wire = await loop.create_connection(Wire, "127.0.0.1", port)
     times: dict[str, float] = {}
     second: list[asyncio.Future[list[Reply]]] = []
 

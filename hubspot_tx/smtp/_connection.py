@@ -1,4 +1,4 @@
-"""One SMTP session (aiosmtplib underneath): open, authenticate, run transactions, close.
+"""One SMTP session: open (greeting, EHLO, TLS, AUTH), run transactions, close.
 
 A transaction reports exactly how far it got. What matters for "never sent twice" is whether
 the final ``.`` was handed to the transport: until then a lost connection means the server
@@ -8,25 +8,25 @@ certainly did not accept the message; after it, the outcome is unknown.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hmac
 import socket
 import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
-
-import aiosmtplib
-from aiosmtplib.errors import (
-    SMTPAuthenticationError,
-    SMTPConnectResponseError,
-    SMTPException,
-    SMTPResponseException,
-)
+from typing import Any, Literal
 
 from .. import _env
-from .._exceptions import InsecureAuthError, SmtpAuthError, SmtpConnectError, SmtpTLSError
+from .._exceptions import (
+    InsecureAuthError,
+    SmtpAuthError,
+    SmtpConnectError,
+    SmtpError,
+    SmtpTLSError,
+)
 from ._wire import HIGH_WATER, Reply, Wire, WireClosed
 from .credentials import SmtpCredentials
 from .envelope import Prepared
@@ -163,9 +163,6 @@ class Job:
     def on_end(self, replies: list[Reply]) -> None:
         self.conn._on_end(self, replies)
 
-    def on_step(self, replies: list[Reply]) -> None:
-        self.conn._step(self, replies)
-
 
 def _is_tls_failure(exc: BaseException, *, certificate: bool = False) -> bool:
     """A TLS failure somewhere in the chain (with ``certificate``: one of the certificate)."""
@@ -189,7 +186,8 @@ class Connection:
         "_extensions",
         "_opening",
         "_queue",
-        "_smtp",
+        "_size_limit",
+        "_sizes",
         "_stalled",
         "_wire",
         "dot_written",
@@ -204,15 +202,14 @@ class Connection:
         "reusable",
     )
 
-    def __init__(
-        self, smtp: aiosmtplib.SMTP, transport: asyncio.Transport, generation: int
-    ) -> None:
-        self._smtp = smtp
-        self._extensions = dict(smtp.esmtp_extensions)
-        self.pipelining = "pipelining" in self._extensions
-        # From here on the session is ours: aiosmtplib's protocol is detached.
-        self._wire = Wire(transport, on_closed=self._closed)
-        transport.set_protocol(self._wire)
+    def __init__(self, wire: Wire, extensions: dict[str, str], generation: int) -> None:
+        self._extensions = extensions
+        self.pipelining = "pipelining" in extensions
+        self._sizes = "size" in extensions  # MAIL FROM takes SIZE=
+        limit = extensions.get("size", "")
+        self._size_limit = int(limit) if limit.isdigit() else 0  # 0: none
+        self._wire = wire
+        wire.on_closed = self._closed
         # PIPELINING (``submit``): the job whose commands await their 354, the jobs behind it.
         self._opening: Job | None = None
         self._queue: deque[Job] = deque()
@@ -239,55 +236,20 @@ class Connection:
             SmtpConnectError: no session (retry later).
             SmtpTLSError, SmtpAuthError, InsecureAuthError: fatal; retrying will not help.
         """
-        smtp = aiosmtplib.SMTP(
-            hostname=settings.host,
-            port=settings.port,
-            use_tls=settings.tls == "implicit",
-            start_tls=settings.tls == "starttls",
-            tls_context=settings.ssl_context if settings.tls != "none" else None,
-            timeout=settings.command_timeout,
-            local_hostname=settings.local_hostname,
-        )
         where = f"{settings.host}:{settings.port}"
+        loop = asyncio.get_running_loop()
+        wire: Wire | None = None
         try:
             async with asyncio.timeout(settings.connect_timeout):
-                await smtp.connect()
-                if credentials is not None:
-                    encrypted = smtp.get_transport_info("sslcontext") is not None
-                    if not encrypted and not settings.allow_plaintext_auth:
-                        raise InsecureAuthError(
-                            f"refusing to send the SMTP password to {where} over an "
-                            "unencrypted connection (allow_plaintext_auth=True to allow)"
-                        )
-                    await smtp.login(credentials.username, credentials.password.get_secret_value())
-                if smtp.is_ehlo_or_helo_needed:  # no TLS and no AUTH: greet before MAIL
-                    try:
-                        await smtp.ehlo()
-                    except SMTPResponseException:
-                        await smtp.helo()
-        except (InsecureAuthError, asyncio.CancelledError):
-            smtp.close()
-            raise
-        except SMTPAuthenticationError as exc:
-            smtp.close()
-            user = credentials.username if credentials else ""
-            if 400 <= exc.code < 500:  # e.g. 454 4.7.0: the server cannot check them now
-                raise SmtpConnectError(
-                    f"{where} could not check the credentials of {user} now: "
-                    f"{exc.code} {exc.message}",
-                    code=exc.code,
-                ) from None
-            raise SmtpAuthError(
-                f"{where} refused the credentials of {user}: {exc.code} {exc.message}",
-                code=exc.code,
-            ) from None
-        except SMTPConnectResponseError as exc:  # e.g. 421 in the greeting
-            smtp.close()
-            raise SmtpConnectError(
-                f"{where} greeted {exc.code} {exc.message}", code=exc.code
-            ) from None
-        except (SMTPException, OSError, TimeoutError) as exc:
-            smtp.close()
+                _, wire = await loop.create_connection(Wire, settings.host, settings.port)
+                extensions = await _greet(wire, settings, credentials, where)
+        except BaseException as exc:
+            if wire is not None:
+                wire.abort()
+            if isinstance(exc, SmtpError | InsecureAuthError | asyncio.CancelledError):
+                raise
+            if not isinstance(exc, OSError | TimeoutError | WireClosed | ValueError):
+                raise
             if _is_tls_failure(exc):
                 if _is_tls_failure(exc, certificate=True):
                     advice = f"; {settings.tls_advice}" if settings.tls_advice else ""
@@ -297,18 +259,15 @@ class Connection:
                         f"(${_env.SMTP_PORT} / --port) and the TLS mode (tls= / --tls)"
                     )
                 raise SmtpTLSError(f"TLS with {where} failed: {_reason(exc)}{advice}") from None
-            if type(exc) is SMTPException and "STARTTLS" in str(exc).upper():
-                # aiosmtplib's "STARTTLS extension not supported": never fall back to plaintext
-                raise SmtpTLSError(f"{where}: {_reason(exc)}") from None
+            if isinstance(exc, TimeoutError):
+                raise SmtpConnectError(
+                    f"cannot open an SMTP session with {where}: no answer in "
+                    f"{settings.connect_timeout:g} s"
+                ) from None
             raise SmtpConnectError(
                 f"cannot open an SMTP session with {where}: {_reason(exc)}"
             ) from None
-        if smtp.transport is None or smtp.transport.is_closing():
-            smtp.close()
-            raise SmtpConnectError(f"{where} closed the session after the login")
-        # A full transport (read and write) whatever its class: uvloop's transports implement
-        # the interface without subclassing asyncio.Transport.
-        return cls(smtp, cast(asyncio.Transport, smtp.transport), generation)
+        return cls(wire, extensions, generation)
 
     @property
     def extensions(self) -> dict[str, str]:
@@ -339,19 +298,22 @@ class Connection:
         server cannot take the message."""
         env = prepared.env
         size, utf8, eight_bit = len(env.data), prepared.utf8, prepared.eight_bit
-        if utf8 or eight_bit or "size" in self._extensions:
-            self.check(size, utf8, eight_bit)
-            params = b" SIZE=%d" % size if "size" in self._extensions else b""
+        limit = self._size_limit
+        if utf8 or eight_bit or (limit and size > limit):
+            self.check(size, utf8, eight_bit)  # raises unless the server takes it
+            params = b" SIZE=%d" % size if self._sizes else b""
             if eight_bit:
                 params += b" BODY=8BITMIME"
             if utf8:
                 params += b" SMTPUTF8"
+            mail = b"MAIL FROM:<%s>%s\r\n" % (env.mail_from.encode(), params)
+        elif self._sizes:  # plain ASCII within the limit
+            mail = b"MAIL FROM:<%s> SIZE=%d\r\n" % (env.mail_from.encode(), size)
         else:  # plain ASCII to a server without SIZE: nothing to check, no parameters
-            params = b""
-        commands = [b"MAIL FROM:<%s>%s\r\n" % (env.mail_from.encode(), params)]
-        commands += [b"RCPT TO:<%s>\r\n" % r.encode() for r in rcpt_to]
-        commands.append(b"DATA\r\n")
-        return commands
+            mail = b"MAIL FROM:<%s>\r\n" % env.mail_from.encode()
+        if len(rcpt_to) == 1:
+            return [mail, b"RCPT TO:<%s>\r\n" % rcpt_to[0].encode(), b"DATA\r\n"]
+        return [mail, *[b"RCPT TO:<%s>\r\n" % r.encode() for r in rcpt_to], b"DATA\r\n"]
 
     # -- PIPELINING: a queue of transactions driven from the reads --------------------------
     def submit(
@@ -400,35 +362,43 @@ class Connection:
         job.state = COMMANDS
         if lockstep:
             self._opening = job
-            wire.expect_then(1, job.timeout, job.future, job.on_step)
+            wire.expect_then(1, job.timeout, job.future, self._step)
             return
         self._opening = job
         wire.expect_then(len(job.commands), job.timeout, job.future, job.on_commands)
 
-    def _step(self, job: Job, replies: list[Reply]) -> None:
+    def _step(self, replies: list[Reply]) -> None:
         """Without PIPELINING: a command at a time, each written from the read that brings
-        the reply to the one before (as :meth:`transact` does, with no task woken)."""
-        if job.future.done():  # its task gave up (``abandon``): the session is retired
+        the reply to the one before (as :meth:`transact` does, with no task woken), for the
+        job at its commands (``_opening``)."""
+        job = self._opening
+        if job is None or job.future.done():  # its task gave up (``abandon``): retired
             self._opening = None
             return
         got = job.replies
-        got.extend(replies)
-        code, count, last = replies[-1][0], len(got), len(job.commands) - 1
+        got += replies
+        code, count, commands = replies[-1][0], len(got), job.commands
         if (
             (count == 1 and code != 250)  # MAIL refused
             or code == 421  # the server is closing: ask nothing more
-            or count == last + 1  # DATA answered
-            or (count == last and not any(c in (250, 251) for c, _ in got[1:]))  # no RCPT
+            or count == len(commands)  # DATA answered
         ):
             self._on_commands(job, got)
             return
+        if count == len(commands) - 1:  # every RCPT answered: DATA if one was accepted
+            for c, _ in got[1:]:
+                if c == 250 or c == 251:
+                    break
+            else:
+                self._on_commands(job, got)
+                return
         try:
-            self._wire.write(job.commands[count])
+            self._wire.write(commands[count])
         except WireClosed as exc:
             self._opening = None
             job.future.set_exception(exc)
             return
-        self._wire.expect_then(1, job.timeout, job.future, job.on_step)
+        self._wire.expect_then(1, job.timeout, job.future, self._step)
 
     @property
     def busy(self) -> bool:
@@ -737,7 +707,6 @@ class Connection:
         """Drop the session at once (it may be out of sync): no QUIT, no TLS close handshake."""
         self.reusable = False
         self._wire.abort()
-        self._smtp.close()
 
     def retire(self, then: Callable[[], None] | None = None) -> None:
         """Drop the session once the replies others still await on it have come (the reply
@@ -764,8 +733,125 @@ class Connection:
             raise
         except (WireClosed, TimeoutError, OSError):
             pass
-        self._wire.transport.close()
-        self._smtp.close()
+        self._wire.close()
+
+
+async def _greet(
+    wire: Wire, settings: Settings, credentials: SmtpCredentials | None, where: str
+) -> dict[str, str]:
+    """Greeting, EHLO, TLS (STARTTLS or implicit) and AUTH on a new connection: the server's
+    extensions (lowercase names) for the session that follows. Raises SmtpError (or
+    InsecureAuthError) for an answer that ends it, ``ssl.SSLError`` / ``WireClosed`` /
+    ``TimeoutError`` for a failed connection."""
+    timeout = settings.command_timeout
+    if settings.tls == "implicit":
+        await wire.start_tls(_context(settings), settings.host)
+    code, text = await wire.reply(timeout)
+    if code != 220:
+        raise SmtpConnectError(f"{where} greeted {code} {text}", code=code)
+    name = (settings.local_hostname or "[127.0.0.1]").encode("idna")
+    extensions = await _ehlo(wire, name, timeout, where, fallback=settings.tls == "none")
+    if settings.tls == "starttls":
+        if "starttls" not in extensions:  # never fall back to plaintext
+            raise SmtpTLSError(f"{where} does not offer STARTTLS (tls='starttls')")
+        await _command(wire, b"STARTTLS\r\n", 220, timeout, where)
+        await wire.start_tls(_context(settings), settings.host)
+        extensions = await _ehlo(wire, name, timeout, where, fallback=False)
+    if credentials is not None:
+        if not wire.encrypted and not settings.allow_plaintext_auth:
+            raise InsecureAuthError(
+                f"refusing to send the SMTP password to {where} over an "
+                "unencrypted connection (allow_plaintext_auth=True to allow)"
+            )
+        await _login(wire, credentials, extensions.get("auth", ""), timeout, where)
+    return extensions
+
+
+def _context(settings: Settings) -> ssl.SSLContext:
+    if settings.ssl_context is None:  # Settings are built with one whenever TLS is asked
+        raise ValueError("TLS asked without an SSL context")
+    return settings.ssl_context
+
+
+async def _command(wire: Wire, line: bytes, want: int, timeout: float, where: str) -> str:
+    """Write ``line``; the reply's text if its code is ``want``, else SmtpConnectError."""
+    wire.write(line)
+    code, text = await wire.reply(timeout)
+    if code != want:
+        verb = line.split(b" ", 1)[0].strip().decode("ascii", "replace")
+        raise SmtpConnectError(f"{where} answered {verb} with {code} {text}", code=code)
+    return text
+
+
+async def _ehlo(
+    wire: Wire, name: bytes, timeout: float, where: str, *, fallback: bool
+) -> dict[str, str]:
+    """EHLO: the extensions offered (name -> parameters). With ``fallback`` (no TLS, no
+    extension needed), HELO if the server refuses EHLO: none then."""
+    wire.write(b"EHLO %s\r\n" % name)
+    code, text = await wire.reply(timeout)
+    if code == 250:
+        return _extensions(text)
+    if fallback and code >= 500:
+        await _command(wire, b"HELO %s\r\n" % name, 250, timeout, where)
+        return {}
+    raise SmtpConnectError(f"{where} answered EHLO with {code} {text}", code=code)
+
+
+def _extensions(text: str) -> dict[str, str]:
+    """The EHLO reply's lines after the first, as {lowercase name: parameters}."""
+    found: dict[str, str] = {}
+    for line in text.split("\n")[1:]:
+        name, _, params = line.strip().partition(" ")
+        if name.upper().startswith("AUTH="):  # an old spelling: "AUTH=LOGIN PLAIN"
+            name, params = "AUTH", f"{name[5:]} {params}".strip()
+        if name:
+            key = name.lower()
+            found[key] = f"{found[key]} {params}".strip() if key in found else params.strip()
+    return found
+
+
+async def _login(
+    wire: Wire, credentials: SmtpCredentials, offered: str, timeout: float, where: str
+) -> None:
+    """AUTH with the first of PLAIN, LOGIN, CRAM-MD5 the server offers. Raises SmtpAuthError
+    if it refuses the credentials for good, SmtpConnectError if it cannot check them now."""
+    user = credentials.username
+    username = user.encode()
+    password = credentials.password.get_secret_value().encode()
+    methods = offered.upper().split()
+    if "PLAIN" in methods:
+        wire.write(b"AUTH PLAIN %s\r\n" % base64.b64encode(b"\0" + username + b"\0" + password))
+        code, text = await wire.reply(timeout)
+    elif "LOGIN" in methods or "CRAM-MD5" in methods:
+        login = "LOGIN" in methods
+        wire.write(b"AUTH LOGIN\r\n" if login else b"AUTH CRAM-MD5\r\n")
+        code, text = await wire.reply(timeout)
+        if code == 334 and login:
+            wire.write(base64.b64encode(username) + b"\r\n")
+            code, text = await wire.reply(timeout)
+            if code == 334:
+                wire.write(base64.b64encode(password) + b"\r\n")
+                code, text = await wire.reply(timeout)
+        elif code == 334:
+            challenge = base64.b64decode(text.strip() or "", validate=False)
+            digest = hmac.new(password, challenge, "md5").hexdigest().encode()
+            wire.write(base64.b64encode(username + b" " + digest) + b"\r\n")
+            code, text = await wire.reply(timeout)
+    else:
+        raise SmtpConnectError(
+            f"{where} offers no AUTH method this client has (PLAIN, LOGIN, CRAM-MD5); "
+            f"it offers: {offered or 'none'}"
+        )
+    if code == 235:
+        return
+    if code == 334:  # it asks for more than these methods send: end the exchange
+        wire.write(b"*\r\n")
+    if 400 <= code < 500:  # e.g. 454 4.7.0: the server cannot check them now
+        raise SmtpConnectError(
+            f"{where} could not check the credentials of {user} now: {code} {text}", code=code
+        )
+    raise SmtpAuthError(f"{where} refused the credentials of {user}: {code} {text}", code=code)
 
 
 _ehlo_name: str | None = None

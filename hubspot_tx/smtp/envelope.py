@@ -201,10 +201,6 @@ class _Fields(dict[str, list[str]]):
     def get_all(self, name: str, default: list[str]) -> list[str]:
         return super().get(name.lower(), default)
 
-    def get_lower(self, name: str) -> list[str]:
-        """The values of the field ``name`` (lowercase), or none."""
-        return super().get(name, _NONE)
-
     def get(self, name: str, default: object = None) -> str | None:  # type: ignore[override]
         values = super().get(name.lower())
         return values[0] if values else None
@@ -355,9 +351,14 @@ def prepare_for_wire(message: MessageInput, *, key: str | None = None) -> Prepar
             f"cannot send a {type(message).__name__}: give bytes, an EmailMessage or an Envelope"
         )
     if isinstance(headers, _Fields):  # the field names are lowercase keys
-        get = headers.get_lower
-        recipients = _addresses([*get("to"), *get("cc"), *get("bcc")])
-        senders = _addresses(get("sender") or get("from"))
+        fields: dict[str, list[str]] = headers
+        # dict's own get (C), not _Fields.get: no Python call per field
+        to, cc = dict.get(fields, "to", _NONE), dict.get(fields, "cc", _NONE)
+        recipients = _addresses([*to, *cc, *dict.get(fields, "bcc", _NONE)])
+        sender: list[str] = dict.get(fields, "sender", _NONE)
+        if not sender:
+            sender = dict.get(fields, "from", _NONE)
+        senders = _addresses(sender)
     else:
         recipients = _addresses(v for f in ("To", "Cc", "Bcc") for v in headers.get_all(f, []))
         senders = _addresses(headers.get_all("Sender", []) or headers.get_all("From", []))
