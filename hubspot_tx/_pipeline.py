@@ -14,9 +14,11 @@ reports through its own hook (the reader of the pipeline is gone by then).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Generic, Self, TypeVar, cast
+from typing import Generic, NoReturn, Self, TypeVar, cast
 
 from ._logging import get_logger
 
@@ -28,6 +30,70 @@ CLOSE_TIMEOUT = 30.0
 
 In = TypeVar("In")
 Out = TypeVar("Out")
+T = TypeVar("T")
+
+
+class _Outbox(Generic[T]):
+    """The results waiting to be read: ``asyncio.Queue``'s bounded put and get, minus its
+    layers (a result handed on from a read costs a reader's wake-up and little more)."""
+
+    __slots__ = ("_getters", "_loop", "_putters", "items", "maxsize")
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self.items: deque[T] = deque()
+        self._getters: deque[asyncio.Future[None]] = deque()
+        self._putters: deque[asyncio.Future[None]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def full(self) -> bool:
+        return len(self.items) >= self.maxsize
+
+    def put_nowait(self, item: T) -> None:
+        """Add ``item`` (room or not: the caller checked, or it is an end marker)."""
+        self.items.append(item)
+        if self._getters:
+            self._wake(self._getters)
+
+    async def put(self, item: T) -> None:
+        while len(self.items) >= self.maxsize:
+            await self._wait(self._putters)
+        self.put_nowait(item)
+
+    def get_nowait(self) -> T:
+        item = self.items.popleft()
+        if self._putters:
+            self._wake(self._putters)
+        return item
+
+    async def get(self) -> T:
+        while not self.items:
+            await self._wait(self._getters)
+        return self.get_nowait()
+
+    @staticmethod
+    def _wake(waiters: deque[asyncio.Future[None]]) -> None:
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def _wait(self, waiters: deque[asyncio.Future[None]]) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        waiter = self._loop.create_future()
+        waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:  # cancelled: a wake-up it took goes to the next in line
+            waiter.cancel()
+            with contextlib.suppress(ValueError):
+                waiters.remove(waiter)
+            getting = waiters is self._getters
+            if self.items if getting else len(self.items) < self.maxsize:
+                self._wake(waiters)
+            raise
 
 
 class Pipeline(Generic[In, Out]):
@@ -68,7 +134,7 @@ class Pipeline(Generic[In, Out]):
         self.consumed = 0
         self.exhausted = False  # the whole input was read
         self._inbox: asyncio.Queue[tuple[int, In] | None] = asyncio.Queue(concurrency)  # None: end
-        self._outbox: asyncio.Queue[Out | None] = asyncio.Queue(2 * concurrency)  # None: end
+        self._outbox: _Outbox[Out | None] = _Outbox(2 * concurrency)  # None: end
         self._putting: tuple[int, In] | None = None  # taken, waiting for room in the inbox
         # A plain iterable is read by the workers themselves, an item when one is free (no
         # reader task to wake per item); an async one by a reader task, through the inbox.
@@ -156,7 +222,7 @@ class Pipeline(Generic[In, Out]):
                 if not outbox.full():
                     outbox.put_nowait(result)
                 raise asyncio.CancelledError
-            if outbox.full():
+            if len(outbox.items) >= outbox.maxsize:
                 await outbox.put(result)
             else:
                 outbox.put_nowait(result)
@@ -199,7 +265,7 @@ class Pipeline(Generic[In, Out]):
     def has_room(self, count: int) -> bool:
         """Whether :meth:`emit` may be called ``count`` times now."""
         outbox = self._outbox
-        return outbox.maxsize - outbox.qsize() >= count
+        return outbox.maxsize - len(outbox.items) >= count
 
     def emit(self, result: Out) -> None:
         """Hand the result of an item taken by :meth:`take_now` to the reader (after
@@ -229,21 +295,26 @@ class Pipeline(Generic[In, Out]):
         if self._supervisor is None:
             self._supervisor = asyncio.create_task(self._supervise())
         outbox = self._outbox
-        result = outbox.get_nowait() if outbox.qsize() else await outbox.get()
+        result = outbox.get_nowait() if outbox.items else await outbox.get()
         if self._closed:
             raise self._closed_error()
         if result is None:
-            self._finished = True
-            self._done()
-            await self._supervisor  # re-raises a bug in the pipeline, if any
-            if self.fatal is not None:
-                raise self.fatal
-            if self._input_error is not None:
-                raise self._input_error
-            raise StopAsyncIteration
+            await self._finish()
         if self._on_result is not None:
             self._on_result(result)
         return result
+
+    async def _finish(self) -> NoReturn:
+        """The end marker was read: raise ``StopAsyncIteration``, or the error that ended it."""
+        self._finished = True
+        self._done()
+        if self._supervisor is not None:
+            await self._supervisor  # re-raises a bug in the pipeline, if any
+        if self.fatal is not None:
+            raise self.fatal
+        if self._input_error is not None:
+            raise self._input_error
+        raise StopAsyncIteration
 
     def _done(self) -> None:
         """Called once when the last result has been read (or the pipeline closed)."""
@@ -286,8 +357,7 @@ class Pipeline(Generic[In, Out]):
         if not self._finished:
             self._finished = True
             self._done()
-        while not self._outbox.empty():  # results nobody will read (their owner reported them)
-            self._outbox.get_nowait()
+        self._outbox.items.clear()  # results nobody will read (their owner reported them)
         self._outbox.put_nowait(None)  # wake a reader waiting for the next result
 
     async def __aenter__(self) -> Self:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterable, Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from .._exceptions import PoolClosedError, SmtpError, SmtpTLSError
 from .._pipeline import Pipeline
@@ -52,9 +52,9 @@ class Relay(Pipeline[MessageInput, Outcome]):
             on_result=self._count,
         )
 
-    async def __anext__(self) -> Outcome:
+    async def _finish(self) -> NoReturn:
         try:
-            return await super().__anext__()
+            await super()._finish()
         except SmtpError as exc:
             if exc is self.fatal:
                 exc.consumed = self.consumed
