@@ -52,6 +52,7 @@ class Wire(asyncio.BufferedProtocol):
         self._tls_in = ssl.MemoryBIO()
         self._tls_out = ssl.MemoryBIO()
         self._shaking: asyncio.Future[None] | None = None  # the handshake waits for bytes
+        self._native_tls = False  # TLS by the loop's own layer (see ``start_tls``)
         self._buffer = bytearray()
         # Reads land here (``get_buffer``), not in a new 256 KiB bytes object per read (the
         # transports' read size), which glibc's heap trims and grows again: page faults.
@@ -135,7 +136,23 @@ class Wire(asyncio.BufferedProtocol):
     async def start_tls(self, context: ssl.SSLContext, server_hostname: str) -> None:
         """Handshake on this connection (the caller bounds the wait); raises ``ssl.SSLError``
         (a certificate that does not verify: ``ssl.SSLCertVerificationError``) or
-        :class:`WireClosed`. What comes after is encrypted and decrypted here."""
+        :class:`WireClosed`.
+
+        On asyncio's own loop, what comes after is encrypted and decrypted here (its TLS
+        transport is Python, and dearer); on a loop with a TLS layer of its own (uvloop's is
+        compiled, and cheaper than ours), by that layer (``loop.start_tls``)."""
+        loop = self._loop
+        if type(loop).start_tls is not asyncio.BaseEventLoop.start_tls:
+            self._check_open()
+            transport = await loop.start_tls(
+                self.transport, self, context, server_hostname=server_hostname
+            )
+            if transport is None:  # the connection was closed meanwhile
+                raise WireClosed(str(self._closed or "connection closed"))
+            self.transport = transport
+            self.transport.set_write_buffer_limits(high=HIGH_WATER, low=0)
+            self._native_tls = True
+            return
         tls = context.wrap_bio(self._tls_in, self._tls_out, server_hostname=server_hostname)
         out = self._tls_out
         while True:
@@ -160,7 +177,7 @@ class Wire(asyncio.BufferedProtocol):
 
     @property
     def encrypted(self) -> bool:
-        return self._tls is not None
+        return self._tls is not None or self._native_tls
 
     def _send(self, data: bytes | memoryview) -> None:
         tls = self._tls
@@ -220,7 +237,10 @@ class Wire(asyncio.BufferedProtocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._fail(WireClosed(f"connection lost: {exc}" if exc else "connection lost"))
+        if isinstance(exc, ssl.SSLError):  # from the loop's own TLS layer (``start_tls``)
+            self._fail(WireClosed(f"TLS failed: {exc.reason or exc}"))
+        else:
+            self._fail(WireClosed(f"connection lost: {exc}" if exc else "connection lost"))
 
     def pause_writing(self) -> None:
         self.paused = True
