@@ -173,7 +173,10 @@ def _is_tls_failure(exc: BaseException, *, certificate: bool = False) -> bool:
     )
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, kinds):
+        if isinstance(seen, kinds) and not isinstance(
+            seen,
+            ssl.SSLWantReadError | ssl.SSLWantWriteError,  # "more bytes, please"
+        ):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -755,6 +758,11 @@ async def _greet(
         if "starttls" not in extensions:  # never fall back to plaintext
             raise SmtpTLSError(f"{where} does not offer STARTTLS (tls='starttls')")
         await _command(wire, b"STARTTLS\r\n", 220, timeout, where)
+        if wire.unasked:
+            raise SmtpTLSError(
+                f"TLS with {where} refused: it sent more in the clear after its reply to "
+                "STARTTLS (a man in the middle, or a broken server); nothing was sent"
+            )
         await wire.start_tls(_context(settings), settings.host)
         extensions = await _ehlo(wire, name, timeout, where, fallback=False)
     if credentials is not None:
@@ -819,9 +827,10 @@ async def _login(
     user = credentials.username
     username = user.encode()
     password = credentials.password.get_secret_value().encode()
+    plain = base64.b64encode(b"\0" + username + b"\0" + password)
     methods = offered.upper().split()
     if "PLAIN" in methods:
-        wire.write(b"AUTH PLAIN %s\r\n" % base64.b64encode(b"\0" + username + b"\0" + password))
+        wire.write(b"AUTH PLAIN %s\r\n" % plain)
         code, text = await wire.reply(timeout)
     elif "LOGIN" in methods or "CRAM-MD5" in methods:
         login = "LOGIN" in methods
@@ -834,7 +843,13 @@ async def _login(
                 wire.write(base64.b64encode(password) + b"\r\n")
                 code, text = await wire.reply(timeout)
         elif code == 334:
-            challenge = base64.b64decode(text.strip() or "", validate=False)
+            try:
+                challenge = base64.b64decode(text.strip(), validate=True)
+            except ValueError:  # binascii.Error
+                wire.write(b"*\r\n")
+                raise SmtpAuthError(
+                    f"{where} sent a CRAM-MD5 challenge that is not base64: {text[:80]!r}"
+                ) from None
             digest = hmac.new(password, challenge, "md5").hexdigest().encode()
             wire.write(base64.b64encode(username + b" " + digest) + b"\r\n")
             code, text = await wire.reply(timeout)
@@ -847,6 +862,10 @@ async def _login(
         return
     if code == 334:  # it asks for more than these methods send: end the exchange
         wire.write(b"*\r\n")
+    # A server may quote what it refuses: never the password, in any of the forms it went in.
+    for secret in (password, plain, base64.b64encode(password)):
+        if secret:
+            text = text.replace(secret.decode("utf-8", "replace"), "**********")
     if 400 <= code < 500:  # e.g. 454 4.7.0: the server cannot check them now
         raise SmtpConnectError(
             f"{where} could not check the credentials of {user} now: {code} {text}", code=code

@@ -53,6 +53,7 @@ class Wire(asyncio.BufferedProtocol):
         self._tls_out = ssl.MemoryBIO()
         self._shaking: asyncio.Future[None] | None = None  # the handshake waits for bytes
         self._native_tls = False  # TLS by the loop's own layer (see ``start_tls``)
+        self._unsent: list[bytes] = []  # written during a renegotiation, not encrypted yet
         self._buffer = bytearray()
         # Reads land here (``get_buffer``), not in a new 256 KiB bytes object per read (the
         # transports' read size), which glibc's heap trims and grows again: page faults.
@@ -126,8 +127,11 @@ class Wire(asyncio.BufferedProtocol):
             end = WireClosed("the server closed the TLS session")
         except ssl.SSLError as exc:
             end = WireClosed(f"TLS failed: {exc.reason or exc}")
-        if self._tls_out.pending and end is None:  # reading made data to send (key update)
-            self.transport.write(self._tls_out.read())
+        if end is None:
+            if self._unsent:
+                self._send_unsent(tls)
+            elif self._tls_out.pending:  # reading made data to send (key update, handshake)
+                self.transport.write(self._tls_out.read())
         if data and self._closed is None:
             self.data_received(data)
         if end is not None:
@@ -141,6 +145,8 @@ class Wire(asyncio.BufferedProtocol):
         On asyncio's own loop, what comes after is encrypted and decrypted here (its TLS
         transport is Python, and dearer); on a loop with a TLS layer of its own (uvloop's is
         compiled, and cheaper than ours), by that layer (``loop.start_tls``)."""
+        if self.unasked:  # never read as if it had come over TLS (see ``unasked``)
+            raise WireClosed("bytes in the clear before the TLS handshake")
         loop = self._loop
         if type(loop).start_tls is not asyncio.BaseEventLoop.start_tls:
             self._check_open()
@@ -160,15 +166,16 @@ class Wire(asyncio.BufferedProtocol):
                 tls.do_handshake()
                 break
             except ssl.SSLWantReadError:
-                if out.pending:
-                    self.transport.write(out.read())
-                self._check_open()
-                # Bytes come only while we wait here (``buffer_updated`` feeds them in).
-                self._shaking = self._loop.create_future()
-                try:
-                    await self._shaking
-                finally:
-                    self._shaking = None
+                pass  # (not waited on in here: a timeout or loss must not look like TLS's)
+            if out.pending:
+                self.transport.write(out.read())
+            self._check_open()
+            # Bytes come only while we wait here (``buffer_updated`` feeds them in).
+            self._shaking = self._loop.create_future()
+            try:
+                await self._shaking
+            finally:
+                self._shaking = None
         if out.pending:
             self.transport.write(out.read())
         self._tls = tls
@@ -176,19 +183,47 @@ class Wire(asyncio.BufferedProtocol):
             self._decrypt(tls)
 
     @property
+    def unasked(self) -> bool:
+        """Bytes came that no one asked for yet: behind a reply to STARTTLS, bytes in the
+        clear that a man in the middle may have put there (CVE-2011-0411)."""
+        return bool(self._replies or self._buffer or self._lines)
+
+    @property
     def encrypted(self) -> bool:
         return self._tls is not None or self._native_tls
 
     def _send(self, data: bytes | memoryview) -> None:
         tls = self._tls
-        if tls is not None:
+        if tls is None:
+            self.transport.write(data)
+            return
+        if self._unsent:  # behind a renegotiation: after what waits already
+            self._unsent.append(bytes(data))
+            return
+        try:
+            tls.write(data)
+        except ssl.SSLWantReadError:  # a renegotiation (TLS 1.2) needs the server's reply
+            self._unsent.append(bytes(data))
+        except ssl.SSLError as exc:
+            self._fail(WireClosed(f"TLS failed: {exc.reason or exc}"))
+            raise WireClosed(str(self._closed)) from None
+        if self._tls_out.pending:
+            self.transport.write(self._tls_out.read())
+
+    def _send_unsent(self, tls: ssl.SSLObject) -> None:
+        """Encrypt what a renegotiation held back, once reading let it go on."""
+        unsent = self._unsent
+        while unsent:
             try:
-                tls.write(data)
+                tls.write(unsent[0])
+            except ssl.SSLWantReadError:
+                break
             except ssl.SSLError as exc:
                 self._fail(WireClosed(f"TLS failed: {exc.reason or exc}"))
-                raise WireClosed(str(self._closed)) from None
-            data = self._tls_out.read()
-        self.transport.write(data)
+                return
+            del unsent[0]
+        if self._tls_out.pending:
+            self.transport.write(self._tls_out.read())
 
     def close(self) -> None:
         """Close the connection (after TLS's close_notify, if TLS)."""
