@@ -66,10 +66,22 @@ class _Outbox(Generic[T]):
             self._wake(self._putters)
         return item
 
-    async def get(self) -> T:
-        while not self.items:
-            await self._wait(self._getters)
-        return self.get_nowait()
+    def getter(self) -> asyncio.Future[None]:
+        """A future, in line for the next item: await it (then :meth:`give_up` if that
+        raised), and take the item if there is one by then."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        waiter = self._loop.create_future()
+        self._getters.append(waiter)
+        return waiter
+
+    def give_up(self, waiter: asyncio.Future[None]) -> None:
+        """The awaiter of a :meth:`getter` was cancelled: a wake-up it took goes on."""
+        waiter.cancel()
+        with contextlib.suppress(ValueError):
+            self._getters.remove(waiter)
+        if self.items:
+            self._wake(self._getters)
 
     @staticmethod
     def _wake(waiters: deque[asyncio.Future[None]]) -> None:
@@ -79,7 +91,7 @@ class _Outbox(Generic[T]):
                 waiter.set_result(None)
                 return
 
-    async def _wait(self, waiters: deque[asyncio.Future[None]]) -> None:
+    async def _wait(self, waiters: deque[asyncio.Future[None]]) -> None:  # for putters
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         waiter = self._loop.create_future()
@@ -90,8 +102,7 @@ class _Outbox(Generic[T]):
             waiter.cancel()
             with contextlib.suppress(ValueError):
                 waiters.remove(waiter)
-            getting = waiters is self._getters
-            if self.items if getting else len(self.items) < self.maxsize:
+            if len(self.items) < self.maxsize:
                 self._wake(waiters)
             raise
 
@@ -295,7 +306,14 @@ class Pipeline(Generic[In, Out]):
         if self._supervisor is None:
             self._supervisor = asyncio.create_task(self._supervise())
         outbox = self._outbox
-        result = outbox.get_nowait() if outbox.items else await outbox.get()
+        while not outbox.items:  # (no coroutine per wait: one wake-up per result, or fewer)
+            waiter = outbox.getter()
+            try:
+                await waiter
+            except BaseException:
+                outbox.give_up(waiter)
+                raise
+        result = outbox.get_nowait()
         if self._closed:
             raise self._closed_error()
         if result is None:
